@@ -18,7 +18,12 @@ function goEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv 
   return { ...process.env, GOTOOLCHAIN: "local", CGO_ENABLED: "0", GOFLAGS: "-buildvcs=false", ...extra };
 }
 
-async function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
+async function run(
+  command: string,
+  args: readonly string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -34,7 +39,8 @@ async function run(command: string, args: readonly string[], cwd: string, env: N
     );
     child.on("close", (code) => {
       if (code === 0) resolve(stdout);
-      else reject(new Error(`${command} ${args.join(" ")} failed (exit ${code}) in ${cwd}:\n${stderr.trim()}`));
+      else
+        reject(new Error(`${command} ${args.join(" ")} failed (exit ${code}) in ${cwd}:\n${stderr.trim()}`));
     });
   });
 }
@@ -50,7 +56,13 @@ async function checkGo(): Promise<void> {
 }
 
 function buildFlags(peer: { tags?: readonly string[]; ldflags?: readonly string[] }): string[] {
-  const flags = ["build", "-mod=readonly", "-trimpath", "-ldflags", ["-s", "-w", ...(peer.ldflags ?? [])].join(" ")];
+  const flags = [
+    "build",
+    "-mod=readonly",
+    "-trimpath",
+    "-ldflags",
+    ["-s", "-w", ...(peer.ldflags ?? [])].join(" "),
+  ];
   if (peer.tags?.length) flags.push("-tags", peer.tags.join(","));
   return flags;
 }
@@ -122,11 +134,15 @@ async function buildPeer(peer: Peer): Promise<number> {
   }
 }
 
-export async function buildTestbed(options: { only?: readonly string[]; quiet?: boolean } = {}): Promise<void> {
+export async function buildTestbed(
+  options: { only?: readonly string[]; quiet?: boolean } = {},
+): Promise<void> {
   const selected = PEERS.filter((peer) => !options.only || options.only.includes(peer.module));
   const unknown = options.only?.filter((name) => !PEERS.some((peer) => peer.module === name)) ?? [];
   if (unknown.length > 0) {
-    throw new Error(`unknown test-bed peer ${unknown.join(", ")}; known: ${PEERS.map((p) => p.module).join(", ")}`);
+    throw new Error(
+      `unknown test-bed peer ${unknown.join(", ")}; known: ${PEERS.map((p) => p.module).join(", ")}`,
+    );
   }
   const missing = selected.filter((peer) => !isBuilt(peer));
   if (missing.length === 0) {

@@ -96,7 +96,9 @@ export const PEERS: readonly Peer[] = [
     },
     binaries: { flux: "./cmd/flux" },
     // flux embeds generated install manifests that are not in the module zip; the artifact commands never read them.
-    placeholders: { "cmd/flux/manifests/placeholder.yaml": "# install manifests are not part of the test bed\n" },
+    placeholders: {
+      "cmd/flux/manifests/placeholder.yaml": "# install manifests are not part of the test bed\n",
+    },
     ldflags: ["-X main.VERSION=2.9.5"],
   },
 ];

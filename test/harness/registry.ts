@@ -1,0 +1,141 @@
+// Real OCI registries on 127.0.0.1: zot (serves the referrers API) and the CNCF distribution registry (does not),
+// optionally with htpasswd auth and TLS from a CA generated for the test.
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import bcrypt from "bcryptjs";
+import { binary } from "./binaries.ts";
+import { probe } from "./http.ts";
+import { createServingCertificate } from "./pki.ts";
+import { freePort, type ManagedProcess, startProcess, waitUntil } from "./processes.ts";
+
+export type RegistryKind = "zot" | "distribution";
+
+export interface RegistryOptions {
+  readonly kind: RegistryKind;
+  readonly auth?: "htpasswd";
+  readonly tls?: boolean;
+  readonly keepDir?: boolean;
+}
+
+export interface Registry {
+  readonly kind: RegistryKind;
+  /** host:port, as used in references: `${host}/repo:tag`. */
+  readonly host: string;
+  /** Base URL including scheme, e.g. http://127.0.0.1:5000. */
+  readonly url: string;
+  readonly tls: boolean;
+  /** PEM CA bundle that verifies the registry's certificate, when TLS is on. */
+  readonly caFile?: string;
+  /** Present when auth is on. */
+  readonly credentials?: { readonly username: string; readonly password: string };
+  /** Whether this registry implements the OCI 1.1 referrers API. */
+  readonly referrersApi: boolean;
+  readonly dir: string;
+  stop(): Promise<void>;
+}
+
+interface Launch {
+  readonly port: number;
+  readonly dir: string;
+  readonly htpasswd?: string;
+  readonly cert?: { certFile: string; keyFile: string };
+}
+
+function launchZot(launch: Launch): ManagedProcess {
+  return startProcess("zot", binary("zot"), ["serve", join(launch.dir, "zot.json")], {
+    logFile: join(launch.dir, "zot.log"),
+  });
+}
+
+function launchDistribution(launch: Launch): ManagedProcess {
+  return startProcess("registry", binary("registry"), ["serve", join(launch.dir, "registry.json")], {
+    logFile: join(launch.dir, "registry.log"),
+    // distribution exports traces to localhost:4318 by default; nothing listens there.
+    env: { OTEL_TRACES_EXPORTER: "none", OTEL_SDK_DISABLED: "true" },
+  });
+}
+
+async function writeConfig(kind: RegistryKind, launch: Launch): Promise<void> {
+  if (kind === "zot") {
+    const config = {
+      distSpecVersion: "1.0.1",
+      storage: { rootDirectory: join(launch.dir, "storage"), gc: false, dedupe: false },
+      http: {
+        address: "127.0.0.1",
+        port: String(launch.port),
+        realm: "ferry-testbed",
+        ...(launch.htpasswd ? { auth: { htpasswd: { path: launch.htpasswd }, failDelay: 0 } } : {}),
+        ...(launch.cert ? { tls: { cert: launch.cert.certFile, key: launch.cert.keyFile } } : {}),
+      },
+      log: { level: "error" },
+    };
+    await writeFile(join(launch.dir, "zot.json"), JSON.stringify(config, null, 2));
+    return;
+  }
+  // distribution reads YAML; JSON is valid YAML.
+  const config = {
+    version: 0.1,
+    log: { level: "warn", accesslog: { disabled: true } },
+    storage: { filesystem: { rootdirectory: join(launch.dir, "storage") }, delete: { enabled: true } },
+    http: {
+      addr: `127.0.0.1:${launch.port}`,
+      secret: randomBytes(16).toString("hex"),
+      ...(launch.cert ? { tls: { certificate: launch.cert.certFile, key: launch.cert.keyFile } } : {}),
+    },
+    ...(launch.htpasswd ? { auth: { htpasswd: { realm: "ferry-testbed", path: launch.htpasswd } } } : {}),
+  };
+  await writeFile(join(launch.dir, "registry.json"), JSON.stringify(config, null, 2));
+}
+
+export async function startRegistry(options: RegistryOptions): Promise<Registry> {
+  const dir = await mkdtemp(join(tmpdir(), `ferry-${options.kind}-`));
+  await mkdir(join(dir, "storage"));
+  let process: ManagedProcess | undefined;
+  const stop = async () => {
+    await process?.stop();
+    if (!options.keepDir) await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    let credentials: Registry["credentials"];
+    let htpasswd: string | undefined;
+    if (options.auth === "htpasswd") {
+      credentials = { username: "ferry", password: randomBytes(12).toString("hex") };
+      htpasswd = join(dir, "htpasswd");
+      // Both registries accept bcrypt only; cost 5 keeps per-request verification cheap.
+      await writeFile(htpasswd, `${credentials.username}:${bcrypt.hashSync(credentials.password, 5)}\n`);
+    }
+    const cert = options.tls ? await createServingCertificate(dir, `ferry-${options.kind}`) : undefined;
+    const ca = cert ? await readFile(cert.caFile) : undefined;
+
+    const port = await freePort();
+    const launch: Launch = { port, dir, ...(htpasswd ? { htpasswd } : {}), ...(cert ? { cert } : {}) };
+    await writeConfig(options.kind, launch);
+    process = options.kind === "zot" ? launchZot(launch) : launchDistribution(launch);
+
+    const scheme = options.tls ? "https" : "http";
+    const host = `127.0.0.1:${port}`;
+    const url = `${scheme}://${host}`;
+    // /v2/ answers 200, or 401 when auth is on: either means the registry is serving.
+    await waitUntil(
+      `${options.kind} at ${url}/v2/`,
+      async () => [200, 401].includes((await probe(`${url}/v2/`, ca ? { ca } : {})).status),
+      { timeoutMs: 30_000, process },
+    );
+    return {
+      kind: options.kind,
+      host,
+      url,
+      tls: Boolean(options.tls),
+      ...(cert ? { caFile: cert.caFile } : {}),
+      ...(credentials ? { credentials } : {}),
+      referrersApi: options.kind === "zot",
+      dir,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
