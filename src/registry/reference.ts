@@ -17,8 +17,8 @@ export interface Reference {
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const HOST =
-  /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$/;
+const HOST
+  = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$/;
 const MAX_REPOSITORY_LENGTH = 255;
 
 function fail(input: string, reason: string): never {
@@ -28,10 +28,10 @@ function fail(input: string, reason: string): never {
 /** A first path component is a registry host when it looks like one (has a dot or port, or is localhost). */
 function looksLikeHost(component: string): boolean {
   return (
-    component.includes(".") ||
-    component.includes(":") ||
-    component.startsWith("[") ||
-    component === "localhost"
+    component.includes(".")
+    || component.includes(":")
+    || component.startsWith("[")
+    || component === "localhost"
   );
 }
 

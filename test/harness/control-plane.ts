@@ -253,7 +253,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
                 "node",
                 FAKE_NODE_NAME,
                 "-o",
-                'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
               ])
             ).trim() === "True",
           { timeoutMs: remaining(), intervalMs: 250 },

@@ -67,10 +67,10 @@ describe("parseReference", () => {
       assert.throws(
         () => parseReference(input, { requireScheme: true }),
         (error: unknown) =>
-          error instanceof InvalidReferenceError &&
-          error.disposition === "stall" &&
-          error.message.includes(input) &&
-          message.test(error.message),
+          error instanceof InvalidReferenceError
+          && error.disposition === "stall"
+          && error.message.includes(input)
+          && message.test(error.message),
       );
     });
   }
