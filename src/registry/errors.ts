@@ -11,3 +11,56 @@ export class InvalidReferenceError extends FerryError {
     this.input = input;
   }
 }
+
+/** Credentials were missing, wrong or expired (HTTP 401 after authenticating). Flux retries these too. */
+export class AuthenticationError extends FerryError {
+  readonly code = "AUTHENTICATION_FAILED";
+  readonly disposition: Disposition = "retry";
+}
+
+/** The registry understood who we are and said no (HTTP 403). */
+export class AccessDeniedError extends FerryError {
+  readonly code = "ACCESS_DENIED";
+  readonly disposition: Disposition = "retry";
+}
+
+export class NotFoundError extends FerryError {
+  readonly code = "NOT_FOUND";
+  readonly disposition: Disposition = "retry";
+}
+
+/** Content did not match its digest or declared size: tampering, corruption or a truncated transfer. */
+export class IntegrityError extends FerryError {
+  readonly code = "INTEGRITY";
+  readonly disposition: Disposition = "retry";
+}
+
+/** Content exceeds a configured limit; retrying fetches the same oversized content. */
+export class LimitExceededError extends FerryError {
+  readonly code = "LIMIT_EXCEEDED";
+  readonly disposition: Disposition = "stall";
+}
+
+/** The registry answered with an error status we do not map to something more specific. */
+export class RegistryResponseError extends FerryError {
+  readonly code = "REGISTRY_ERROR";
+  readonly disposition: Disposition = "retry";
+  readonly status: number;
+
+  constructor(message: string, status: number, options?: ErrorOptions) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
+/** Connection, TLS or timeout failures, after retries. */
+export class TransportError extends FerryError {
+  readonly code = "TRANSPORT";
+  readonly disposition: Disposition = "retry";
+}
+
+/** Registry configuration that cannot work: unreadable CA file, bad --creds, a credential helper that fails. */
+export class RegistryConfigError extends FerryError {
+  readonly code = "REGISTRY_CONFIG";
+  readonly disposition: Disposition = "stall";
+}

@@ -1,0 +1,71 @@
+// Flag parsing shared by commands: node:util parseArgs in strict mode, with usage errors that exit 2, and the
+// registry flags every artifact command takes (named as flux and oras name them).
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { ClientOptions } from "../src/registry/client.ts";
+import { credentialChain } from "../src/registry/credentials.ts";
+import { UsageError } from "./errors.ts";
+
+export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
+
+export const REGISTRY_OPTIONS = {
+  creds: { type: "string" },
+  "insecure-registry": { type: "boolean" },
+  "ca-file": { type: "string" },
+  "cert-file": { type: "string" },
+  "key-file": { type: "string" },
+  timeout: { type: "string" },
+} as const satisfies OptionSpec;
+
+export function parse<T extends OptionSpec>(args: readonly string[], options: T) {
+  try {
+    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** Go-style durations as flux takes them: 90s, 5m, 1h30m, 250ms. */
+export function parseDuration(value: string, flag: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((part) => part[0]).join("") !== value) {
+    throw new UsageError(`${flag} must be a duration such as 30s, 5m or 1h30m, not "${value}"`);
+  }
+  return parts.reduce((total, part) => total + Number(part[1]) * (units[part[2] ?? "s"] ?? 1000), 0);
+}
+
+export interface RegistryFlagValues {
+  creds?: string;
+  "insecure-registry"?: boolean;
+  "ca-file"?: string;
+  "cert-file"?: string;
+  "key-file"?: string;
+  timeout?: string;
+}
+
+export function clientOptions(values: RegistryFlagValues, onRetry?: ClientOptions["onRetry"]): ClientOptions {
+  if ((values["cert-file"] === undefined) !== (values["key-file"] === undefined)) {
+    throw new UsageError("--cert-file and --key-file must be given together");
+  }
+  return {
+    insecure: values["insecure-registry"] ?? false,
+    credentials: credentialChain(values.creds !== undefined ? { creds: values.creds } : {}),
+    userAgent: "ferry",
+    ...(values["ca-file"] ? { caFile: values["ca-file"] } : {}),
+    ...(values["cert-file"] ? { certFile: values["cert-file"] } : {}),
+    ...(values["key-file"] ? { keyFile: values["key-file"] } : {}),
+    ...(onRetry ? { onRetry } : {}),
+  };
+}
+
+/** An AbortSignal for the whole command, from --timeout (default 5m, as flux). */
+export function timeoutSignal(values: RegistryFlagValues): AbortSignal {
+  return AbortSignal.timeout(parseDuration(values.timeout ?? "5m", "--timeout"));
+}
+
+export function requireOne(positionals: readonly string[], what: string): string {
+  if (positionals.length !== 1 || !positionals[0]) {
+    throw new UsageError(`expected exactly one ${what}, got ${positionals.length === 0 ? "none" : positionals.join(" ")}`);
+  }
+  return positionals[0];
+}

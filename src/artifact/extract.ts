@@ -1,0 +1,201 @@
+// Safe extraction shared by the CLI and the controller: entries that would escape the root (`..`, absolute
+// paths, links pointing out), devices, and archives over a size or file-count limit are refused, and a refused or
+// failed archive leaves nothing behind.
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
+import { dirname, join, posix } from "node:path";
+import { pipeline as chain, Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import { Parser, type ReadEntry } from "tar";
+import { UnsafeArchiveError } from "./errors.ts";
+
+export interface ExtractLimits {
+  /** Total bytes of file content, and of the decompressed stream (a gzip bomb trips this). */
+  readonly maxBytes: number;
+  readonly maxEntries: number;
+}
+
+export const DEFAULT_EXTRACT_LIMITS: ExtractLimits = { maxBytes: 512 * 1024 * 1024, maxEntries: 50_000 };
+
+export interface ExtractResult {
+  readonly files: number;
+  readonly directories: number;
+  readonly bytes: number;
+  /** Links inside the root are skipped, as Flux skips them; their paths are reported. */
+  readonly skippedLinks: readonly string[];
+}
+
+/** Normalises an entry path, refusing absolute and escaping ones. Returns undefined for the root itself. */
+export function safeEntryPath(path: string): string | undefined {
+  if (path.includes("\0")) throw new UnsafeArchiveError(`archive entry ${JSON.stringify(path)} contains a NUL byte`);
+  if (path.startsWith("/") || /^[A-Za-z]:/.test(path) || path.includes("\\")) {
+    throw new UnsafeArchiveError(`archive entry ${JSON.stringify(path)} is an absolute or Windows path`);
+  }
+  const parts = path.split("/").filter((part) => part !== "" && part !== ".");
+  if (parts.includes("..")) throw new UnsafeArchiveError(`archive entry ${JSON.stringify(path)} escapes the extraction root`);
+  return parts.length === 0 ? undefined : parts.join("/");
+}
+
+function linkStaysInside(entryPath: string, linkTarget: string): boolean {
+  if (linkTarget.startsWith("/")) return false;
+  const resolved = posix.normalize(posix.join(posix.dirname(entryPath), linkTarget));
+  return resolved !== ".." && !resolved.startsWith("../");
+}
+
+function isGzip(chunk: Buffer): boolean {
+  return chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
+}
+
+/** Counts decompressed bytes and fails the stream once it passes the limit. */
+function byteLimit(limit: number): Transform {
+  let total = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      total += chunk.length;
+      if (total > limit) {
+        callback(new UnsafeArchiveError(`archive expands to more than ${limit} bytes`));
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+}
+
+/** Moves the staged tree into `destination`, replacing same-named entries. */
+async function publish(staging: string, destination: string): Promise<void> {
+  for (const name of await readdir(staging)) {
+    const target = join(destination, name);
+    await rm(target, { recursive: true, force: true });
+    await rename(join(staging, name), target);
+  }
+}
+
+/**
+ * Extracts a tar or tar+gzip stream into `destination` (created if missing). Content is staged in a hidden
+ * directory inside `destination` and published only when the whole archive was read and accepted.
+ */
+export async function extractArchive(
+  input: Readable,
+  destination: string,
+  limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
+): Promise<ExtractResult> {
+  await mkdir(destination, { recursive: true });
+  const staging = await mkdtemp(join(destination, ".ferry-extract-"));
+  const result = { files: 0, directories: 0, bytes: 0, skippedLinks: [] as string[] };
+  try {
+    const parser = new Parser({ strict: true });
+    const writes: Promise<void>[] = [];
+    let failure: Error | undefined;
+    const fail = (error: Error) => {
+      failure ??= error;
+      parser.abort(error);
+    };
+
+    parser.on("entry", (entry: ReadEntry) => {
+      try {
+        if (failure) {
+          entry.resume();
+          return;
+        }
+        if (result.files + result.directories + 1 > limits.maxEntries) {
+          throw new UnsafeArchiveError(`archive has more than ${limits.maxEntries} entries`);
+        }
+        const path = safeEntryPath(entry.path);
+        switch (entry.type) {
+          case "Directory": {
+            if (path) {
+              result.directories++;
+              writes.push(mkdir(join(staging, path), { recursive: true, mode: 0o755 }).then(() => undefined));
+            }
+            entry.resume();
+            return;
+          }
+          case "File":
+          case "OldFile":
+          case "ContiguousFile": {
+            if (!path) throw new UnsafeArchiveError("archive has a file entry for its root directory");
+            result.files++;
+            result.bytes += entry.size;
+            if (result.bytes > limits.maxBytes) {
+              throw new UnsafeArchiveError(`archive content is larger than ${limits.maxBytes} bytes`);
+            }
+            const target = join(staging, path);
+            const mode = (entry.mode ?? 0o644) & 0o111 ? 0o755 : 0o644;
+            writes.push(
+              mkdir(dirname(target), { recursive: true })
+                .then(() => pipeline(entry, createWriteStream(target, { mode })))
+                .catch((error: Error) => fail(error)),
+            );
+            return;
+          }
+          case "SymbolicLink":
+          case "Link": {
+            const target = entry.linkpath ?? "";
+            if (!path || !linkStaysInside(path, target)) {
+              throw new UnsafeArchiveError(`archive entry ${JSON.stringify(entry.path)} links to ${JSON.stringify(target)}, outside the extraction root`);
+            }
+            result.skippedLinks.push(path);
+            entry.resume();
+            return;
+          }
+          case "CharacterDevice":
+          case "BlockDevice":
+          case "FIFO":
+            throw new UnsafeArchiveError(`archive entry ${JSON.stringify(entry.path)} is a ${entry.type}; only files and directories are extracted`);
+          default:
+            entry.resume();
+        }
+      } catch (error) {
+        entry.resume();
+        fail(error as Error);
+      }
+    });
+
+    const parsed = new Promise<void>((resolve, reject) => {
+      parser.on("error", (error: Error) => reject(failure ?? error));
+      parser.on("abort", (error: Error) => reject(failure ?? error));
+      parser.on("warn", (code: string, message: string | Error) => {
+        fail(new UnsafeArchiveError(`archive is malformed (${code}): ${message instanceof Error ? message.message : message}`));
+      });
+      parser.on("end", () => resolve());
+    });
+
+    const first: Buffer[] = [];
+    const iterator = input[Symbol.asyncIterator]();
+    const head = await iterator.next();
+    if (!head.done) first.push(head.value as Buffer);
+    const gzipped = first[0] ? isGzip(first[0]) : false;
+    async function* replay() {
+      yield* first;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value as Buffer;
+      }
+    }
+    const limit = byteLimit(limits.maxBytes + 1024 * 1024);
+    // Errors anywhere in the chain destroy the last stream, so the loop below sees them.
+    const ignore = () => undefined;
+    const decoded = gzipped ? chain(Readable.from(replay()), createGunzip(), limit, ignore) : chain(Readable.from(replay()), limit, ignore);
+    const feed = async () => {
+      try {
+        for await (const chunk of decoded as AsyncIterable<Buffer>) {
+          if (failure) break;
+          if (!parser.write(chunk)) await new Promise((resolve) => parser.once("drain", resolve));
+        }
+        parser.end();
+      } catch (error) {
+        const cause = error as Error;
+        fail(cause instanceof UnsafeArchiveError ? cause : new UnsafeArchiveError(`archive cannot be read: ${cause.message}`, { cause }));
+      }
+    };
+    await Promise.all([feed(), parsed.catch(() => undefined)]);
+    await Promise.all(writes);
+    if (failure) throw failure;
+    await publish(staging, destination);
+    return result;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}

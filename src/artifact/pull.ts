@@ -1,0 +1,99 @@
+// Pulling an artifact: resolve to a digest, fetch the manifest by that digest, download the content layer to a
+// temporary file verified against its digest, and only then extract it safely.
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RegistryClient } from "../registry/client.ts";
+import { type Descriptor, DOCKER_MANIFEST, type ImageManifest, OCI_MANIFEST } from "../registry/oci.ts";
+import { formatReference, type Reference, withDigest } from "../registry/reference.ts";
+import { ArtifactFormatError } from "./errors.ts";
+import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractResult, extractArchive } from "./extract.ts";
+import { ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONTENT_MEDIA_TYPE } from "./format.ts";
+
+export interface ArtifactInfo {
+  readonly reference: Reference;
+  readonly digest: string;
+  readonly manifest: ImageManifest;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly source?: string;
+  readonly revision?: string;
+}
+
+export interface PullOptions {
+  readonly limits?: ExtractLimits;
+  /** Pick the layer with this media type; default: the Flux content layer, else the first layer (as Flux does). */
+  readonly layerMediaType?: string;
+  readonly onProgress?: (event: { phase: "layer"; transferred: number; total: number }) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface PullResult extends ArtifactInfo {
+  readonly layer: Descriptor;
+  readonly extracted: ExtractResult;
+}
+
+export function parseImageManifest(bytes: Buffer, reference: Reference): ImageManifest {
+  let manifest: ImageManifest & { manifests?: unknown };
+  try {
+    manifest = JSON.parse(bytes.toString("utf8"));
+  } catch (error) {
+    throw new ArtifactFormatError(`manifest of ${formatReference(reference)} is not JSON`, { cause: error });
+  }
+  const mediaType = manifest.mediaType ?? OCI_MANIFEST;
+  if (manifest.manifests !== undefined || (mediaType !== OCI_MANIFEST && mediaType !== DOCKER_MANIFEST)) {
+    throw new ArtifactFormatError(`${formatReference(reference)} is ${mediaType}, not an artifact (image manifest)`);
+  }
+  if (!Array.isArray(manifest.layers) || manifest.layers.length === 0) {
+    throw new ArtifactFormatError(`${formatReference(reference)} has no layers`);
+  }
+  return manifest;
+}
+
+/** Resolves a reference and reads its manifest by digest. */
+export async function inspectArtifact(client: RegistryClient, reference: Reference, signal?: AbortSignal): Promise<ArtifactInfo> {
+  const digest = reference.digest ?? (await client.resolve(reference, signal)).digest;
+  const pinned = withDigest(reference, digest);
+  const { bytes } = await client.fetchManifest(pinned, signal);
+  const manifest = parseImageManifest(bytes, reference);
+  const annotations = manifest.annotations ?? {};
+  return {
+    reference: { ...pinned, ...(reference.tag !== undefined ? { tag: reference.tag } : {}) },
+    digest,
+    manifest,
+    annotations,
+    ...(annotations[ANNOTATION_SOURCE] !== undefined ? { source: annotations[ANNOTATION_SOURCE] } : {}),
+    ...(annotations[ANNOTATION_REVISION] !== undefined ? { revision: annotations[ANNOTATION_REVISION] } : {}),
+  };
+}
+
+export function selectLayer(manifest: ImageManifest, mediaType?: string): Descriptor {
+  const wanted = mediaType ?? FLUX_CONTENT_MEDIA_TYPE;
+  const layer = manifest.layers.find((candidate) => candidate.mediaType === wanted) ?? (mediaType ? undefined : manifest.layers[0]);
+  if (!layer) throw new ArtifactFormatError(`artifact has no layer of media type ${wanted}`);
+  return layer;
+}
+
+export async function pullArtifact(
+  client: RegistryClient,
+  reference: Reference,
+  output: string,
+  options: PullOptions = {},
+): Promise<PullResult> {
+  const info = await inspectArtifact(client, reference, options.signal);
+  const layer = selectLayer(info.manifest, options.layerMediaType);
+  const limits = options.limits ?? DEFAULT_EXTRACT_LIMITS;
+  const scratch = await mkdtemp(join(tmpdir(), "ferry-pull-"));
+  try {
+    const blob = join(scratch, "layer");
+    await client.fetchBlobToFile(reference.registry, reference.repository, layer, blob, {
+      maxBytes: limits.maxBytes,
+      onProgress: (transferred) => options.onProgress?.({ phase: "layer", transferred, total: layer.size }),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const extracted = await extractArchive(createReadStream(blob), output, limits);
+    return { ...info, layer, extracted };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}

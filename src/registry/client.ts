@@ -1,0 +1,397 @@
+// The OCI distribution client: manifests, blobs, tags and referrers, with every byte checked against its digest.
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { IntegrityError, LimitExceededError, NotFoundError } from "./errors.ts";
+import { type RegistryHttp as Http, RegistryHttp, type RegistryResponse, type TransportOptions } from "./http.ts";
+import { type Descriptor, digestOf, type ImageIndex, MANIFEST_MEDIA_TYPES, OCI_INDEX } from "./oci.ts";
+import { formatReference, type Reference } from "./reference.ts";
+
+export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Blobs above this size are uploaded in chunks so a proxy's request-size limit cannot refuse them. */
+export const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
+
+export interface ClientOptions extends TransportOptions {
+  readonly maxManifestBytes?: number;
+  readonly chunkBytes?: number;
+}
+
+/** Blob content that can be read again from any offset, so failed requests can be retried. */
+export interface BlobSource {
+  readonly size: number;
+  open(start?: number, end?: number): Readable;
+}
+
+export function blobFromBuffer(bytes: Buffer): BlobSource {
+  return { size: bytes.length, open: (start = 0, end = bytes.length) => Readable.from([bytes.subarray(start, end)]) };
+}
+
+export function blobFromFile(path: string, size: number): BlobSource {
+  return {
+    size,
+    open: (start = 0, end = size) => (end > start ? createReadStream(path, { start, end: end - 1 }) : Readable.from([])),
+  };
+}
+
+export type ProgressCallback = (transferredBytes: number) => void;
+
+export interface FetchedManifest {
+  readonly bytes: Buffer;
+  readonly descriptor: Descriptor;
+}
+
+function header(response: RegistryResponse, name: string): string | undefined {
+  const value = response.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Reads a body fully, refusing it once it passes `limit` bytes. */
+async function readLimited(response: RegistryResponse, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(header(response, "content-length") ?? Number.NaN);
+  if (declared > limit) {
+    await response.body.dump();
+    throw new LimitExceededError(`${what} is ${declared} bytes, over the ${limit}-byte limit`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      response.body.destroy();
+      throw new LimitExceededError(`${what} is over the ${limit}-byte limit`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function repositoryScope(repository: string, push = false): string {
+  return `repository:${repository}:${push ? "pull,push" : "pull"}`;
+}
+
+export class RegistryClient {
+  readonly #options: ClientOptions;
+  readonly #connections = new Map<string, Http>();
+
+  constructor(options: ClientOptions = {}) {
+    this.#options = options;
+  }
+
+  http(registry: string): Http {
+    let http = this.#connections.get(registry);
+    if (!http) {
+      http = new RegistryHttp(registry, this.#options);
+      this.#connections.set(registry, http);
+    }
+    return http;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#connections.values()].map((http) => http.close()));
+  }
+
+  /** Resolves a tag or digest to the manifest's descriptor with one HEAD request (a GET if the registry is mute). */
+  async resolve(reference: Reference, signal?: AbortSignal): Promise<Descriptor> {
+    const http = this.http(reference.registry);
+    const target = reference.digest ?? reference.tag ?? "latest";
+    const response = await http.send({
+      method: "HEAD",
+      url: `/v2/${reference.repository}/manifests/${target}`,
+      scopes: [repositoryScope(reference.repository)],
+      headers: { accept: MANIFEST_MEDIA_TYPES.join(", ") },
+      ...(signal ? { signal } : {}),
+    });
+    await response.body.dump();
+    if (response.statusCode === 404) throw new NotFoundError(`manifest ${formatReference(reference)} not found`);
+    if (response.statusCode !== 200) return http.fail(response, `resolving ${formatReference(reference)}`);
+    const digest = header(response, "docker-content-digest");
+    const mediaType = header(response, "content-type");
+    const size = Number(header(response, "content-length"));
+    if (!digest || !mediaType || Number.isNaN(size)) return (await this.fetchManifest(reference, signal)).descriptor;
+    if (reference.digest && digest !== reference.digest) {
+      throw new IntegrityError(`registry answered digest ${digest} for ${formatReference(reference)}`);
+    }
+    return { mediaType: mediaType.split(";")[0]?.trim() ?? mediaType, digest, size };
+  }
+
+  /** Fetches a manifest and verifies it against the requested digest, or the registry's Docker-Content-Digest. */
+  async fetchManifest(reference: Reference, signal?: AbortSignal): Promise<FetchedManifest> {
+    const http = this.http(reference.registry);
+    const target = reference.digest ?? reference.tag ?? "latest";
+    const response = await http.send({
+      method: "GET",
+      url: `/v2/${reference.repository}/manifests/${target}`,
+      scopes: [repositoryScope(reference.repository)],
+      headers: { accept: MANIFEST_MEDIA_TYPES.join(", ") },
+      ...(signal ? { signal } : {}),
+    });
+    if (response.statusCode === 404) {
+      await response.body.dump();
+      throw new NotFoundError(`manifest ${formatReference(reference)} not found`);
+    }
+    if (response.statusCode !== 200) return http.fail(response, `fetching manifest ${formatReference(reference)}`);
+    const limit = this.#options.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
+    const bytes = await readLimited(response, limit, `manifest ${formatReference(reference)}`);
+    const expected = reference.digest ?? header(response, "docker-content-digest");
+    const digest = digestOf(bytes, expected ?? "sha256:");
+    if (expected && digest !== expected) {
+      const source = reference.digest ? "the requested digest" : "the registry's Docker-Content-Digest";
+      throw new IntegrityError(`manifest ${formatReference(reference)} has digest ${digest}, not ${source} ${expected}`);
+    }
+    let mediaType = header(response, "content-type")?.split(";")[0]?.trim();
+    try {
+      mediaType = (JSON.parse(bytes.toString("utf8")) as { mediaType?: string }).mediaType ?? mediaType;
+    } catch (error) {
+      throw new IntegrityError(`manifest ${formatReference(reference)} is not valid JSON`, { cause: error });
+    }
+    return { bytes, descriptor: { mediaType: mediaType ?? "application/octet-stream", digest, size: bytes.length } };
+  }
+
+  /** Stores a manifest under a tag (or by digest) and returns its digest, checked against the registry's answer. */
+  async pushManifest(reference: Reference, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<string> {
+    const http = this.http(reference.registry);
+    const digest = digestOf(bytes, "sha256:");
+    const target = reference.tag ?? reference.digest ?? digest;
+    const response = await http.send({
+      method: "PUT",
+      url: `/v2/${reference.repository}/manifests/${target}`,
+      scopes: [repositoryScope(reference.repository, true)],
+      headers: { "content-type": mediaType },
+      body: bytes,
+      ...(signal ? { signal } : {}),
+    });
+    if (response.statusCode !== 201 && response.statusCode !== 200) {
+      return http.fail(response, `pushing manifest ${formatReference(reference)}`);
+    }
+    await response.body.dump();
+    const answered = header(response, "docker-content-digest");
+    if (answered && answered !== digest) {
+      throw new IntegrityError(`registry stored manifest ${formatReference(reference)} as ${answered}, expected ${digest}`);
+    }
+    return digest;
+  }
+
+  /** The size of a blob the repository already has, or undefined. */
+  async blobSize(registry: string, repository: string, digest: string, signal?: AbortSignal): Promise<number | undefined> {
+    const http = this.http(registry);
+    const response = await http.send({
+      method: "HEAD",
+      url: `/v2/${repository}/blobs/${digest}`,
+      scopes: [repositoryScope(repository)],
+      ...(signal ? { signal } : {}),
+    });
+    await response.body.dump();
+    if (response.statusCode === 404) return undefined;
+    if (response.statusCode !== 200) return http.fail(response, `checking blob ${digest} in ${repository}`);
+    return Number(header(response, "content-length") ?? Number.NaN);
+  }
+
+  /**
+   * Uploads a blob unless the repository has it: mounts from `mountFrom` when given, else uploads monolithically,
+   * or in chunks above the chunk size.
+   */
+  async pushBlob(
+    registry: string,
+    repository: string,
+    digest: string,
+    source: BlobSource,
+    options: { mountFrom?: string; onProgress?: ProgressCallback; signal?: AbortSignal } = {},
+  ): Promise<"exists" | "mounted" | "uploaded"> {
+    const signal = options.signal ? { signal: options.signal } : {};
+    if ((await this.blobSize(registry, repository, digest, options.signal)) !== undefined) {
+      options.onProgress?.(source.size);
+      return "exists";
+    }
+    const http = this.http(registry);
+    const scopes = [repositoryScope(repository, true)];
+    let startUrl = `/v2/${repository}/blobs/uploads/`;
+    if (options.mountFrom && options.mountFrom !== repository) {
+      startUrl += `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(options.mountFrom)}`;
+      scopes.push(repositoryScope(options.mountFrom));
+    }
+    const started = await http.send({ method: "POST", url: startUrl, scopes, ...signal, headers: { "content-length": "0" } });
+    await started.body.dump();
+    if (started.statusCode === 201) {
+      options.onProgress?.(source.size);
+      return "mounted";
+    }
+    if (started.statusCode !== 202) return http.fail(started, `starting upload of ${digest} to ${repository}`);
+    let location = new URL(header(started, "location") ?? "", http.baseUrl);
+
+    const chunkBytes = this.#options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    let offset = 0;
+    if (source.size > chunkBytes) {
+      while (offset < source.size) {
+        const end = Math.min(source.size, offset + chunkBytes);
+        const start = offset;
+        const patched = await http.send({
+          method: "PATCH",
+          url: location.href,
+          scopes,
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-range": `${start}-${end - 1}`,
+            "content-length": String(end - start),
+          },
+          body: () => source.open(start, end),
+          ...signal,
+        });
+        await patched.body.dump();
+        if (patched.statusCode !== 202) return http.fail(patched, `uploading ${digest} bytes ${start}-${end - 1}`);
+        location = new URL(header(patched, "location") ?? location.href, http.baseUrl);
+        offset = end;
+        options.onProgress?.(offset);
+      }
+    }
+    location.searchParams.set("digest", digest);
+    const remaining = source.size - offset;
+    const finished = await http.send({
+      method: "PUT",
+      url: location.href,
+      scopes,
+      headers: { "content-type": "application/octet-stream", "content-length": String(remaining) },
+      body: () => source.open(offset, source.size),
+      ...signal,
+    });
+    if (finished.statusCode !== 201) return http.fail(finished, `finishing upload of ${digest} to ${repository}`);
+    await finished.body.dump();
+    options.onProgress?.(source.size);
+    return "uploaded";
+  }
+
+  async #openBlob(registry: string, repository: string, descriptor: Descriptor, signal?: AbortSignal) {
+    const http = this.http(registry);
+    const response = await http.send({
+      method: "GET",
+      url: `/v2/${repository}/blobs/${descriptor.digest}`,
+      scopes: [repositoryScope(repository)],
+      ...(signal ? { signal } : {}),
+    });
+    if (response.statusCode === 404) {
+      await response.body.dump();
+      throw new NotFoundError(`blob ${descriptor.digest} not found in ${registry}/${repository}`);
+    }
+    if (response.statusCode !== 200) return http.fail(response, `fetching blob ${descriptor.digest}`);
+    return response;
+  }
+
+  /** Reads a small blob (a config) into memory, verified. */
+  async fetchBlobBytes(registry: string, repository: string, descriptor: Descriptor, limit: number, signal?: AbortSignal) {
+    if (descriptor.size > limit) throw new LimitExceededError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${limit}-byte limit`);
+    const response = await this.#openBlob(registry, repository, descriptor, signal);
+    const bytes = await readLimited(response, limit, `blob ${descriptor.digest}`);
+    if (bytes.length !== descriptor.size) {
+      throw new IntegrityError(`blob ${descriptor.digest} is ${bytes.length} bytes, the manifest says ${descriptor.size}`);
+    }
+    const digest = digestOf(bytes, descriptor.digest);
+    if (digest !== descriptor.digest) throw new IntegrityError(`blob ${descriptor.digest} has digest ${digest}`);
+    return bytes;
+  }
+
+  /**
+   * Streams a blob to `destination`, verifying size and digest; the file appears only once verified, and
+   * nothing is left behind on failure.
+   */
+  async fetchBlobToFile(
+    registry: string,
+    repository: string,
+    descriptor: Descriptor,
+    destination: string,
+    options: { maxBytes?: number; onProgress?: ProgressCallback; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (options.maxBytes !== undefined && descriptor.size > options.maxBytes) {
+      throw new LimitExceededError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${options.maxBytes}-byte limit`);
+    }
+    const response = await this.#openBlob(registry, repository, descriptor, options.signal);
+    const algorithm = descriptor.digest.split(":")[0] ?? "sha256";
+    const hash = createHash(algorithm);
+    let received = 0;
+    const verify = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        received += chunk.length;
+        if (received > descriptor.size) {
+          callback(new IntegrityError(`blob ${descriptor.digest} is longer than the ${descriptor.size} bytes the manifest says`));
+          return;
+        }
+        hash.update(chunk);
+        options.onProgress?.(received);
+        callback(null, chunk);
+      },
+    });
+    const partial = `${destination}.partial`;
+    try {
+      await pipeline(response.body, verify, createWriteStream(partial, { mode: 0o600 }));
+      if (received !== descriptor.size) {
+        throw new IntegrityError(`blob ${descriptor.digest} was truncated: ${received} of ${descriptor.size} bytes`);
+      }
+      const digest = `${algorithm}:${hash.digest("hex")}`;
+      if (digest !== descriptor.digest) throw new IntegrityError(`blob ${descriptor.digest} has digest ${digest}`);
+      await rename(partial, destination);
+    } catch (error) {
+      await rm(partial, { force: true });
+      if (error instanceof IntegrityError) throw error;
+      throw new IntegrityError(`download of blob ${descriptor.digest} failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** All tags of a repository, following Link pagination. */
+  async listTags(registry: string, repository: string, signal?: AbortSignal): Promise<string[]> {
+    const http = this.http(registry);
+    const tags: string[] = [];
+    let url: string | undefined = `/v2/${repository}/tags/list?n=1000`;
+    for (let page = 0; url && page < 10_000; page++) {
+      const response = await http.send({ method: "GET", url, scopes: [repositoryScope(repository)], ...(signal ? { signal } : {}) });
+      if (response.statusCode === 404) {
+        await response.body.dump();
+        throw new NotFoundError(`repository ${registry}/${repository} not found`);
+      }
+      if (response.statusCode !== 200) return http.fail(response, `listing tags of ${repository}`);
+      const link = header(response, "link");
+      const document = JSON.parse((await readLimited(response, 16 * 1024 * 1024, "tag list")).toString()) as { tags?: string[] | null };
+      tags.push(...(document.tags ?? []));
+      url = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/)?.[1];
+    }
+    return tags;
+  }
+
+  /**
+   * Manifests whose subject is `digest`: the referrers API where the registry has it, else the referrers tag
+   * schema (`sha256-<hex>` index), filtered by artifact type either way.
+   */
+  async referrers(
+    registry: string,
+    repository: string,
+    digest: string,
+    options: { artifactType?: string; signal?: AbortSignal } = {},
+  ): Promise<Descriptor[]> {
+    const http = this.http(registry);
+    const query = options.artifactType ? `?artifactType=${encodeURIComponent(options.artifactType)}` : "";
+    const response = await http.send({
+      method: "GET",
+      url: `/v2/${repository}/referrers/${digest}${query}`,
+      scopes: [repositoryScope(repository)],
+      headers: { accept: OCI_INDEX },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    let index: ImageIndex | undefined;
+    if (response.statusCode === 200) {
+      index = JSON.parse((await readLimited(response, DEFAULT_MAX_MANIFEST_BYTES, "referrers index")).toString());
+    } else if (response.statusCode === 404) {
+      await response.body.dump();
+      const fallbackTag = digest.replace(":", "-");
+      try {
+        const fetched = await this.fetchManifest({ registry, repository, tag: fallbackTag }, options.signal);
+        index = JSON.parse(fetched.bytes.toString());
+      } catch (error) {
+        if (error instanceof NotFoundError) return [];
+        throw error;
+      }
+    } else {
+      return http.fail(response, `listing referrers of ${digest}`);
+    }
+    const manifests = index?.manifests ?? [];
+    return options.artifactType ? manifests.filter((descriptor) => descriptor.artifactType === options.artifactType) : [...manifests];
+  }
+}

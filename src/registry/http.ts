@@ -1,0 +1,289 @@
+// The registry's HTTP edge: TLS and proxies, the Basic and Bearer-token auth flows (tokens cached per scope),
+// and retries with backoff on 429/5xx and connection failures for requests whose body can be replayed.
+import { readFileSync } from "node:fs";
+import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
+import { parseChallenges } from "./challenge.ts";
+import type { CredentialSource, Credentials } from "./credentials.ts";
+import {
+  AccessDeniedError,
+  AuthenticationError,
+  RegistryConfigError,
+  RegistryResponseError,
+  TransportError,
+} from "./errors.ts";
+import { apiHost } from "./reference.ts";
+import {
+  DEFAULT_RETRY_POLICY,
+  isRetryableError,
+  isRetryableStatus,
+  parseRetryAfter,
+  type RetryPolicy,
+  retryDelay,
+} from "./retry.ts";
+
+export interface TransportOptions {
+  /** Plain HTTP instead of TLS; only when the user marks the registry insecure. */
+  readonly insecure?: boolean;
+  readonly caFile?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** Inactivity timeout for headers and body, per request. */
+  readonly timeoutMs?: number;
+  readonly retry?: RetryPolicy;
+  readonly userAgent?: string;
+  readonly credentials?: CredentialSource;
+  /** Called before each retry, e.g. to tell the user why a transfer pauses. */
+  readonly onRetry?: (event: { attempt: number; delayMs: number; reason: string }) => void;
+}
+
+/** A body that can be sent again on retry: bytes, or a function that opens a fresh stream. */
+export type RequestBody = Buffer | string | (() => Readable);
+
+export interface RegistryRequest {
+  readonly method: "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
+  /** A path such as /v2/<repo>/manifests/<ref>, or an absolute URL (upload Location headers). */
+  readonly url: string;
+  /** Token scopes, e.g. repository:team/app:pull,push. */
+  readonly scopes: readonly string[];
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: RequestBody;
+  readonly signal?: AbortSignal;
+}
+
+export type RegistryResponse = Dispatcher.ResponseData;
+
+interface CachedToken {
+  readonly header: string;
+  readonly expiresAt: number;
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new RegistryConfigError(`cannot read ${what} ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function createDispatcher(options: TransportOptions): Dispatcher {
+  const tls = {
+    ...(options.caFile ? { ca: [readPem(options.caFile, "CA file")] } : {}),
+    ...(options.certFile ? { cert: readPem(options.certFile, "client certificate") } : {}),
+    ...(options.keyFile ? { key: readPem(options.keyFile, "client key") } : {}),
+  };
+  const timeouts = { headersTimeout: options.timeoutMs ?? 60_000, bodyTimeout: options.timeoutMs ?? 60_000 };
+  const proxied = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"].some((name) => process.env[name]);
+  if (proxied) return new EnvHttpProxyAgent({ ...timeouts, connect: tls, requestTls: tls });
+  return new Agent({ ...timeouts, connect: tls });
+}
+
+export function basicHeader(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
+}
+
+async function errorDetail(response: RegistryResponse): Promise<string> {
+  const text = await response.body.text().catch(() => "");
+  try {
+    const errors = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors ?? [];
+    const described = errors.map((error) => [error.code, error.message].filter(Boolean).join(": ")).join("; ");
+    if (described) return described;
+  } catch {
+    // not a registry error document
+  }
+  return text.slice(0, 200).trim();
+}
+
+export class RegistryHttp {
+  readonly registry: string;
+  readonly baseUrl: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #options: TransportOptions;
+  readonly #tokens = new Map<string, CachedToken>();
+  #credentials: Promise<Credentials | undefined> | undefined;
+  /** The registry's Bearer challenge, once seen: later scopes get tokens without a 401 round trip first. */
+  #bearer: { realm: string; service?: string } | undefined;
+  #basic = false;
+
+  constructor(registry: string, options: TransportOptions = {}) {
+    this.registry = registry;
+    this.baseUrl = `${options.insecure ? "http" : "https"}://${apiHost({ registry })}`;
+    this.#options = options;
+    this.#dispatcher = createDispatcher(options);
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatcher.close();
+  }
+
+  #credentialsFor(): Promise<Credentials | undefined> {
+    this.#credentials ??= this.#options.credentials?.(this.registry) ?? Promise.resolve(undefined);
+    return this.#credentials;
+  }
+
+  async #authorization(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
+    const credentials = await this.#credentialsFor();
+    if (credentials?.kind === "token") return `Bearer ${credentials.token}`;
+    if (this.#bearer) return this.#token(this.#bearer, scopes, credentials, signal);
+    if (this.#basic && credentials?.kind === "basic") return basicHeader(credentials.username, credentials.password);
+    return undefined;
+  }
+
+  async #token(
+    challenge: { realm: string; service?: string },
+    scopes: readonly string[],
+    credentials: Credentials | undefined,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const key = `${challenge.realm}|${challenge.service ?? ""}|${[...scopes].sort().join(" ")}`;
+    const cached = this.#tokens.get(key);
+    if (cached && cached.expiresAt > Date.now()) return cached.header;
+
+    const url = new URL(challenge.realm);
+    const headers: Record<string, string> = { "user-agent": this.#options.userAgent ?? "ferry" };
+    let method: "GET" | "POST" = "GET";
+    let body: string | undefined;
+    if (credentials?.kind === "identity-token") {
+      method = "POST";
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credentials.token, client_id: "ferry" });
+      if (challenge.service) form.set("service", challenge.service);
+      form.set("scope", scopes.join(" "));
+      body = form.toString();
+    } else {
+      if (challenge.service) url.searchParams.set("service", challenge.service);
+      for (const scope of scopes) url.searchParams.append("scope", scope);
+      if (credentials?.kind === "basic") headers.authorization = basicHeader(credentials.username, credentials.password);
+    }
+    let response: RegistryResponse;
+    try {
+      response = await this.#dispatcher.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      throw new TransportError(`cannot reach token service ${url.origin}: ${(error as Error).message}`, { cause: error });
+    }
+    if (response.statusCode === 401 || response.statusCode === 403) {
+      const detail = await errorDetail(response);
+      throw new AuthenticationError(
+        `token service ${url.origin} rejected the credentials for ${this.registry} (HTTP ${response.statusCode})${detail ? `: ${detail}` : ""}`,
+      );
+    }
+    if (response.statusCode !== 200) {
+      const detail = await errorDetail(response);
+      throw new RegistryResponseError(`token service ${url.origin} answered HTTP ${response.statusCode}: ${detail}`, response.statusCode);
+    }
+    const document = (await response.body.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const token = document.token ?? document.access_token;
+    if (!token) throw new AuthenticationError(`token service ${url.origin} returned no token`);
+    // Renew a little early; the spec's default lifetime is 60 s.
+    const lifetime = Math.max(10, (document.expires_in ?? 60) - 5) * 1000;
+    const header = `Bearer ${token}`;
+    this.#tokens.set(key, { header, expiresAt: Date.now() + lifetime });
+    return header;
+  }
+
+  /** Learns the auth scheme from a 401; returns whether a retry with new authorization makes sense. */
+  async #handleUnauthorized(response: RegistryResponse, scopes: readonly string[], hadAuthorization: boolean): Promise<boolean> {
+    const header = response.headers["www-authenticate"];
+    const challenges = parseChallenges(Array.isArray(header) ? header.join(", ") : (header ?? ""));
+    const credentials = await this.#credentialsFor();
+    const bearer = challenges.find((challenge) => challenge.scheme === "bearer");
+    if (bearer?.params.realm) {
+      const known = this.#bearer?.realm === bearer.params.realm;
+      this.#bearer = { realm: bearer.params.realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) };
+      // A 401 despite a fresh token means the token is stale or lacks a scope: drop it and fetch once more.
+      for (const key of [...this.#tokens.keys()]) if (key.endsWith(`|${[...scopes].sort().join(" ")}`)) this.#tokens.delete(key);
+      return !known || !hadAuthorization;
+    }
+    if (challenges.some((challenge) => challenge.scheme === "basic") && credentials?.kind === "basic") {
+      const first = !this.#basic;
+      this.#basic = true;
+      return first || !hadAuthorization;
+    }
+    return false;
+  }
+
+  async #unauthorized(response: RegistryResponse): Promise<never> {
+    const detail = await errorDetail(response);
+    const credentials = await this.#credentialsFor();
+    const hint = credentials
+      ? "the credentials were rejected (wrong, expired or lacking access)"
+      : "authentication is required: pass --creds or log in with docker login";
+    throw new AuthenticationError(`${this.registry}: ${hint}${detail ? ` (${detail})` : ""}`);
+  }
+
+  /**
+   * Sends a request with authentication and retries. Returns the response for any final status except 401/403,
+   * which become typed errors; the caller must consume or dump the body.
+   */
+  async send(request: RegistryRequest): Promise<RegistryResponse> {
+    const url = new URL(request.url, this.baseUrl);
+    const policy = this.#options.retry ?? DEFAULT_RETRY_POLICY;
+    let authRetries = 0;
+    for (let attempt = 1; ; attempt++) {
+      const authorization = await this.#authorization(request.scopes, request.signal);
+      const headers: Record<string, string> = { "user-agent": this.#options.userAgent ?? "ferry", ...request.headers };
+      if (authorization) headers.authorization = authorization;
+      const body = typeof request.body === "function" ? request.body() : request.body;
+      let response: RegistryResponse;
+      try {
+        response = await this.#dispatcher.request({
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
+          method: request.method,
+          headers,
+          ...(body !== undefined ? { body } : {}),
+          ...(request.signal ? { signal: request.signal } : {}),
+        });
+      } catch (error) {
+        if (request.signal?.aborted) throw new TransportError(`${request.method} ${url.href} aborted`, { cause: error });
+        const delay = isRetryableError(error) ? retryDelay(attempt, undefined, policy) : undefined;
+        if (delay === undefined) {
+          throw new TransportError(`${request.method} ${url.href} failed: ${(error as Error).message}`, { cause: error });
+        }
+        this.#options.onRetry?.({ attempt, delayMs: delay, reason: (error as Error).message });
+        await sleep(delay, undefined, request.signal ? { signal: request.signal } : {});
+        continue;
+      }
+
+      if (response.statusCode === 401) {
+        if (authRetries < 2 && (await this.#handleUnauthorized(response, request.scopes, authorization !== undefined))) {
+          await response.body.dump();
+          authRetries++;
+          attempt--;
+          continue;
+        }
+        return this.#unauthorized(response);
+      }
+      if (response.statusCode === 403) {
+        const detail = await errorDetail(response);
+        throw new AccessDeniedError(`${this.registry}: access denied to ${url.pathname}${detail ? ` (${detail})` : ""}`);
+      }
+      if (isRetryableStatus(response.statusCode)) {
+        const retryAfterHeader = response.headers["retry-after"];
+        const retryAfter = parseRetryAfter(Array.isArray(retryAfterHeader) ? retryAfterHeader[0] : retryAfterHeader);
+        const delay = retryDelay(attempt, retryAfter, policy);
+        if (delay !== undefined) {
+          await response.body.dump();
+          this.#options.onRetry?.({ attempt, delayMs: delay, reason: `HTTP ${response.statusCode}` });
+          await sleep(delay, undefined, request.signal ? { signal: request.signal } : {});
+          continue;
+        }
+      }
+      return response;
+    }
+  }
+
+  /** Raises a typed error for an unexpected status, quoting the registry's error document. */
+  async fail(response: RegistryResponse, what: string): Promise<never> {
+    const detail = await errorDetail(response);
+    throw new RegistryResponseError(`${what}: HTTP ${response.statusCode}${detail ? ` (${detail})` : ""}`, response.statusCode);
+  }
+}
