@@ -153,8 +153,12 @@ export async function extractArchive(
     });
 
     const parsed = new Promise<void>((resolve, reject) => {
-      parser.on("error", (error: Error) => reject(failure ?? error));
-      parser.on("abort", (error: Error) => reject(failure ?? error));
+      const malformed = (error: Error) => {
+        failure ??= error instanceof UnsafeArchiveError ? error : new UnsafeArchiveError(`archive is malformed: ${error.message}`, { cause: error });
+        reject(failure);
+      };
+      parser.on("error", malformed);
+      parser.on("abort", malformed);
       parser.on("warn", (code: string, message: string | Error) => {
         fail(new UnsafeArchiveError(`archive is malformed (${code}): ${message instanceof Error ? message.message : message}`));
       });

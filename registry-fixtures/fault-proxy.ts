@@ -1,0 +1,117 @@
+// A fault-injecting HTTP proxy in front of a real registry: it forwards every request unchanged unless a fault
+// matches, so tests see real registry behaviour plus exactly the failure they ask for (429, 5xx, resets,
+// truncated or corrupted bodies, a lying Docker-Content-Digest).
+import { createServer, type IncomingMessage, request as forward, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+export type FaultAction
+  = | { readonly kind: "status"; readonly status: number; readonly headers?: Readonly<Record<string, string>> }
+    | { readonly kind: "reset" }
+    | { readonly kind: "truncate-body" }
+    | { readonly kind: "corrupt-body" }
+    | { readonly kind: "wrong-digest-header" };
+
+export interface Fault {
+  readonly method?: string;
+  /** Matched against the request path (with query). */
+  readonly path: RegExp;
+  /** How many matching requests get the fault; unlimited when absent. */
+  times?: number;
+  readonly action: FaultAction;
+}
+
+export interface ProxiedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly fault?: FaultAction["kind"];
+}
+
+export interface FaultProxy {
+  readonly host: string;
+  readonly faults: Fault[];
+  readonly requests: ProxiedRequest[];
+  stop(): Promise<void>;
+}
+
+function takeFault(faults: Fault[], request: IncomingMessage): Fault | undefined {
+  const fault = faults.find(
+    (candidate) => (!candidate.method || candidate.method === request.method) && candidate.path.test(request.url ?? "") && candidate.times !== 0,
+  );
+  if (fault && fault.times !== undefined) fault.times--;
+  return fault;
+}
+
+/** Starts a proxy on 127.0.0.1 forwarding to `upstream` (host:port of a plain-HTTP registry). */
+export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const [upstreamHost, upstreamPort] = upstream.split(":");
+  const faults: Fault[] = [];
+  const requests: ProxiedRequest[] = [];
+  const sockets = new Set<Socket>();
+
+  const handle = (incoming: IncomingMessage, outgoing: ServerResponse) => {
+    const fault = takeFault(faults, incoming);
+    const record = (status: number) =>
+      requests.push({ method: incoming.method ?? "GET", path: incoming.url ?? "", status, ...(fault ? { fault: fault.action.kind } : {}) });
+    const action = fault?.action;
+    if (action?.kind === "status") {
+      incoming.resume();
+      record(action.status);
+      outgoing.writeHead(action.status, { "content-type": "application/json", ...action.headers });
+      outgoing.end(JSON.stringify({ errors: [{ code: "INJECTED", message: `fault proxy answered ${action.status}` }] }));
+      return;
+    }
+    if (action?.kind === "reset") {
+      record(0);
+      incoming.socket.destroy();
+      return;
+    }
+    const upstreamRequest = forward(
+      { host: upstreamHost, port: Number(upstreamPort), method: incoming.method, path: incoming.url, headers: incoming.headers },
+      (response) => {
+        const headers = { ...response.headers };
+        if (action?.kind === "wrong-digest-header" && headers["docker-content-digest"]) {
+          headers["docker-content-digest"] = `sha256:${"0".repeat(64)}`;
+        }
+        record(response.statusCode ?? 0);
+        outgoing.writeHead(response.statusCode ?? 502, headers);
+        if (action?.kind === "truncate-body" || action?.kind === "corrupt-body") {
+          const chunks: Buffer[] = [];
+          response.on("data", (chunk: Buffer) => chunks.push(chunk));
+          response.on("end", () => {
+            const body = Buffer.concat(chunks);
+            if (action.kind === "corrupt-body") {
+              if (body.length > 0) body[Math.floor(body.length / 2)] = (body[Math.floor(body.length / 2)] ?? 0) ^ 0xff;
+              outgoing.end(body);
+            } else {
+              // Send half of what Content-Length promised, then hang up.
+              outgoing.write(body.subarray(0, Math.floor(body.length / 2)), () => outgoing.socket?.destroy());
+            }
+          });
+          return;
+        }
+        response.pipe(outgoing);
+      },
+    );
+    upstreamRequest.on("error", () => outgoing.destroy());
+    incoming.pipe(upstreamRequest);
+  };
+
+  const server = createServer(handle);
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${port}`,
+    faults,
+    requests,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,105 @@
+// Registry faults, injected by a proxy in front of a real distribution registry: transient ones are retried
+// (honouring Retry-After), integrity failures are errors, and a failed pull leaves nothing on disk.
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, afterEach, before, describe, test } from "node:test";
+import { type FaultProxy, startFaultProxy } from "../../registry-fixtures/fault-proxy.ts";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { ferry, ferryOk } from "../harness/ferry.ts";
+import { type Registry, startRegistry } from "../harness/registry.ts";
+
+const PODINFO = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "podinfo", "kustomize");
+
+describe("registry faults", { skip: skipUnlessBuilt("registry") }, () => {
+  let registry: Registry;
+  let proxy: FaultProxy;
+  let dir: string;
+  let cases = 0;
+  const url = (path: string) => `oci://${proxy.host}/${path}`;
+  const push = (path: string) =>
+    ferry(["push", "artifact", url(path), `--path=${PODINFO}`, "--source=s", "--revision=r", "--insecure-registry"]);
+  const pull = async (path: string) => {
+    const output = join(dir, `pull-${cases++}`);
+    await mkdir(output);
+    const result = await ferry(["pull", "artifact", url(path), `--output=${output}`, "--insecure-registry"]);
+    return { result, output };
+  };
+
+  before(async () => {
+    registry = await startRegistry({ kind: "distribution" });
+    proxy = await startFaultProxy(registry.host);
+    dir = await mkdtemp(join(tmpdir(), "ferry-faults-"));
+    await ferryOk(["push", "artifact", url("faults/app:v1"), `--path=${PODINFO}`, "--source=s", "--revision=r", "--insecure-registry"]);
+  });
+  afterEach(() => {
+    proxy.faults.length = 0;
+    proxy.requests.length = 0;
+  });
+  after(async () => {
+    await proxy?.stop();
+    await registry?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("429 with Retry-After is retried after the time the registry asked for", async () => {
+    proxy.faults.push({ method: "GET", path: /\/manifests\//, times: 1, action: { kind: "status", status: 429, headers: { "retry-after": "2" } } });
+    const started = Date.now();
+    const { result, output } = await pull("faults/app:v1");
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(Date.now() - started >= 2000, "did not wait for Retry-After");
+    assert.match(result.stderr, /HTTP 429; retrying in 2\.0s/);
+    assert.ok((await readdir(output)).includes("deployment.yaml"));
+    const manifestGets = proxy.requests.filter((request) => request.method === "GET" && request.path.includes("/manifests/"));
+    assert.deepEqual(manifestGets.map((request) => request.status), [429, 200]);
+  });
+
+  test("503 then success: a push is retried and lands", async () => {
+    proxy.faults.push({ method: "PUT", path: /\/manifests\/v2$/, times: 2, action: { kind: "status", status: 503 } });
+    const result = await push("faults/app:v2");
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(proxy.requests.filter((request) => request.method === "PUT" && request.path.endsWith("/manifests/v2")).length, 3);
+  });
+
+  test("a connection reset is retried", async () => {
+    proxy.faults.push({ method: "GET", path: /\/blobs\/sha256:/, times: 1, action: { kind: "reset" } });
+    const { result } = await pull("faults/app:v1");
+    assert.equal(result.status, 0, result.stderr);
+  });
+
+  test("a registry that keeps failing gives up with the status it saw", async () => {
+    proxy.faults.push({ method: "HEAD", path: /\/manifests\//, action: { kind: "status", status: 503 } });
+    proxy.faults.push({ method: "GET", path: /\/manifests\//, action: { kind: "status", status: 503 } });
+    const { result, output } = await pull("faults/app:v1");
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /HTTP 503/);
+    assert.deepEqual(await readdir(output), []);
+  });
+
+  test("a manifest whose bytes do not match Docker-Content-Digest is refused and nothing is tagged", async () => {
+    proxy.faults.push({ method: "GET", path: /\/manifests\/v1$/, action: { kind: "wrong-digest-header" } });
+    const result = await ferry(["tag", "artifact", url("faults/app:v1"), "--tag=copied", "--insecure-registry"]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /has digest sha256:[a-f0-9]{64}, not the registry's Docker-Content-Digest sha256:0{64}/);
+    const direct = await fetch(`${registry.url}/v2/faults/app/manifests/copied`, { method: "HEAD" });
+    assert.equal(direct.status, 404);
+  });
+
+  test("a corrupted layer fails its digest check and nothing is extracted", async () => {
+    proxy.faults.push({ method: "GET", path: /\/blobs\/sha256:/, action: { kind: "corrupt-body" } });
+    const { result, output } = await pull("faults/app:v1");
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /has digest sha256:[a-f0-9]{64}/);
+    assert.deepEqual(await readdir(output), []);
+  });
+
+  test("a truncated layer is an error and nothing is extracted", async () => {
+    proxy.faults.push({ method: "GET", path: /\/blobs\/sha256:/, action: { kind: "truncate-body" } });
+    const { result, output } = await pull("faults/app:v1");
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /truncated|download of blob .* failed/);
+    assert.deepEqual(await readdir(output), []);
+    assert.equal((await readdir(tmpdir())).some((name) => name.startsWith("ferry-pull-") && name.includes("partial")), false);
+  });
+});

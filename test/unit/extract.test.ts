@@ -1,0 +1,128 @@
+// Hostile archives must be refused with a clear reason, and a refused archive must leave nothing on disk.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { after, before, describe, test } from "node:test";
+import { gzipSync } from "node:zlib";
+import { UnsafeArchiveError } from "../../src/artifact/errors.ts";
+import { extractArchive } from "../../src/artifact/extract.ts";
+import { BLOCK, END_OF_ARCHIVE } from "../../src/artifact/tar-header.ts";
+
+/** A raw USTAR entry with any name, type and link target: the kind of archive an attacker writes by hand. */
+function rawEntry(name: string, typeflag: string, options: { content?: Buffer; linkname?: string; size?: number } = {}): Buffer {
+  const header = Buffer.alloc(BLOCK);
+  const content = options.content ?? Buffer.alloc(0);
+  const size = options.size ?? content.length;
+  header.write(name, 0, 100, "utf8");
+  header.write("0000644\0", 100);
+  header.write("0000000\0", 108);
+  header.write("0000000\0", 116);
+  header.write(`${size.toString(8).padStart(11, "0")}\0`, 124);
+  header.write("00000000000\0", 136);
+  header.write(typeflag, 156);
+  header.write(options.linkname ?? "", 157, 100, "utf8");
+  header.write("ustar\0", 257);
+  header.write("00", 263);
+  let sum = 0;
+  for (let index = 0; index < BLOCK; index++) sum += index >= 148 && index < 156 ? 0x20 : (header[index] ?? 0);
+  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  const padding = Buffer.alloc((BLOCK - (content.length % BLOCK)) % BLOCK);
+  return Buffer.concat([header, content, padding]);
+}
+
+function archive(...entries: Buffer[]): Buffer {
+  return gzipSync(Buffer.concat([...entries, END_OF_ARCHIVE]));
+}
+
+const file = (name: string, text: string) => rawEntry(name, "0", { content: Buffer.from(text) });
+
+describe("safe extraction", () => {
+  let dir: string;
+  let count = 0;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-extract-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function refuses(bytes: Buffer, reason: RegExp, limits = { maxBytes: 1024 * 1024, maxEntries: 100 }) {
+    const parent = join(dir, `case-${count++}`);
+    const destination = join(parent, "out");
+    await mkdir(destination, { recursive: true });
+    await writeFile(join(destination, "existing.yaml"), "kept\n");
+    await assert.rejects(extractArchive(Readable.from([bytes]), destination, limits), (error: unknown) => {
+      assert.ok(error instanceof UnsafeArchiveError, `expected UnsafeArchiveError, got ${String(error)}`);
+      assert.match(error.message, reason);
+      return true;
+    });
+    // Nothing of the refused archive is left: not in the destination, not beside it.
+    assert.deepEqual(await readdir(destination), ["existing.yaml"]);
+    assert.equal(await readFile(join(destination, "existing.yaml"), "utf8"), "kept\n");
+    assert.deepEqual(await readdir(parent), ["out"]);
+  }
+
+  test("extracts files and directories, replacing what was there", async () => {
+    const destination = join(dir, "ok");
+    await mkdir(join(destination, "apps"), { recursive: true });
+    await writeFile(join(destination, "apps", "old.yaml"), "old\n");
+    const result = await extractArchive(
+      Readable.from([archive(rawEntry(".", "5"), rawEntry("apps", "5"), file("apps/a.yaml", "a\n"), file("b.yaml", "b\n"))]),
+      destination,
+    );
+    assert.deepEqual(result, { files: 2, directories: 1, bytes: 4, skippedLinks: [] });
+    assert.deepEqual((await readdir(destination, { recursive: true })).sort(), ["apps", "apps/a.yaml", "b.yaml"]);
+    assert.equal(await readFile(join(destination, "apps", "a.yaml"), "utf8"), "a\n");
+  });
+
+  test("reads plain (uncompressed) tar too", async () => {
+    const destination = join(dir, "plain");
+    await extractArchive(Readable.from([Buffer.concat([file("x.yaml", "x\n"), END_OF_ARCHIVE])]), destination);
+    assert.equal(await readFile(join(destination, "x.yaml"), "utf8"), "x\n");
+  });
+
+  test("refuses a path that climbs out of the root", async () => {
+    await refuses(archive(file("ok.yaml", "ok\n"), file("../evil.yaml", "evil\n")), /"\.\.\/evil\.yaml" escapes the extraction root/);
+    assert.equal(existsSync(join(dir, "evil.yaml")), false);
+    await refuses(archive(file("a/../../evil.yaml", "evil\n")), /escapes the extraction root/);
+  });
+
+  test("refuses absolute paths", async () => {
+    await refuses(archive(file("/tmp/ferry-evil.yaml", "evil\n")), /"\/tmp\/ferry-evil\.yaml" is an absolute/);
+    assert.equal(existsSync("/tmp/ferry-evil.yaml"), false);
+  });
+
+  test("refuses links that point outside the root and skips those inside", async () => {
+    await refuses(archive(rawEntry("passwd", "2", { linkname: "../../../etc/passwd" })), /links to "\.\.\/\.\.\/\.\.\/etc\/passwd", outside/);
+    await refuses(archive(rawEntry("abs", "1", { linkname: "/etc/shadow" })), /links to "\/etc\/shadow", outside/);
+    const destination = join(dir, "links");
+    const result = await extractArchive(Readable.from([archive(file("a.yaml", "a\n"), rawEntry("alias.yaml", "2", { linkname: "a.yaml" }))]), destination);
+    assert.deepEqual(result.skippedLinks, ["alias.yaml"]);
+    assert.deepEqual(await readdir(destination), ["a.yaml"]);
+  });
+
+  test("refuses devices and FIFOs", async () => {
+    await refuses(archive(rawEntry("null", "3")), /"null" is a CharacterDevice/);
+    await refuses(archive(rawEntry("disk", "4")), /BlockDevice/);
+    await refuses(archive(rawEntry("pipe", "6")), /FIFO/);
+  });
+
+  test("refuses archives over the size or entry limits, including a gzip bomb", async () => {
+    const bomb = archive(rawEntry("zeros.bin", "0", { content: Buffer.alloc(8 * 1024 * 1024) }));
+    assert.ok(bomb.length < 16 * 1024, "the bomb compresses well");
+    await refuses(bomb, /larger than 1048576 bytes|expands to more than/);
+    const many = archive(...Array.from({ length: 101 }, (_, index) => file(`f${index}.yaml`, "x\n")));
+    await refuses(many, /more than 100 entries/);
+  });
+
+  test("refuses truncated and corrupt archives", async () => {
+    const whole = archive(file("a.yaml", "a".repeat(5000)), file("b.yaml", "b\n"));
+    await refuses(whole.subarray(0, Math.floor(whole.length / 2)), /cannot be read|malformed|unexpected end/i);
+    const corrupt = Buffer.concat([file("a.yaml", "a\n"), END_OF_ARCHIVE]);
+    corrupt[150] = 0x39; // break the header checksum
+    await refuses(gzipSync(corrupt), /malformed|checksum|invalid/i);
+  });
+});
