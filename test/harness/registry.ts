@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
+import { startTokenService, type TokenService } from "../../registry-fixtures/token-service.ts";
 import { binary } from "./binaries.ts";
 import { probe } from "./http.ts";
 import { createServingCertificate } from "./pki.ts";
@@ -14,7 +15,8 @@ export type RegistryKind = "zot" | "distribution";
 
 export interface RegistryOptions {
   readonly kind: RegistryKind;
-  readonly auth?: "htpasswd";
+  /** htpasswd (Basic) on either registry; token (the Docker bearer-token flow) on distribution only. */
+  readonly auth?: "htpasswd" | "token";
   readonly tls?: boolean;
   readonly keepDir?: boolean;
 }
@@ -30,6 +32,8 @@ export interface Registry {
   readonly caFile?: string;
   /** Present when auth is on. */
   readonly credentials?: { readonly username: string; readonly password: string };
+  /** The token service issuing bearer tokens, when auth is "token". */
+  readonly tokenService?: TokenService;
   /** Whether this registry implements the OCI 1.1 referrers API. */
   readonly referrersApi: boolean;
   readonly dir: string;
@@ -40,6 +44,7 @@ interface Launch {
   readonly port: number;
   readonly dir: string;
   readonly htpasswd?: string;
+  readonly token?: { realm: string; issuer: string; rootCertBundle: string };
   readonly cert?: { certFile: string; keyFile: string };
 }
 
@@ -85,21 +90,53 @@ async function writeConfig(kind: RegistryKind, launch: Launch): Promise<void> {
       ...(launch.cert ? { tls: { certificate: launch.cert.certFile, key: launch.cert.keyFile } } : {}),
     },
     ...(launch.htpasswd ? { auth: { htpasswd: { realm: "ferry-testbed", path: launch.htpasswd } } } : {}),
+    ...(launch.token
+      ? {
+          auth: {
+            token: {
+              realm: launch.token.realm,
+              service: TOKEN_SERVICE_NAME,
+              issuer: launch.token.issuer,
+              rootcertbundle: launch.token.rootCertBundle,
+            },
+          },
+        }
+      : {}),
   };
   await writeFile(join(launch.dir, "registry.json"), JSON.stringify(config, null, 2));
 }
 
+export const TOKEN_SERVICE_NAME = "ferry-testbed-registry";
+
 export async function startRegistry(options: RegistryOptions): Promise<Registry> {
+  if (options.auth === "token" && options.kind !== "distribution") {
+    throw new Error("token auth is available on the distribution registry only");
+  }
   const dir = await mkdtemp(join(tmpdir(), `ferry-${options.kind}-`));
   await mkdir(join(dir, "storage"));
   let process: ManagedProcess | undefined;
+  let tokenService: TokenService | undefined;
   const stop = async () => {
     await process?.stop();
+    await tokenService?.stop();
     if (!options.keepDir) await rm(dir, { recursive: true, force: true });
   };
   try {
     let credentials: Registry["credentials"];
     let htpasswd: string | undefined;
+    let token: Launch["token"];
+    if (options.auth === "token") {
+      credentials = { username: "ferry", password: randomBytes(12).toString("hex") };
+      const signing = await createServingCertificate(await mkdtemp(join(dir, "token-")), "ferry-token-service");
+      const issuer = "ferry-testbed-token-service";
+      tokenService = await startTokenService({
+        certFile: signing.caFile,
+        keyFile: join(signing.caFile, "..", "ca.key"),
+        issuer,
+        users: { [credentials.username]: credentials.password },
+      });
+      token = { realm: tokenService.realm, issuer, rootCertBundle: signing.caFile };
+    }
     if (options.auth === "htpasswd") {
       credentials = { username: "ferry", password: randomBytes(12).toString("hex") };
       htpasswd = join(dir, "htpasswd");
@@ -110,7 +147,7 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
     const ca = cert ? await readFile(cert.caFile) : undefined;
 
     const port = await freePort();
-    const launch: Launch = { port, dir, ...(htpasswd ? { htpasswd } : {}), ...(cert ? { cert } : {}) };
+    const launch: Launch = { port, dir, ...(htpasswd ? { htpasswd } : {}), ...(token ? { token } : {}), ...(cert ? { cert } : {}) };
     await writeConfig(options.kind, launch);
     process = options.kind === "zot" ? launchZot(launch) : launchDistribution(launch);
 
@@ -130,6 +167,7 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       tls: Boolean(options.tls),
       ...(cert ? { caFile: cert.caFile } : {}),
       ...(credentials ? { credentials } : {}),
+      ...(tokenService ? { tokenService } : {}),
       referrersApi: options.kind === "zot",
       dir,
       stop,
