@@ -184,7 +184,7 @@ export async function listArtifactsCommand(args: readonly string[]): Promise<voi
   }
 
   const artifacts = await withClient(values, async (client, signal) => {
-    let tags = (await client.listTags(reference.registry, reference.repository, signal)).filter((tag) => !isMetadataTag(tag));
+    let tags = (await client.listTags(reference.registry, reference.repository, { signal })).filter((tag) => !isMetadataTag(tag));
     if (regex) tags = tags.filter((tag) => regex.test(tag));
     if (constraint !== undefined) {
       tags = tags.filter((tag) => {

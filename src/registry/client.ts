@@ -337,10 +337,13 @@ export class RegistryClient {
   }
 
   /** All tags of a repository, following Link pagination. */
-  async listTags(registry: string, repository: string, signal?: AbortSignal): Promise<string[]> {
+  async listTags(registry: string, repository: string, options: { pageSize?: number; signal?: AbortSignal } = {}): Promise<string[]> {
     const http = this.http(registry);
+    const { signal } = options;
     const tags: string[] = [];
-    let url: string | undefined = `/v2/${repository}/tags/list?n=1000`;
+    const pageSize = options.pageSize ?? 1000;
+    let url: string | undefined = `/v2/${repository}/tags/list?n=${pageSize}`;
+    let previousLast: string | undefined;
     for (let page = 0; url && page < 10_000; page++) {
       const response = await http.send({ method: "GET", url, scopes: [repositoryScope(repository)], ...(signal ? { signal } : {}) });
       if (response.statusCode === 404) {
@@ -350,8 +353,15 @@ export class RegistryClient {
       if (response.statusCode !== 200) return http.fail(response, `listing tags of ${repository}`);
       const link = header(response, "link");
       const document = JSON.parse((await readLimited(response, 16 * 1024 * 1024, "tag list")).toString()) as { tags?: string[] | null };
-      tags.push(...(document.tags ?? []));
+      const page = document.tags ?? [];
+      tags.push(...page);
       url = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/)?.[1];
+      // Some registries (zot 1.x) cut the page at n without a Link header; the spec's `last` parameter continues it.
+      const lastTag = page.at(-1);
+      if (!url && page.length === pageSize && lastTag !== undefined && lastTag !== previousLast) {
+        url = `/v2/${repository}/tags/list?n=${pageSize}&last=${encodeURIComponent(lastTag)}`;
+      }
+      previousLast = lastTag;
     }
     return tags;
   }
