@@ -1,9 +1,11 @@
 // The artifact commands against real registries, and interoperability with flux, crane and oras.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { ferry, ferryOk } from "../harness/ferry.ts";
 import { type Registry, type RegistryKind, startRegistry } from "../harness/registry.ts";
@@ -14,6 +16,7 @@ const CORPORA = join(import.meta.dirname, "..", "..", "..", "shared", "corpora")
 const PODINFO = join(CORPORA, "podinfo");
 const KUBE_PROMETHEUS = join(CORPORA, "kube-prometheus", "manifests");
 const REVISION = "main@sha1:0123456789abcdef0123456789abcdef01234567";
+const exec = promisify(execFile);
 
 for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryKind[]) {
   describe(`artifact commands on ${kind}`, { skip: skipUnlessBuilt(kind === "zot" ? "zot" : "registry", "flux", "crane", "oras") }, () => {
@@ -123,6 +126,36 @@ for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryK
       const table = (await ferryOk(["list", "artifacts", url("apps/tagged"), "--insecure-registry"])).stdout;
       assert.match(table, /^ARTIFACT\s+DIGEST\s+SOURCE\s+REVISION/);
       assert.match(table, new RegExp(`${registry.host}/apps/tagged:1.0.0\\s+${digest}`));
+    });
+
+    test("inside a git checkout, --source and --revision default to the origin URL and <branch>@sha1:<commit>", async () => {
+      const repo = join(dir, "checkout");
+      await mkdir(join(repo, "deploy"), { recursive: true });
+      await writeFile(join(repo, "deploy", "cm.yaml"), "kind: ConfigMap\n");
+      const git = (...args: string[]) => exec("git", ["-C", repo, "-c", "user.name=ci", "-c", "user.email=ci@example.com", ...args]);
+      await git("init", "-q", "-b", "release");
+      await git("remote", "add", "origin", "https://git.example.com/acme/app.git");
+      await git("add", ".");
+      await git("commit", "-q", "-m", "initial");
+      const sha = (await git("rev-parse", "HEAD")).stdout.trim();
+      const noGitHub = { GITHUB_ACTIONS: "" };
+      await ferryOk(["push", "artifact", url("apps/from-git:v1"), "--path=deploy", "--insecure-registry"], { cwd: repo, env: noGitHub });
+      let manifest = JSON.parse((await runTool("crane", ["manifest", `${registry.host}/apps/from-git:v1`])).stdout.toString());
+      assert.equal(manifest.annotations["org.opencontainers.image.source"], "https://git.example.com/acme/app.git");
+      assert.equal(manifest.annotations["org.opencontainers.image.revision"], `release@sha1:${sha}`);
+
+      await git("tag", "v1.2.3");
+      await ferryOk(["push", "artifact", url("apps/from-git:v2"), "--path=deploy", "--insecure-registry", "--source=https://override"], {
+        cwd: repo,
+        env: noGitHub,
+      });
+      manifest = JSON.parse((await runTool("crane", ["manifest", `${registry.host}/apps/from-git:v2`])).stdout.toString());
+      assert.equal(manifest.annotations["org.opencontainers.image.source"], "https://override", "flags win over detection");
+      assert.equal(manifest.annotations["org.opencontainers.image.revision"], `v1.2.3@sha1:${sha}`);
+
+      const outside = await ferry(["push", "artifact", url("apps/from-git:v3"), `--path=${repo}`, "--insecure-registry"], { cwd: tmpdir(), env: noGitHub });
+      assert.equal(outside.status, 2);
+      assert.match(outside.stderr, /--source is required outside a git checkout/);
     });
 
     test("diff compares content and names the files that differ", async () => {
