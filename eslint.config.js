@@ -42,7 +42,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["test/**/*.ts"],
+    files: ["test/**/*.ts", "bench/**/*.ts"],
     rules: { "no-console": "off" },
   },
   {

@@ -9,7 +9,11 @@ export interface Measurement {
 
 const GNU_TIME = "/usr/bin/time";
 
-export function measure(command: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Measurement> {
+export function measure(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Measurement> {
   if (!existsSync(GNU_TIME)) throw new Error(`${GNU_TIME} (Debian package "time") is needed to measure peak memory`);
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
