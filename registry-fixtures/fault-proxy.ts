@@ -2,7 +2,7 @@
 // matches, so tests see real registry behaviour plus exactly the failure they ask for (429, 5xx, resets,
 // truncated or corrupted bodies, a lying Docker-Content-Digest).
 import { createServer, type IncomingMessage, request as forward, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { type AddressInfo, connect, type Socket } from "node:net";
 
 export type FaultAction
   = | { readonly kind: "status"; readonly status: number; readonly headers?: Readonly<Record<string, string>> }
@@ -98,6 +98,25 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   };
 
   const server = createServer(handle);
+  // As a forward proxy (HTTP_PROXY), clients tunnel with CONNECT; the tunnel is recorded and passed through.
+  server.on("connect", (request: IncomingMessage, client: Socket, head: Buffer) => {
+    const [host, port] = (request.url ?? "").split(":");
+    requests.push({ method: "CONNECT", path: request.url ?? "", status: 200 });
+    const target = connect(Number(port), host ?? "127.0.0.1", () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      target.write(head);
+      target.pipe(client);
+      client.pipe(target);
+    });
+    const close = () => {
+      target.destroy();
+      client.destroy();
+    };
+    target.on("error", close);
+    client.on("error", close);
+    sockets.add(target);
+    target.on("close", () => sockets.delete(target));
+  });
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));

@@ -74,8 +74,20 @@ function createDispatcher(options: TransportOptions): Dispatcher {
     ...(options.keyFile ? { key: readPem(options.keyFile, "client key") } : {}),
   };
   const timeouts = { headersTimeout: options.timeoutMs ?? 60_000, bodyTimeout: options.timeoutMs ?? 60_000 };
-  const proxied = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"].some((name) => process.env[name]);
-  if (proxied) return new EnvHttpProxyAgent({ ...timeouts, connect: tls, requestTls: tls });
+  // Lower case wins, as curl reads them; an empty value counts as unset.
+  const fromEnv = (name: string) => process.env[name.toLowerCase()] || process.env[name.toUpperCase()] || undefined;
+  const httpProxy = fromEnv("http_proxy");
+  const httpsProxy = fromEnv("https_proxy");
+  if (httpProxy || httpsProxy) {
+    return new EnvHttpProxyAgent({
+      ...timeouts,
+      connect: tls,
+      requestTls: tls,
+      ...(httpProxy ? { httpProxy } : {}),
+      ...(httpsProxy ? { httpsProxy } : {}),
+      noProxy: fromEnv("no_proxy") ?? "",
+    });
+  }
   return new Agent({ ...timeouts, connect: tls });
 }
 

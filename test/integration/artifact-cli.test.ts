@@ -1,7 +1,8 @@
 // The artifact commands against real registries, and interoperability with flux, crane and oras.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -123,6 +124,8 @@ for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryK
 
       const ranged = JSON.parse((await ferryOk(["list", "artifacts", url("apps/tagged"), "--semver=>=1.1.0 <2.0.0", "--insecure-registry", "-o", "json"])).stdout);
       assert.deepEqual(ranged.map((artifact: { tag: string }) => artifact.tag), ["1.1.0"]);
+      const asYaml = (await ferryOk(["list", "artifacts", url("apps/tagged"), "--semver=2.x", "--insecure-registry", "-o", "yaml"])).stdout;
+      assert.match(asYaml, /^- url: oci:\/\/.*\/apps\/tagged:2\.0\.0\n {2}tag: 2\.0\.0\n {2}digest: sha256:/);
       const table = (await ferryOk(["list", "artifacts", url("apps/tagged"), "--insecure-registry"])).stdout;
       assert.match(table, /^ARTIFACT\s+DIGEST\s+SOURCE\s+REVISION/);
       assert.match(table, new RegExp(`${registry.host}/apps/tagged:1.0.0\\s+${digest}`));
@@ -156,6 +159,19 @@ for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryK
       const outside = await ferry(["push", "artifact", url("apps/from-git:v3"), `--path=${repo}`, "--insecure-registry"], { cwd: tmpdir(), env: noGitHub });
       assert.equal(outside.status, 2);
       assert.match(outside.stderr, /--source is required outside a git checkout/);
+    });
+
+    test("build artifact writes exactly the layer that push uploads", async () => {
+      const source = join(PODINFO, "kustomize");
+      const output = join(dir, "built.tgz");
+      const built = await ferryOk(["build", "artifact", `--path=${source}`, `--output=${output}`]);
+      assert.match(built.stderr, /artifact built to .*built\.tgz/);
+      const layerDigest = `sha256:${createHash("sha256").update(await readFile(output)).digest("hex")}`;
+      await push("apps/built:v1", source);
+      const manifest = JSON.parse((await runTool("crane", ["manifest", `${registry.host}/apps/built:v1`])).stdout.toString());
+      assert.equal(manifest.layers[0].digest, layerDigest);
+      const listing = await exec("tar", ["-tzf", output]);
+      assert.deepEqual(listing.stdout.trim().split("\n").sort(), [".", "deployment.yaml", "hpa.yaml", "kustomization.yaml", "service.yaml"]);
     });
 
     test("diff compares content and names the files that differ", async () => {

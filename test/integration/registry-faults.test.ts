@@ -68,6 +68,20 @@ describe("registry faults", { skip: skipUnlessBuilt("registry") }, () => {
     assert.equal(result.status, 0, result.stderr);
   });
 
+  test("HTTP_PROXY from the environment carries the registry traffic", async () => {
+    const output = join(dir, "via-proxy");
+    const result = await ferry(
+      ["pull", "artifact", `oci://${registry.host}/faults/app:v1`, `--output=${output}`, "--insecure-registry"],
+      { env: { HTTP_PROXY: `http://${proxy.host}`, http_proxy: "", NO_PROXY: "", no_proxy: "" } },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    // undici tunnels through the proxy with CONNECT, one tunnel per connection it opens.
+    const tunnels = proxy.requests.filter((request) => request.method === "CONNECT");
+    assert.ok(tunnels.length > 0, "no traffic went through the proxy");
+    assert.ok(tunnels.every((request) => request.path === registry.host));
+    assert.ok((await readdir(output)).includes("deployment.yaml"));
+  });
+
   test("a registry that keeps failing gives up with the status it saw", async () => {
     proxy.faults.push({ method: "HEAD", path: /\/manifests\//, action: { kind: "status", status: 503 } });
     proxy.faults.push({ method: "GET", path: /\/manifests\//, action: { kind: "status", status: 503 } });
