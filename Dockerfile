@@ -1,8 +1,8 @@
 # Minimal image for the ferry CLI; the controller image and its hardening come with the install issue.
+# Build context: run `npm ci` (which bundles dist/) before `docker build`.
 FROM node:24-bookworm-slim
 WORKDIR /opt/ferry
 COPY package.json ./
-COPY src ./src
-COPY cli ./cli
+COPY dist ./dist
 USER node
-ENTRYPOINT ["node", "/opt/ferry/cli/ferry.ts"]
+ENTRYPOINT ["node", "/opt/ferry/dist/ferry.mjs"]

@@ -5,7 +5,7 @@ import stylistic from "@stylistic/eslint-plugin";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "crds/"] },
+  { ignores: ["node_modules/", "crds/", "dist/"] },
   js.configs.recommended,
   tseslint.configs.strict,
   stylistic.configs.customize({

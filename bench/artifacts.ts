@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { binary } from "../test/harness/binaries.ts";
-import { FERRY_CLI } from "../test/harness/ferry.ts";
+import { FERRY_BUNDLE } from "../test/harness/ferry.ts";
 import { startRegistry } from "../test/harness/registry.ts";
 import { buildTestbed } from "../test/testbed/build.ts";
 import { type Measurement, measure, median } from "./measure.ts";
@@ -34,7 +34,7 @@ function command(tool: Tool, operation: Operation, url: string, path: string): [
     = operation === "push"
       ? ["push", "artifact", url, `--path=${path}`, "--source=https://bench", `--revision=${REVISION}`, "--insecure-registry"]
       : ["pull", "artifact", url, `--output=${path}`, "--insecure-registry"];
-  return tool === "ferry" ? [process.execPath, [FERRY_CLI, ...args]] : [binary("flux"), args];
+  return tool === "ferry" ? [process.execPath, [FERRY_BUNDLE, ...args]] : [binary("flux"), args];
 }
 
 try {

@@ -174,12 +174,19 @@ export class RegistryClient {
   }
 
   /** The size of a blob the repository already has, or undefined. */
-  async blobSize(registry: string, repository: string, digest: string, signal?: AbortSignal): Promise<number | undefined> {
+  async blobSize(
+    registry: string,
+    repository: string,
+    digest: string,
+    options: { signal?: AbortSignal; forPush?: boolean } = {},
+  ): Promise<number | undefined> {
     const http = this.http(registry);
+    const { signal } = options;
     const response = await http.send({
       method: "HEAD",
       url: `/v2/${repository}/blobs/${digest}`,
-      scopes: [repositoryScope(repository)],
+      // Before an upload, ask for the push scope straight away: one token then serves the whole push.
+      scopes: [repositoryScope(repository, options.forPush)],
       ...(signal ? { signal } : {}),
     });
     await response.body.dump();
@@ -200,7 +207,7 @@ export class RegistryClient {
     options: { mountFrom?: string; onProgress?: ProgressCallback; signal?: AbortSignal } = {},
   ): Promise<"exists" | "mounted" | "uploaded"> {
     const signal = options.signal ? { signal: options.signal } : {};
-    if ((await this.blobSize(registry, repository, digest, options.signal)) !== undefined) {
+    if ((await this.blobSize(registry, repository, digest, { ...signal, forPush: true })) !== undefined) {
       options.onProgress?.(source.size);
       return "exists";
     }

@@ -112,7 +112,8 @@ export class RegistryHttp {
   readonly baseUrl: string;
   readonly #dispatcher: Dispatcher;
   readonly #options: TransportOptions;
-  readonly #tokens = new Map<string, CachedToken>();
+  /** Token requests by realm, service and scopes; concurrent requests for the same scopes share one fetch. */
+  readonly #tokens = new Map<string, Promise<CachedToken>>();
   #credentials: Promise<Credentials | undefined> | undefined;
   /** The registry's Bearer challenge, once seen: later scopes get tokens without a 401 round trip first. */
   #bearer: { realm: string; service?: string } | undefined;
@@ -149,9 +150,25 @@ export class RegistryHttp {
     signal?: AbortSignal,
   ): Promise<string> {
     const key = `${challenge.realm}|${challenge.service ?? ""}|${[...scopes].sort().join(" ")}`;
-    const cached = this.#tokens.get(key);
-    if (cached && cached.expiresAt > Date.now()) return cached.header;
+    const pending = this.#tokens.get(key);
+    if (pending) {
+      const cached = await pending.catch(() => undefined);
+      if (cached && cached.expiresAt > Date.now()) return cached.header;
+    }
+    const fetching = this.#fetchToken(challenge, scopes, credentials, signal);
+    this.#tokens.set(key, fetching);
+    fetching.catch(() => {
+      if (this.#tokens.get(key) === fetching) this.#tokens.delete(key);
+    });
+    return (await fetching).header;
+  }
 
+  async #fetchToken(
+    challenge: { realm: string; service?: string },
+    scopes: readonly string[],
+    credentials: Credentials | undefined,
+    signal?: AbortSignal,
+  ): Promise<CachedToken> {
     const url = new URL(challenge.realm);
     const headers: Record<string, string> = { "user-agent": this.#options.userAgent ?? "ferry" };
     let method: "GET" | "POST" = "GET";
@@ -196,9 +213,7 @@ export class RegistryHttp {
     if (!token) throw new AuthenticationError(`token service ${url.origin} returned no token`);
     // Renew a little early; the spec's default lifetime is 60 s.
     const lifetime = Math.max(10, (document.expires_in ?? 60) - 5) * 1000;
-    const header = `Bearer ${token}`;
-    this.#tokens.set(key, { header, expiresAt: Date.now() + lifetime });
-    return header;
+    return { header: `Bearer ${token}`, expiresAt: Date.now() + lifetime };
   }
 
   /** Learns the auth scheme from a 401; returns whether a retry with new authorization makes sense. */
@@ -210,8 +225,11 @@ export class RegistryHttp {
     if (bearer?.params.realm) {
       const known = this.#bearer?.realm === bearer.params.realm;
       this.#bearer = { realm: bearer.params.realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) };
-      // A 401 despite a fresh token means the token is stale or lacks a scope: drop it and fetch once more.
-      for (const key of [...this.#tokens.keys()]) if (key.endsWith(`|${[...scopes].sort().join(" ")}`)) this.#tokens.delete(key);
+      // A 401 despite a token means it is stale or lacks a scope: drop it and fetch once more.
+      if (hadAuthorization) {
+        const suffix = `|${[...scopes].sort().join(" ")}`;
+        for (const key of [...this.#tokens.keys()]) if (key.endsWith(suffix)) this.#tokens.delete(key);
+      }
       return !known || !hadAuthorization;
     }
     if (challenges.some((challenge) => challenge.scheme === "basic") && credentials?.kind === "basic") {

@@ -3,6 +3,8 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 
 export const FERRY_CLI = join(import.meta.dirname, "..", "..", "cli", "ferry.ts");
+/** The bundled CLI that `npm run build` (and `npm ci`, through prepare) writes; what users run. */
+export const FERRY_BUNDLE = join(import.meta.dirname, "..", "..", "dist", "ferry.mjs");
 
 export interface FerryResult {
   readonly status: number | null;
@@ -12,10 +14,10 @@ export interface FerryResult {
 
 export function ferry(
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string; bundle?: boolean } = {},
 ): Promise<FerryResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FERRY_CLI, ...args], {
+    const child = spawn(process.execPath, [options.bundle ? FERRY_BUNDLE : FERRY_CLI, ...args], {
       env: { ...process.env, ...options.env },
       cwd: options.cwd,
       stdio: ["pipe", "pipe", "pipe"],

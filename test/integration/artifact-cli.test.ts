@@ -62,6 +62,17 @@ for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryK
       assert.match(config.rootfs.diff_ids[0], /^sha256:[a-f0-9]{64}$/);
     });
 
+    test("the bundled CLI that users run (dist/ferry.mjs) pushes and pulls the same artifact", async () => {
+      const source = join(PODINFO, "kustomize");
+      const common = ["--source=https://github.com/ferry/demo", `--revision=${REVISION}`, "--insecure-registry", "--reproducible"];
+      const bundled = await ferryOk(["push", "artifact", url("apps/bundled:v1"), `--path=${source}`, ...common], { bundle: true });
+      const fromSource = await push("apps/bundled:v2", source, "--reproducible");
+      assert.equal(bundled.stdout.trim(), fromSource.stdout.trim());
+      const output = join(dir, "bundled-pull");
+      await ferryOk(["pull", "artifact", url("apps/bundled:v1"), `--output=${output}`, "--insecure-registry"], { bundle: true });
+      assert.deepEqual(treeDifferences(await readTree(source), await readTree(output)), []);
+    });
+
     test("-o json prints url, repository, tag and digest", async () => {
       const result = await push("apps/json:v2", join(PODINFO, "kustomize"), "-o", "json");
       const output = JSON.parse(result.stdout);
