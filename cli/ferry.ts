@@ -13,6 +13,7 @@ enableCompileCache();
 type Command = (args: readonly string[]) => Promise<unknown>;
 
 const artifactCommands = () => import("./commands/artifact.ts");
+const signingCommands = () => import("./commands/signing.ts");
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   "push artifact": {
@@ -39,6 +40,18 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Write the artifact's content layer (.tgz) without pushing it",
     load: async () => (await artifactCommands()).buildArtifactCommand,
   },
+  "verify artifact": {
+    summary: "Verify an artifact's cosign signature (bundle or legacy) against public keys",
+    load: async () => (await signingCommands()).verifyArtifactCommand,
+  },
+  sign: {
+    summary: "Sign an artifact's manifest digest with a cosign key (Sigstore bundle and/or legacy .sig)",
+    load: async () => (await signingCommands()).signCommand,
+  },
+  keygen: {
+    summary: "Write a cosign-compatible key pair (cosign.key, cosign.pub); password from COSIGN_PASSWORD",
+    load: async () => (await signingCommands()).keygenCommand,
+  },
 };
 
 function usage(): string {
@@ -57,7 +70,7 @@ function usage(): string {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const [verb, noun, ...rest] = argv;
+  const [verb, noun, ...remaining] = argv;
   if (verb === "version" || verb === "--version") {
     process.stdout.write(`ferry ${FERRY_VERSION}\n`);
     return EXIT_OK;
@@ -66,13 +79,16 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return EXIT_OK;
   }
-  const command = COMMANDS[`${verb} ${noun ?? ""}`];
+  // Two-word commands (push artifact) first, then one-word ones (sign, keygen) whose arguments start at `noun`.
+  const twoWords = COMMANDS[`${verb} ${noun ?? ""}`];
+  const command = twoWords ?? COMMANDS[verb];
+  const rest = twoWords ? remaining : [noun, ...remaining].filter((arg): arg is string => arg !== undefined);
   if (!command) {
     process.stderr.write(`ferry: unknown command "${[verb, noun].filter(Boolean).join(" ")}"\n\n${usage()}\n`);
     return EXIT_USAGE;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`ferry ${verb} ${noun}: ${command.summary}\n`);
+    process.stdout.write(`ferry ${twoWords ? `${verb} ${noun}` : verb}: ${command.summary}\n`);
     return EXIT_OK;
   }
   try {

@@ -58,8 +58,16 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
     reproducible: { type: "boolean" },
     "resolve-symlinks": { type: "boolean" },
     output: { type: "string", short: "o" },
+    sign: { type: "boolean" },
+    key: { type: "string" },
+    "signature-format": { type: "string" },
   });
   const reference = parseUrl(requireOne(positionals, "artifact URL (oci://host/repo:tag)"));
+  if (values.sign && !values.key) throw new UsageError("--sign needs --key (keyless signing is not available yet)");
+  const signing = values.sign ? await import("./signing.ts") : undefined;
+  const signatureFormat = signing?.parseSignatureFormat(values["signature-format"]);
+  // Decrypt before pushing, so a wrong password fails before anything reaches the registry.
+  const privateKey = signing && values.key ? await signing.loadPrivateKey(values.key) : undefined;
   if (reference.digest) throw new UsageError("push needs a tag, not a digest: oci://host/repo:tag");
   if (!values.path) throw new UsageError("--path is required (a directory, a file, or - for stdin)");
   const format = parseOutputFormat(values.output);
@@ -73,8 +81,8 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
   try {
     status("►", `pushing artifact to ${formatReference(reference)}`);
     const progress = createProgress("  layer");
-    const result = await withClient(values, (client, signal) =>
-      pushArtifact(client, reference, {
+    const result = await withClient(values, async (client, signal) => {
+      const pushed = await pushArtifact(client, reference, {
         path: stdin?.path ?? values.path ?? "",
         source,
         revision,
@@ -84,8 +92,15 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
         ...(values["ignore-paths"] ? { ignorePaths: values["ignore-paths"] } : {}),
         onProgress: ({ transferred, total }) => progress.update(transferred, total),
         signal,
-      }),
-    );
+      });
+      if (privateKey) {
+        const { signArtifact } = await import("../../src/signing/sign.ts");
+        const format = signatureFormat ? { format: signatureFormat } : {};
+        await signArtifact(client, reference, { privateKey, subject: pushed.manifest, ...format });
+        status("✔", `artifact signed (${signatureFormat})`);
+      }
+      return pushed;
+    });
     progress.done();
     const pushed = formatReference({ ...reference, tag: undefined, digest: result.digest } as Reference);
     status("✔", `artifact successfully pushed to ${pushed}`);

@@ -20,6 +20,8 @@ export interface PushRequest extends BuildOptions {
 export interface PushResult {
   readonly reference: Reference;
   readonly digest: string;
+  /** The pushed manifest's descriptor, e.g. the subject of a signature. */
+  readonly manifest: { readonly mediaType: string; readonly digest: string; readonly size: number };
   readonly layer: { readonly digest: string; readonly size: number; readonly mediaType: string };
   readonly uploaded: "exists" | "mounted" | "uploaded";
   readonly files: number;
@@ -51,6 +53,7 @@ export async function pushArtifact(client: RegistryClient, reference: Reference,
     return {
       reference: { ...withDigest(reference, digest), tag: target.tag ?? "latest" },
       digest,
+      manifest: { mediaType: OCI_MANIFEST, digest, size: built.manifest.length },
       layer: { digest: tarball.digest, size: tarball.size, mediaType: FLUX_CONTENT_MEDIA_TYPE },
       uploaded,
       files: tarball.entries.filter((entry) => entry.kind === "file").length,

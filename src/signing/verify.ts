@@ -1,0 +1,95 @@
+// Verifying an artifact before anything uses it: resolve to a digest, then accept it only if a signature made by one
+// of the trusted keys binds exactly that digest. Bundles are tried first, then legacy `.sig` signatures.
+import { type KeyObject, verify as verifyBytes } from "node:crypto";
+import type { RegistryClient } from "../registry/client.ts";
+import type { Descriptor } from "../registry/oci.ts";
+import { formatReference, type Reference } from "../registry/reference.ts";
+import { verifyBundleWithKeys } from "./bundle.ts";
+import { VerificationError, type VerificationFailure } from "./errors.ts";
+import { keyFingerprint } from "./keys.ts";
+import { findBundles, findLegacySignatures, type FoundLegacySignature, type Repository } from "./store.ts";
+
+export type SignatureFormat = "bundle" | "legacy";
+
+export interface VerifiedArtifact {
+  readonly reference: Reference;
+  readonly digest: string;
+  readonly format: SignatureFormat;
+  /** `SHA256:<hex>` of the key that verified. */
+  readonly keyFingerprint: string;
+  /** When the signature was attached (bundle referrers carry it); absent for legacy signatures. */
+  readonly signedAt?: string;
+}
+
+/** Checks one legacy simple-signing signature: the key, then the claim that it names this digest. */
+export function verifyLegacySignature(found: FoundLegacySignature, digest: string, publicKeys: readonly KeyObject[]): KeyObject {
+  const key = publicKeys.find((candidate) => {
+    try {
+      return verifyBytes("sha256", found.payload, candidate, found.signature);
+    } catch {
+      return false;
+    }
+  });
+  if (!key) throw new VerificationError("wrong-key", "legacy signature does not verify with the given key");
+  let payload: { critical?: { type?: string; image?: { "docker-manifest-digest"?: string } } };
+  try {
+    payload = JSON.parse(found.payload.toString("utf8"));
+  } catch (error) {
+    throw new VerificationError("malformed", "legacy signature payload is not JSON", { cause: error });
+  }
+  if (payload.critical?.type !== "cosign container image signature") {
+    throw new VerificationError("malformed", `legacy signature payload has type ${payload.critical?.type}`);
+  }
+  const signed = payload.critical.image?.["docker-manifest-digest"];
+  if (signed !== digest) throw new VerificationError("digest-mismatch", `legacy signature is for ${signed}, not ${digest}`);
+  return key;
+}
+
+/** The most telling failure among several signatures: a signature for another digest beats a wrong key. */
+function mostSpecific(errors: readonly VerificationError[]): VerificationError | undefined {
+  const order: VerificationFailure[] = ["digest-mismatch", "tampered", "identity-mismatch", "wrong-key", "untrusted", "malformed", "no-signature"];
+  return [...errors].sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason))[0];
+}
+
+export async function verifyArtifact(
+  client: RegistryClient,
+  reference: Reference,
+  options: { publicKeys: readonly KeyObject[]; subject?: Descriptor },
+): Promise<VerifiedArtifact> {
+  if (options.publicKeys.length === 0) throw new VerificationError("untrusted", "no public key to verify with");
+  const subject = options.subject ?? (await client.resolve(reference));
+  const digest = subject.digest;
+  const repo: Repository = { registry: reference.registry, repository: reference.repository };
+  const shown = formatReference({ ...repo, digest });
+  const failures: VerificationError[] = [];
+  const record = (error: unknown) => {
+    if (error instanceof VerificationError) failures.push(error);
+    else throw error;
+  };
+
+  for (const found of await findBundles(client, repo, digest)) {
+    try {
+      const verified = verifyBundleWithKeys(found.bundle, digest, options.publicKeys);
+      return {
+        reference,
+        digest,
+        format: "bundle",
+        keyFingerprint: keyFingerprint(verified.publicKey),
+        ...(found.created ? { signedAt: found.created } : {}),
+      };
+    } catch (error) {
+      record(error);
+    }
+  }
+  for (const found of await findLegacySignatures(client, repo, digest)) {
+    try {
+      const key = verifyLegacySignature(found, digest, options.publicKeys);
+      return { reference, digest, format: "legacy", keyFingerprint: keyFingerprint(key) };
+    } catch (error) {
+      record(error);
+    }
+  }
+  const worst = mostSpecific(failures);
+  if (!worst) throw new VerificationError("no-signature", `no signature found for ${shown}`);
+  throw new VerificationError(worst.reason, `verification of ${shown} failed: ${worst.message}`, { cause: worst });
+}
