@@ -102,6 +102,13 @@ export function verifyBundleWithKeys(bundleBytes: Buffer, manifestDigest: string
     }
   }
   if (!verifiedBy) {
+    // A bundle that names one of our keys but does not verify with it was altered after signing.
+    const hint = bundle.verificationMaterial.content.$case === "publicKey" ? bundle.verificationMaterial.content.publicKey.hint : "";
+    if (hint && publicKeys.some((key) => keyHint(key) === hint)) {
+      throw new VerificationError("tampered", "signature does not match the signed content: the bundle was altered after signing", {
+        cause: lastError,
+      });
+    }
     throw new VerificationError("wrong-key", `signature does not verify with the given key${publicKeys.length > 1 ? "s" : ""}`, {
       cause: lastError,
     });
