@@ -123,7 +123,8 @@ for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryK
       try {
         const key = await decryptPrivateKey(await readFile(ferryKey(), "utf8"), PASSWORD.COSIGN_PASSWORD);
         const subject = await client.resolve({ registry: registry.host, repository: victim.name, tag: "v1" });
-        await attachBundle(client, { registry: registry.host, repository: victim.name }, subject, await signDigestWithKey(signed.digest, key));
+        const foreignBundle = await signDigestWithKey(signed.digest, key);
+        await attachBundle(client, { registry: registry.host, repository: victim.name }, subject, foreignBundle);
       } finally {
         await client.close();
       }
