@@ -60,14 +60,18 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
     output: { type: "string", short: "o" },
     sign: { type: "boolean" },
     key: { type: "string" },
+    keyless: { type: "boolean" },
+    "identity-token": { type: "string" },
+    "fulcio-url": { type: "string" },
+    "rekor-url": { type: "string" },
     "signature-format": { type: "string" },
   });
   const reference = parseUrl(requireOne(positionals, "artifact URL (oci://host/repo:tag)"));
-  if (values.sign && !values.key) throw new UsageError("--sign needs --key (keyless signing is not available yet)");
-  const signing = values.sign ? await import("./signing.ts") : undefined;
-  const signatureFormat = signing?.parseSignatureFormat(values["signature-format"]);
+  if (!values.sign && (values.key || values.keyless)) throw new UsageError("--key and --keyless need --sign");
+  const signingModule = values.sign ? await import("./signing.ts") : undefined;
+  const signatureFormat = signingModule?.parseSignatureFormat(values["signature-format"]);
   // Decrypt before pushing, so a wrong password fails before anything reaches the registry.
-  const privateKey = signing && values.key ? await signing.loadPrivateKey(values.key) : undefined;
+  const signing = await signingModule?.signingFromFlags(values);
   if (reference.digest) throw new UsageError("push needs a tag, not a digest: oci://host/repo:tag");
   if (!values.path) throw new UsageError("--path is required (a directory, a file, or - for stdin)");
   const format = parseOutputFormat(values.output);
@@ -93,10 +97,10 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
         onProgress: ({ transferred, total }) => progress.update(transferred, total),
         signal,
       });
-      if (privateKey) {
+      if (signing) {
         const { signArtifact } = await import("../../src/signing/sign.ts");
         const format = signatureFormat ? { format: signatureFormat } : {};
-        await signArtifact(client, reference, { privateKey, subject: pushed.manifest, ...format });
+        await signArtifact(client, reference, { ...signing, subject: pushed.manifest, ...format });
         status("✔", `artifact signed (${signatureFormat})`);
       }
       return pushed;

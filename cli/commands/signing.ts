@@ -6,6 +6,7 @@ import { formatReference, formatUrl, parseReference } from "../../src/registry/r
 import { KeyError } from "../../src/signing/errors.ts";
 import { decryptPrivateKey, generateKeyPair, keyFingerprint, parsePublicKey } from "../../src/signing/keys.ts";
 import { type SignatureFormatOption, signArtifact } from "../../src/signing/sign.ts";
+import { loadTrustedRoot } from "../../src/signing/trusted-root.ts";
 import { verifyArtifact } from "../../src/signing/verify.ts";
 import { UsageError } from "../errors.ts";
 import { clientOptions, parse, REGISTRY_OPTIONS, requireOne } from "../flags.ts";
@@ -60,6 +61,43 @@ export async function loadPrivateKey(reference: string) {
   return decryptPrivateKey(pem, await readPassword(), origin);
 }
 
+/** Flags shared by `sign` and `push artifact --sign`. */
+export const SIGNING_OPTIONS = {
+  key: { type: "string" },
+  keyless: { type: "boolean" },
+  "identity-token": { type: "string" },
+  "fulcio-url": { type: "string" },
+  "rekor-url": { type: "string" },
+  "signature-format": { type: "string" },
+} as const;
+
+export interface SigningFlagValues {
+  sign?: boolean;
+  key?: string;
+  keyless?: boolean;
+  "identity-token"?: string;
+  "fulcio-url"?: string;
+  "rekor-url"?: string;
+}
+
+/** The key (decrypted now, so a wrong password fails before any upload) or the keyless settings. */
+export async function signingFromFlags(values: SigningFlagValues) {
+  if (!values.sign) return undefined;
+  if (values.key && values.keyless) throw new UsageError("--key and --keyless are exclusive");
+  if (values.keyless) {
+    const token = values["identity-token"] ?? process.env.SIGSTORE_ID_TOKEN;
+    return {
+      keyless: {
+        ...(token ? { identityToken: token } : {}),
+        ...(values["fulcio-url"] ? { fulcioUrl: values["fulcio-url"] } : {}),
+        ...(values["rekor-url"] ? { rekorUrl: values["rekor-url"] } : {}),
+      },
+    };
+  }
+  if (!values.key) throw new UsageError("signing needs --key (a cosign private key file or env://VAR) or --keyless");
+  return { privateKey: await loadPrivateKey(values.key) };
+}
+
 export function parseSignatureFormat(value: string | undefined): SignatureFormatOption {
   const format = value ?? "bundle";
   if (format !== "bundle" && format !== "legacy" && format !== "both") {
@@ -86,19 +124,14 @@ export async function keygenCommand(args: readonly string[]): Promise<void> {
 }
 
 export async function signCommand(args: readonly string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
-    ...REGISTRY_OPTIONS,
-    key: { type: "string" },
-    "signature-format": { type: "string" },
-  });
+  const { values, positionals } = parse(args, { ...REGISTRY_OPTIONS, ...SIGNING_OPTIONS });
   const reference = parseReference(requireOne(positionals, "artifact URL"), { requireScheme: false });
-  if (!values.key) throw new UsageError("--key is required (a cosign private key file or env://VAR)");
+  const signing = await signingFromFlags({ ...values, sign: true });
   const format = parseSignatureFormat(values["signature-format"]);
   if (!reference.digest) status("⚠", `${formatReference(reference)} uses a tag; signing the digest it points to now`);
-  const privateKey = await loadPrivateKey(values.key);
   const client = new RegistryClient(clientOptions(values));
   try {
-    const result = await signArtifact(client, reference, { privateKey, format });
+    const result = await signArtifact(client, reference, { ...signing, format });
     status("✔", `signed ${formatReference({ ...reference, tag: undefined, digest: result.digest } as typeof reference)} (${format})`);
   } finally {
     await client.close();
@@ -109,20 +142,46 @@ export async function verifyArtifactCommand(args: readonly string[]): Promise<bo
   const { values, positionals } = parse(args, {
     ...REGISTRY_OPTIONS,
     key: { type: "string", multiple: true },
+    "certificate-identity": { type: "string" },
+    "certificate-identity-regexp": { type: "string" },
+    "certificate-oidc-issuer": { type: "string" },
+    "certificate-oidc-issuer-regexp": { type: "string" },
+    "trusted-root": { type: "string" },
+    "insecure-ignore-tlog": { type: "boolean" },
     output: { type: "string", short: "o" },
   });
   const reference = parseReference(requireOne(positionals, "artifact URL"), { requireScheme: true });
   const format = parseOutputFormat(values.output);
-  if (!values.key?.length) throw new UsageError("--key is required (repeat it to accept several keys)");
+  const identityFlags = ["certificate-identity", "certificate-identity-regexp", "certificate-oidc-issuer", "certificate-oidc-issuer-regexp"] as const;
+  const keyless = identityFlags.some((flag) => values[flag] !== undefined);
+  if (!values.key?.length && !keyless) {
+    throw new UsageError("give --key (repeatable), or --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] for keyless");
+  }
+  if (values.key?.length && keyless) throw new UsageError("--key and the --certificate-* flags are exclusive");
   const publicKeys = await Promise.all(
-    values.key.map(async (key) => {
+    (values.key ?? []).map(async (key) => {
       const { pem, origin } = await readKeyReference(key);
       return parsePublicKey(pem, origin);
     }),
   );
+  const trust = keyless
+    ? {
+        keyless: {
+          trustedRoot: await loadTrustedRoot(values["trusted-root"]),
+          ignoreTlog: values["insecure-ignore-tlog"] ?? false,
+          policy: {
+            ...(values["certificate-identity"] !== undefined ? { identity: values["certificate-identity"] } : {}),
+            ...(values["certificate-identity-regexp"] !== undefined ? { identityRegexp: values["certificate-identity-regexp"] } : {}),
+            ...(values["certificate-oidc-issuer"] !== undefined ? { issuer: values["certificate-oidc-issuer"] } : {}),
+            ...(values["certificate-oidc-issuer-regexp"] !== undefined ? { issuerRegexp: values["certificate-oidc-issuer-regexp"] } : {}),
+          },
+        },
+      }
+    : { publicKeys };
   const client = new RegistryClient(clientOptions(values));
   try {
-    const verified = await verifyArtifact(client, reference, { publicKeys });
+    const verified = await verifyArtifact(client, reference, trust);
+    const signer = verified.keyFingerprint ? `key ${verified.keyFingerprint}` : `${verified.identity} (issuer ${verified.issuer})`;
     const url = formatUrl({ registry: reference.registry, repository: reference.repository, digest: verified.digest });
     if (format !== "text") {
       printStructured(format, {
@@ -130,12 +189,13 @@ export async function verifyArtifactCommand(args: readonly string[]): Promise<bo
         digest: verified.digest,
         verified: true,
         format: verified.format,
-        key: verified.keyFingerprint,
+        ...(verified.keyFingerprint ? { key: verified.keyFingerprint } : {}),
+        ...(verified.identity ? { identity: verified.identity, issuer: verified.issuer } : {}),
         ...(verified.signedAt ? { signedAt: verified.signedAt } : {}),
       });
     } else {
       status("✔", `verified ${url}`);
-      status("✔", `signed by key ${verified.keyFingerprint} (${verified.format}${verified.signedAt ? `, at ${verified.signedAt}` : ""})`);
+      status("✔", `signed by ${signer} (${verified.format}${verified.signedAt ? `, at ${verified.signedAt}` : ""})`);
     }
     return true;
   } finally {

@@ -4,6 +4,7 @@ import type { RegistryClient } from "../registry/client.ts";
 import type { Descriptor } from "../registry/oci.ts";
 import type { Reference } from "../registry/reference.ts";
 import { signDigestWithKey } from "./bundle.ts";
+import { type KeylessSignOptions, signDigestKeyless } from "./keyless.ts";
 import { attachBundle, attachLegacySignature } from "./store.ts";
 
 /** bundle: Sigstore bundle referrer (cosign v3's default); legacy: the `.sig` tag older verifiers read; both. */
@@ -18,17 +19,24 @@ export interface SignResult {
 export async function signArtifact(
   client: RegistryClient,
   reference: Reference,
-  options: { privateKey: KeyObject; format?: SignatureFormatOption; subject?: Descriptor },
+  options: { privateKey?: KeyObject; keyless?: KeylessSignOptions; format?: SignatureFormatOption; subject?: Descriptor },
 ): Promise<SignResult> {
+  const { privateKey } = options;
+  if (!privateKey && !options.keyless) throw new Error("signing needs a private key or keyless options");
+  if (!privateKey && options.format && options.format !== "bundle") {
+    throw new Error("keyless signing writes Sigstore bundles only (--signature-format bundle)");
+  }
   const subject = options.subject ?? (await client.resolve(reference));
   const repo = { registry: reference.registry, repository: reference.repository };
   const format = options.format ?? "bundle";
   let bundleReferrer: string | undefined;
   if (format !== "legacy") {
-    const bundle = await signDigestWithKey(subject.digest, options.privateKey);
+    const bundle = privateKey
+      ? await signDigestWithKey(subject.digest, privateKey)
+      : await signDigestKeyless(subject.digest, options.keyless);
     bundleReferrer = await attachBundle(client, repo, subject, bundle);
   }
-  if (format !== "bundle") await attachLegacySignature(client, repo, subject.digest, options.privateKey);
+  if (format !== "bundle" && privateKey) await attachLegacySignature(client, repo, subject.digest, privateKey);
   return {
     digest: subject.digest,
     ...(bundleReferrer ? { bundleReferrer } : {}),

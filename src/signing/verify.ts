@@ -6,6 +6,7 @@ import type { Descriptor } from "../registry/oci.ts";
 import { formatReference, type Reference } from "../registry/reference.ts";
 import { verifyBundleWithKeys } from "./bundle.ts";
 import { VerificationError, type VerificationFailure } from "./errors.ts";
+import { type IdentityPolicy, verifyKeylessBundle } from "./keyless.ts";
 import { keyFingerprint } from "./keys.ts";
 import { findBundles, findLegacySignatures, type FoundLegacySignature, type Repository } from "./store.ts";
 
@@ -15,8 +16,11 @@ export interface VerifiedArtifact {
   readonly reference: Reference;
   readonly digest: string;
   readonly format: SignatureFormat;
-  /** `SHA256:<hex>` of the key that verified. */
-  readonly keyFingerprint: string;
+  /** `SHA256:<hex>` of the key that verified (key-based signatures). */
+  readonly keyFingerprint?: string;
+  /** The certificate identity and OIDC issuer (keyless signatures). */
+  readonly identity?: string;
+  readonly issuer?: string;
   /** When the signature was attached (bundle referrers carry it); absent for legacy signatures. */
   readonly signedAt?: string;
 }
@@ -51,12 +55,20 @@ function mostSpecific(errors: readonly VerificationError[]): VerificationError |
   return [...errors].sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason))[0];
 }
 
+export interface KeylessTrust {
+  /** Trusted root JSON (public-good Sigstore by default at the CLI; a private one with --trusted-root). */
+  readonly trustedRoot: unknown;
+  readonly policy: IdentityPolicy;
+  readonly ignoreTlog?: boolean;
+}
+
 export async function verifyArtifact(
   client: RegistryClient,
   reference: Reference,
-  options: { publicKeys: readonly KeyObject[]; subject?: Descriptor },
+  options: { publicKeys?: readonly KeyObject[]; keyless?: KeylessTrust; subject?: Descriptor },
 ): Promise<VerifiedArtifact> {
-  if (options.publicKeys.length === 0) throw new VerificationError("untrusted", "no public key to verify with");
+  const publicKeys = options.publicKeys ?? [];
+  if (publicKeys.length === 0 && !options.keyless) throw new VerificationError("untrusted", "no public key or keyless policy to verify with");
   const subject = options.subject ?? (await client.resolve(reference));
   const digest = subject.digest;
   const repo: Repository = { registry: reference.registry, repository: reference.repository };
@@ -69,7 +81,18 @@ export async function verifyArtifact(
 
   for (const found of await findBundles(client, repo, digest)) {
     try {
-      const verified = verifyBundleWithKeys(found.bundle, digest, options.publicKeys);
+      if (options.keyless) {
+        const verified = verifyKeylessBundle(found.bundle, digest, options.keyless);
+        return {
+          reference,
+          digest,
+          format: "bundle",
+          identity: verified.identity,
+          issuer: verified.issuer,
+          ...(found.created ? { signedAt: found.created } : {}),
+        };
+      }
+      const verified = verifyBundleWithKeys(found.bundle, digest, publicKeys);
       return {
         reference,
         digest,
@@ -81,9 +104,10 @@ export async function verifyArtifact(
       record(error);
     }
   }
-  for (const found of await findLegacySignatures(client, repo, digest)) {
+  // Keyless legacy signatures need a Rekor lookup to be trusted; Ferry reads keyless signatures from bundles only.
+  for (const found of options.keyless ? [] : await findLegacySignatures(client, repo, digest)) {
     try {
-      const key = verifyLegacySignature(found, digest, options.publicKeys);
+      const key = verifyLegacySignature(found, digest, publicKeys);
       return { reference, digest, format: "legacy", keyFingerprint: keyFingerprint(key) };
     } catch (error) {
       record(error);

@@ -76,3 +76,45 @@ export async function createServingCertificate(
   );
   return { caFile: join(dir, "ca.crt"), certFile: join(dir, "server.crt"), keyFile: join(dir, "server.key") };
 }
+
+export interface CertificateAuthority {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export async function createCertificateAuthority(dir: string, commonName: string): Promise<CertificateAuthority> {
+  await openssl(
+    [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", `${commonName}.key`, "-out", `${commonName}.crt`, "-days", "2", "-subj", `/O=ferry-test/CN=${commonName}`,
+      "-addext", "basicConstraints=critical,CA:TRUE",
+      "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    ],
+    dir,
+  );
+  return { certFile: join(dir, `${commonName}.crt`), keyFile: join(dir, `${commonName}.key`) };
+}
+
+/**
+ * A leaf certificate shaped like Fulcio's: the OIDC identity as SAN (URI, or email when it has an @ and no
+ * scheme), the OIDC issuer in Fulcio's extension 1.3.6.1.4.1.57264.1.8, code signing usage. `days: 0` makes a
+ * certificate that expires the moment it is issued.
+ */
+export async function issueFulcioStyleCertificate(
+  dir: string,
+  ca: CertificateAuthority,
+  options: { name: string; identity: string; issuer: string; days?: number },
+): Promise<{ certFile: string; keyFile: string }> {
+  const { name, identity, issuer } = options;
+  await openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", "/O=sigstore.dev"], dir);
+  const san = /^[a-z][a-z0-9+.-]*:/i.test(identity) ? `URI:${identity}` : `email:${identity}`;
+  await writeFile(
+    join(dir, `${name}.ext`),
+    [`subjectAltName=critical,${san}`, "extendedKeyUsage=codeSigning", "keyUsage=critical,digitalSignature", `1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:${issuer}`, ""].join("\n"),
+  );
+  await openssl(
+    ["x509", "-req", "-in", `${name}.csr`, "-CA", ca.certFile, "-CAkey", ca.keyFile, "-CAcreateserial", "-out", `${name}.crt`, "-days", String(options.days ?? 1), "-extfile", `${name}.ext`],
+    dir,
+  );
+  return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) };
+}
