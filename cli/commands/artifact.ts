@@ -123,15 +123,28 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
 }
 
 export async function pullArtifactCommand(args: readonly string[]): Promise<void> {
-  const { values, positionals } = parse(args, { ...REGISTRY_OPTIONS, output: { type: "string", short: "o" } });
+  const { VERIFY_OPTIONS, trustFromFlags } = await import("./signing.ts");
+  const { values, positionals } = parse(args, { ...REGISTRY_OPTIONS, ...VERIFY_OPTIONS, output: { type: "string", short: "o" } });
   const reference = parseUrl(requireOne(positionals, "artifact URL"));
   if (!values.output) throw new UsageError("--output is required: the directory to extract into");
   const output = resolve(values.output);
+  const trust = await trustFromFlags(values);
   status("►", `pulling artifact from ${formatReference(reference)}`);
   const progress = createProgress("  layer");
-  const result = await withClient(values, (client, signal) =>
-    pullArtifact(client, reference, output, { onProgress: ({ transferred, total }) => progress.update(transferred, total), signal }),
-  );
+  const result = await withClient(values, async (client, signal) => {
+    let pinned = reference;
+    if (trust) {
+      // Verify the digest the reference resolves to now, then pull exactly that digest: a tag moved in between
+      // cannot slip unverified content in.
+      const { verifyArtifact } = await import("../../src/signing/verify.ts");
+      const subject = await client.resolve(reference, signal);
+      const verified = await verifyArtifact(client, reference, { ...trust, subject });
+      const signer = verified.keyFingerprint ? `key ${verified.keyFingerprint}` : `${verified.identity} (issuer ${verified.issuer})`;
+      status("✔", `signature verified: signed by ${signer}`);
+      pinned = { registry: reference.registry, repository: reference.repository, digest: verified.digest };
+    }
+    return pullArtifact(client, pinned, output, { onProgress: ({ transferred, total }) => progress.update(transferred, total), signal });
+  });
   progress.done();
   if (result.source) status("✔", `source ${result.source}`);
   if (result.revision) status("✔", `revision ${result.revision}`);

@@ -138,46 +138,64 @@ export async function signCommand(args: readonly string[]): Promise<void> {
   }
 }
 
-export async function verifyArtifactCommand(args: readonly string[]): Promise<boolean> {
-  const { values, positionals } = parse(args, {
-    ...REGISTRY_OPTIONS,
-    key: { type: "string", multiple: true },
-    "certificate-identity": { type: "string" },
-    "certificate-identity-regexp": { type: "string" },
-    "certificate-oidc-issuer": { type: "string" },
-    "certificate-oidc-issuer-regexp": { type: "string" },
-    "trusted-root": { type: "string" },
-    "insecure-ignore-tlog": { type: "boolean" },
-    output: { type: "string", short: "o" },
-  });
-  const reference = parseReference(requireOne(positionals, "artifact URL"), { requireScheme: true });
-  const format = parseOutputFormat(values.output);
+/** Flags that say what signature to require, shared by `verify artifact` and `pull artifact`. */
+export const VERIFY_OPTIONS = {
+  key: { type: "string", multiple: true },
+  "certificate-identity": { type: "string" },
+  "certificate-identity-regexp": { type: "string" },
+  "certificate-oidc-issuer": { type: "string" },
+  "certificate-oidc-issuer-regexp": { type: "string" },
+  "trusted-root": { type: "string" },
+  "insecure-ignore-tlog": { type: "boolean" },
+} as const;
+
+export interface VerifyFlagValues {
+  key?: string[];
+  "certificate-identity"?: string;
+  "certificate-identity-regexp"?: string;
+  "certificate-oidc-issuer"?: string;
+  "certificate-oidc-issuer-regexp"?: string;
+  "trusted-root"?: string;
+  "insecure-ignore-tlog"?: boolean;
+}
+
+/** What to verify with, or undefined when no verification flag was given. */
+export async function trustFromFlags(values: VerifyFlagValues): Promise<Parameters<typeof verifyArtifact>[2] | undefined> {
   const identityFlags = ["certificate-identity", "certificate-identity-regexp", "certificate-oidc-issuer", "certificate-oidc-issuer-regexp"] as const;
   const keyless = identityFlags.some((flag) => values[flag] !== undefined);
-  if (!values.key?.length && !keyless) {
+  if (!values.key?.length && !keyless) return undefined;
+  if (values.key?.length && keyless) throw new UsageError("--key and the --certificate-* flags are exclusive");
+  if (!keyless) {
+    const publicKeys = await Promise.all(
+      (values.key ?? []).map(async (key) => {
+        const { pem, origin } = await readKeyReference(key);
+        return parsePublicKey(pem, origin);
+      }),
+    );
+    return { publicKeys };
+  }
+  return {
+    keyless: {
+      trustedRoot: await loadTrustedRoot(values["trusted-root"]),
+      ignoreTlog: values["insecure-ignore-tlog"] ?? false,
+      policy: {
+        ...(values["certificate-identity"] !== undefined ? { identity: values["certificate-identity"] } : {}),
+        ...(values["certificate-identity-regexp"] !== undefined ? { identityRegexp: values["certificate-identity-regexp"] } : {}),
+        ...(values["certificate-oidc-issuer"] !== undefined ? { issuer: values["certificate-oidc-issuer"] } : {}),
+        ...(values["certificate-oidc-issuer-regexp"] !== undefined ? { issuerRegexp: values["certificate-oidc-issuer-regexp"] } : {}),
+      },
+    },
+  };
+}
+
+export async function verifyArtifactCommand(args: readonly string[]): Promise<boolean> {
+  const { values, positionals } = parse(args, { ...REGISTRY_OPTIONS, ...VERIFY_OPTIONS, output: { type: "string", short: "o" } });
+  const reference = parseReference(requireOne(positionals, "artifact URL"), { requireScheme: true });
+  const format = parseOutputFormat(values.output);
+  const trust = await trustFromFlags(values);
+  if (!trust) {
     throw new UsageError("give --key (repeatable), or --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] for keyless");
   }
-  if (values.key?.length && keyless) throw new UsageError("--key and the --certificate-* flags are exclusive");
-  const publicKeys = await Promise.all(
-    (values.key ?? []).map(async (key) => {
-      const { pem, origin } = await readKeyReference(key);
-      return parsePublicKey(pem, origin);
-    }),
-  );
-  const trust = keyless
-    ? {
-        keyless: {
-          trustedRoot: await loadTrustedRoot(values["trusted-root"]),
-          ignoreTlog: values["insecure-ignore-tlog"] ?? false,
-          policy: {
-            ...(values["certificate-identity"] !== undefined ? { identity: values["certificate-identity"] } : {}),
-            ...(values["certificate-identity-regexp"] !== undefined ? { identityRegexp: values["certificate-identity-regexp"] } : {}),
-            ...(values["certificate-oidc-issuer"] !== undefined ? { issuer: values["certificate-oidc-issuer"] } : {}),
-            ...(values["certificate-oidc-issuer-regexp"] !== undefined ? { issuerRegexp: values["certificate-oidc-issuer-regexp"] } : {}),
-          },
-        },
-      }
-    : { publicKeys };
   const client = new RegistryClient(clientOptions(values));
   try {
     const verified = await verifyArtifact(client, reference, trust);

@@ -105,6 +105,25 @@ for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryK
       assert.equal(result.status, 0, result.stderr);
     });
 
+    test("pull with --key verifies before it extracts: unsigned content never reaches the disk", async () => {
+      const unsigned = await pushArtifact();
+      const refusedDir = join(dir, `pull-unsigned-${kind}`);
+      const refused = await ferry(["pull", "artifact", unsigned.url, `--output=${refusedDir}`, `--key=${ferryPub()}`, "--insecure-registry"]);
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /no signature found/);
+      await assert.rejects(stat(refusedDir), /ENOENT/);
+
+      const signed = await pushArtifact();
+      await ferryOk(["sign", signed.ref, `--key=env://FERRY_TEST_KEY`, "--insecure-registry"], {
+        env: { ...PASSWORD, FERRY_TEST_KEY: await readFile(ferryKey(), "utf8") },
+      });
+      const acceptedDir = join(dir, `pull-signed-${kind}`);
+      const accepted = await ferryOk(["pull", "artifact", signed.url, `--output=${acceptedDir}`, `--key=${ferryPub()}`, "--insecure-registry"]);
+      assert.match(accepted.stderr, /signature verified: signed by key SHA256:/);
+      assert.match(accepted.stderr, new RegExp(`digest .*${signed.digest}`));
+      assert.ok((await stat(join(acceptedDir, "deployment.yaml"))).isFile());
+    });
+
     test("verification failures exit 1 and name the reason", async () => {
       const unsigned = await pushArtifact();
       const none = await verify(unsigned.url, ferryPub());

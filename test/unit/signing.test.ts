@@ -29,6 +29,12 @@ describe("cosign keys", () => {
     await assert.rejects(decryptPrivateKey(pair.privateKeyPem, "wrong"), (error: unknown) => error instanceof KeyError && /wrong password/.test(error.message));
   });
 
+  test("keys under cosign's older PEM label are read too", async () => {
+    const pair = await generateKeyPair("pw");
+    const legacyLabel = pair.privateKeyPem.replaceAll("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY");
+    assert.equal((await decryptPrivateKey(legacyLabel, "pw")).asymmetricKeyType, "ec");
+  });
+
   test("an empty password is legal, as in cosign", async () => {
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
     const pem = await encryptPrivateKey(privateKey, "");
