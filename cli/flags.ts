@@ -17,8 +17,14 @@ export const REGISTRY_OPTIONS = {
 } as const satisfies OptionSpec;
 
 export function parse<T extends OptionSpec>(args: readonly string[], options: T) {
+  // cosign and flux users write boolean flags as --flag=false; parseArgs only knows --flag and --no-flag.
+  const normalised = args.map((arg) => {
+    const match = /^--([\w-]+)=(true|false)$/.exec(arg);
+    if (!match?.[1] || options[match[1]]?.type !== "boolean") return arg;
+    return match[2] === "true" ? `--${match[1]}` : `--no-${match[1]}`;
+  });
   try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+    return parseArgs({ args: normalised, options, allowPositionals: true, allowNegative: true, strict: true });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

@@ -64,6 +64,7 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
     "identity-token": { type: "string" },
     "fulcio-url": { type: "string" },
     "rekor-url": { type: "string" },
+    "tlog-upload": { type: "boolean" },
     "signature-format": { type: "string" },
   });
   const reference = parseUrl(requireOne(positionals, "artifact URL (oci://host/repo:tag)"));

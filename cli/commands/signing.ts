@@ -68,6 +68,7 @@ export const SIGNING_OPTIONS = {
   "identity-token": { type: "string" },
   "fulcio-url": { type: "string" },
   "rekor-url": { type: "string" },
+  "tlog-upload": { type: "boolean" },
   "signature-format": { type: "string" },
 } as const;
 
@@ -78,6 +79,7 @@ export interface SigningFlagValues {
   "identity-token"?: string;
   "fulcio-url"?: string;
   "rekor-url"?: string;
+  "tlog-upload"?: boolean;
 }
 
 /** The key (decrypted now, so a wrong password fails before any upload) or the keyless settings. */
@@ -91,6 +93,7 @@ export async function signingFromFlags(values: SigningFlagValues) {
         ...(token ? { identityToken: token } : {}),
         ...(values["fulcio-url"] ? { fulcioUrl: values["fulcio-url"] } : {}),
         ...(values["rekor-url"] ? { rekorUrl: values["rekor-url"] } : {}),
+        ...(values["tlog-upload"] === false ? { tlogUpload: false } : {}),
       },
     };
   }

@@ -19,6 +19,8 @@ export interface KeylessSignOptions {
   readonly identityToken?: string;
   readonly fulcioUrl?: string;
   readonly rekorUrl?: string;
+  /** Upload to the transparency log (default). Without it, verifiers need --insecure-ignore-tlog. */
+  readonly tlogUpload?: boolean;
 }
 
 /** Signs with an ephemeral key certified by Fulcio and logged in Rekor. Needs the network. */
@@ -28,7 +30,9 @@ export async function signDigestKeyless(manifestDigest: string, options: Keyless
     : new CIContextProvider("sigstore");
   const builder = new DSSEBundleBuilder({
     signer: new FulcioSigner({ identityProvider, fulcioBaseURL: options.fulcioUrl ?? DEFAULT_FULCIO_URL }),
-    witnesses: [new RekorWitness({ rekorBaseURL: options.rekorUrl ?? DEFAULT_REKOR_URL, entryType: "dsse", fetchOnConflict: true })],
+    witnesses: options.tlogUpload === false
+      ? []
+      : [new RekorWitness({ rekorBaseURL: options.rekorUrl ?? DEFAULT_REKOR_URL, entryType: "dsse", fetchOnConflict: true })],
   });
   const bundle = await builder.create({ data: signStatement(manifestDigest), type: IN_TOTO_PAYLOAD_TYPE });
   return Buffer.from(JSON.stringify(bundleToJSON(bundle)));

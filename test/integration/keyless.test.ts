@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { bundleToJSON } from "@sigstore/bundle";
 import { DSSEBundleBuilder } from "@sigstore/sign";
+import { type LocalFulcio, startLocalFulcio } from "../../registry-fixtures/fulcio.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { IN_TOTO_PAYLOAD_TYPE, signStatement } from "../../src/signing/bundle.ts";
 import { attachBundle } from "../../src/signing/store.ts";
@@ -16,17 +17,19 @@ import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { ferry, ferryOk } from "../harness/ferry.ts";
 import { type CertificateAuthority, createCertificateAuthority, issueFulcioStyleCertificate } from "../harness/pki.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
+import { runTool } from "../harness/tools.ts";
 
 const PODINFO = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "podinfo", "kustomize");
 const WORKFLOW = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0";
 const GITHUB_ISSUER = "https://token.actions.githubusercontent.com";
 
-describe("keyless verification against a local trusted root", { skip: skipUnlessBuilt("zot") }, () => {
+describe("keyless verification against a local trusted root", { skip: skipUnlessBuilt("zot", "cosign") }, () => {
   let registry: Registry;
   let client: RegistryClient;
   let dir: string;
   let fulcio: CertificateAuthority;
   let rootFile: string;
+  let localFulcio: LocalFulcio;
   let artifacts = 0;
 
   /** Pushes an artifact and attaches a bundle signed by a fresh Fulcio-style certificate; returns its URL. */
@@ -67,8 +70,10 @@ describe("keyless verification against a local trusted root", { skip: skipUnless
         timestampAuthorities: [],
       }),
     );
+    localFulcio = await startLocalFulcio({ dir, caCertFile: fulcio.certFile, caKeyFile: fulcio.keyFile });
   });
   after(async () => {
+    await localFulcio?.stop();
     await client?.close();
     await registry?.stop();
     await rm(dir, { recursive: true, force: true });
@@ -117,6 +122,41 @@ describe("keyless verification against a local trusted root", { skip: skipUnless
     const noIssuer = await verify(url, `--certificate-identity=${WORKFLOW}`);
     assert.equal(noIssuer.status, 1);
     assert.match(noIssuer.stderr, /needs --certificate-oidc-issuer/);
+  });
+
+  test("push --sign --keyless gets a certificate for the OIDC identity and verifies by that identity", async () => {
+    const url = `oci://${registry.host}/keyless/signed-in-ci:v1`;
+    const token = localFulcio.mintToken({ sub: WORKFLOW });
+    const pushed = await ferryOk([
+      "push", "artifact", url, `--path=${PODINFO}`, "--source=s", "--revision=r", "--insecure-registry",
+      "--sign", "--keyless", `--fulcio-url=${localFulcio.url}`, "--tlog-upload=false",
+    ], { env: { SIGSTORE_ID_TOKEN: token } });
+    assert.match(pushed.stderr, /artifact signed \(bundle\)/);
+    assert.deepEqual(localFulcio.issued, [WORKFLOW]);
+    const result = await verify(url, `--certificate-identity=${WORKFLOW}`, `--certificate-oidc-issuer=${localFulcio.issuerUrl}`);
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual([JSON.parse(result.stdout).identity, JSON.parse(result.stdout).issuer], [WORKFLOW, localFulcio.issuerUrl]);
+    // cosign reads the same bundle against the same trusted root.
+    const digest = pushed.stdout.trim();
+    const cosign = await runTool("cosign", [
+      "verify", `--certificate-identity=${WORKFLOW}`, `--certificate-oidc-issuer=${localFulcio.issuerUrl}`, `--trusted-root=${rootFile}`,
+      "--insecure-ignore-tlog=true", "--insecure-ignore-sct=true", "--allow-http-registry", "--allow-insecure-registry",
+      `${registry.host}/keyless/signed-in-ci@${digest}`,
+    ]);
+    assert.match(cosign.stdout.toString(), new RegExp(digest));
+
+    const emailUrl = `oci://${registry.host}/keyless/signed-by-person:v1`;
+    await ferryOk(["push", "artifact", emailUrl, `--path=${PODINFO}`, "--source=s", "--revision=r", "--insecure-registry"]);
+    await ferryOk(
+      ["sign", `${registry.host}/keyless/signed-by-person:v1`, "--keyless", `--fulcio-url=${localFulcio.url}`, "--tlog-upload=false", "--insecure-registry",
+        `--identity-token=${localFulcio.mintToken({ sub: "1234", email: "dev@acme.example" })}`],
+    );
+    const byEmail = await verify(emailUrl, "--certificate-identity=dev@acme.example", `--certificate-oidc-issuer=${localFulcio.issuerUrl}`);
+    assert.equal(byEmail.status, 0, byEmail.stderr);
+
+    const forged = await ferry(["sign", `${registry.host}/keyless/signed-by-person:v1`, "--keyless", `--fulcio-url=${localFulcio.url}`, "--tlog-upload=false", "--insecure-registry",
+      "--identity-token=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl"]);
+    assert.equal(forged.status, 1, "a token the issuer did not sign must not get a certificate");
   });
 
   test("without a transparency log entry, verification requires --insecure-ignore-tlog", async () => {
