@@ -48,6 +48,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Sign an artifact's manifest digest with a cosign key (Sigstore bundle and/or legacy .sig)",
     load: async () => (await signingCommands()).signCommand,
   },
+  controller: {
+    summary: "Run the controller (OCIRepository reconciler) against the current kubeconfig",
+    load: async () => (await import("./commands/controller.ts")).controllerCommand,
+  },
   keygen: {
     summary: "Write a cosign-compatible key pair (cosign.key, cosign.pub); password from COSIGN_PASSWORD",
     load: async () => (await signingCommands()).keygenCommand,

@@ -26,7 +26,7 @@ export function parseCreds(value: string, origin = "--creds"): Credentials {
   return { kind: "basic", username, password: value.slice(colon + 1) };
 }
 
-interface DockerConfig {
+export interface DockerConfig {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
   credsStore?: string;
   credHelpers?: Record<string, string>;
@@ -66,17 +66,18 @@ export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
 }
 
-/** Reads credentials for `registry` from a Docker config file; a missing file means anonymous. */
-export async function dockerConfigCredentials(registry: string, path: string = dockerConfigPath()): Promise<Credentials | undefined> {
-  let config: DockerConfig;
-  try {
-    config = JSON.parse(await readFile(path, "utf8"));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new RegistryConfigError(`cannot read Docker config ${path}: ${(error as Error).message}`, { cause: error });
-  }
+/**
+ * Credentials for `registry` from a parsed Docker config. Credential helpers run only when allowed (the CLI);
+ * the controller reads dockerconfigjson Secrets, where helpers make no sense.
+ */
+export async function credentialsFromDockerConfig(
+  config: DockerConfig,
+  registry: string,
+  origin: string,
+  options: { allowHelpers: boolean } = { allowHelpers: true },
+): Promise<Credentials | undefined> {
   const keys = configKeys(registry);
-  const helper = keys.map((key) => config.credHelpers?.[key]).find(Boolean);
+  const helper = options.allowHelpers ? keys.map((key) => config.credHelpers?.[key]).find(Boolean) : undefined;
   if (helper) return runCredentialHelper(helper, registry);
   for (const key of keys) {
     const entry = config.auths?.[key];
@@ -85,15 +86,35 @@ export async function dockerConfigCredentials(registry: string, path: string = d
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
       const colon = decoded.indexOf(":");
-      if (colon === -1) throw new RegistryConfigError(`Docker config ${path}: auths["${key}"].auth is not base64 of user:password`);
+      if (colon === -1) throw new RegistryConfigError(`${origin}: auths["${key}"].auth is not base64 of user:password`);
       return { kind: "basic", username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
     }
     if (entry.username !== undefined && entry.password !== undefined) {
       return { kind: "basic", username: entry.username, password: entry.password };
     }
   }
-  if (config.credsStore) return runCredentialHelper(config.credsStore, registry);
+  if (options.allowHelpers && config.credsStore) return runCredentialHelper(config.credsStore, registry);
   return undefined;
+}
+
+export function parseDockerConfig(text: string, origin: string): DockerConfig {
+  try {
+    return JSON.parse(text) as DockerConfig;
+  } catch (error) {
+    throw new RegistryConfigError(`cannot read Docker config ${origin}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Reads credentials for `registry` from a Docker config file; a missing file means anonymous. */
+export async function dockerConfigCredentials(registry: string, path: string = dockerConfigPath()): Promise<Credentials | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new RegistryConfigError(`cannot read Docker config ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  return credentialsFromDockerConfig(parseDockerConfig(text, path), registry, `Docker config ${path}`);
 }
 
 /** The CLI's lookup order: an explicit --creds value, then FERRY_CREDS, then the Docker config. */

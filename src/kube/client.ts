@@ -1,0 +1,114 @@
+// The Kubernetes edge for the controller: typed access to Ferry's custom resources and the Secrets they reference,
+// on @kubernetes/client-node. Errors carry the HTTP status so callers can tell "gone" from "failed".
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  Watch,
+} from "@kubernetes/client-node";
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  deletionTimestamp?: string;
+}
+
+export interface CustomObject<Spec, Status> {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: Spec;
+  status?: Status;
+}
+
+export interface ResourceType {
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+}
+
+export function httpStatusOf(error: unknown): number | undefined {
+  const code = (error as { code?: unknown; statusCode?: unknown }).code ?? (error as { statusCode?: unknown }).statusCode;
+  return typeof code === "number" ? code : undefined;
+}
+
+export class KubeClient {
+  readonly config: KubeConfig;
+  readonly #custom: CustomObjectsApi;
+  readonly #core: CoreV1Api;
+
+  constructor(config: KubeConfig) {
+    this.config = config;
+    this.#custom = config.makeApiClient(CustomObjectsApi);
+    this.#core = config.makeApiClient(CoreV1Api);
+  }
+
+  static fromFile(path?: string): KubeClient {
+    const config = new KubeConfig();
+    if (path) config.loadFromFile(path);
+    else config.loadFromDefault();
+    return new KubeClient(config);
+  }
+
+  async list<T>(type: ResourceType): Promise<{ items: T[]; resourceVersion: string }> {
+    const list = await this.#custom.listClusterCustomObject({ group: type.group, version: type.version, plural: type.plural });
+    return { items: list.items as T[], resourceVersion: list.metadata?.resourceVersion ?? "" };
+  }
+
+  async get<T>(type: ResourceType, namespace: string, name: string): Promise<T | undefined> {
+    try {
+      return (await this.#custom.getNamespacedCustomObject({ ...type, namespace, name })) as T;
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Replaces status through the status subresource with a JSON merge patch. */
+  async patchStatus(type: ResourceType, namespace: string, name: string, status: unknown): Promise<void> {
+    await this.#custom.patchNamespacedCustomObjectStatus(
+      { ...type, namespace, name, body: { status } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  }
+
+  /** Sets metadata.finalizers, guarded by resourceVersion so a concurrent change is not overwritten. */
+  async setFinalizers(type: ResourceType, meta: ObjectMeta, finalizers: string[]): Promise<void> {
+    await this.#custom.patchNamespacedCustomObject(
+      { ...type, namespace: meta.namespace, name: meta.name, body: { metadata: { finalizers, resourceVersion: meta.resourceVersion } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  }
+
+  async secretData(namespace: string, name: string): Promise<Record<string, Buffer> | undefined> {
+    try {
+      const secret = await this.#core.readNamespacedSecret({ namespace, name });
+      return Object.fromEntries(Object.entries(secret.data ?? {}).map(([key, value]) => [key, Buffer.from(value, "base64")]));
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Starts a watch from `resourceVersion`; resolves with an AbortController that stops it. */
+  watch(
+    type: ResourceType,
+    resourceVersion: string,
+    onEvent: (phase: string, object: unknown) => void,
+    onDone: (error: unknown) => void,
+  ): Promise<AbortController> {
+    return new Watch(this.config).watch(
+      `/apis/${type.group}/${type.version}/${type.plural}`,
+      { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 },
+      onEvent,
+      onDone,
+    );
+  }
+}

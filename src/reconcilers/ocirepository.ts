@@ -1,0 +1,277 @@
+// The OCIRepository reconciler: resolve the ref to a digest with one request; when the digest is the one in
+// storage, stop there. Otherwise verify (when asked), pull by digest, extract into the cache, publish the artifact.
+// A failed verification or fetch never replaces the last good artifact.
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import semver from "semver";
+import type { ConditionType } from "../api/meta.ts";
+import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatusType, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
+import type { ArtifactCache } from "../artifact/cache.ts";
+import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
+import { extractArchive } from "../artifact/extract.ts";
+import { inspectArtifact, selectLayer } from "../artifact/pull.ts";
+import { FerryError } from "../errors.ts";
+import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
+import { RegistryClient } from "../registry/client.ts";
+import { type CredentialSource, credentialsFromDockerConfig, parseDockerConfig } from "../registry/credentials.ts";
+import { AuthenticationError, type InvalidReferenceError } from "../registry/errors.ts";
+import { parseReference, type Reference } from "../registry/reference.ts";
+import { VerificationError } from "../signing/errors.ts";
+import { parsePublicKey } from "../signing/keys.ts";
+import { publicGoodTrustedRoot } from "../signing/trusted-root.ts";
+import { verifyArtifact } from "../signing/verify.ts";
+import { findCondition, removeCondition, setCondition } from "./conditions.ts";
+
+export const OCI_REPOSITORY: ResourceType = { group: SOURCE_GROUP, version: SOURCE_VERSION, plural: "ocirepositories" };
+export const FINALIZER = "finalizers.ferry.dev";
+export const REQUESTED_AT_ANNOTATION = "reconcile.ferry.dev/requestedAt";
+const KIND = "OCIRepository";
+
+export type OCIRepository = CustomObject<OCIRepositorySpecType, OCIRepositoryStatusType>;
+
+export interface ReconcilerDeps {
+  readonly kube: KubeClient;
+  readonly cache: ArtifactCache;
+  readonly log: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** A failure with the condition reason it reports; `stall` means the spec must change first. */
+class ReconcileFailure extends Error {
+  readonly reason: string;
+  readonly stall: boolean;
+  constructor(reason: string, message: string, options: { stall?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.reason = reason;
+    this.stall = options.stall ?? false;
+  }
+}
+
+function durationMs(value: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  return [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)].reduce((total, part) => total + Number(part[1]) * (units[part[2] ?? "s"] ?? 1000), 0);
+}
+
+function fetchReason(error: unknown): string {
+  if (error instanceof AuthenticationError) return "AuthenticationFailed";
+  if (error instanceof ArtifactFormatError || error instanceof UnsafeArchiveError) return "OCIArtifactLayerOperationFailed";
+  return "OCIArtifactPullFailed";
+}
+
+export class OCIRepositoryReconciler {
+  readonly #deps: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+  }
+
+  async reconcile(object: OCIRepository): Promise<{ requeueAfterMs?: number }> {
+    const { metadata } = object;
+    const { kube, cache } = this.#deps;
+    if (metadata.deletionTimestamp) {
+      await cache.remove(KIND, metadata.namespace, metadata.name);
+      if (metadata.finalizers?.includes(FINALIZER)) {
+        await kube.setFinalizers(OCI_REPOSITORY, metadata, metadata.finalizers.filter((finalizer) => finalizer !== FINALIZER));
+      }
+      this.#deps.log("artifact cache removed", { object: `${metadata.namespace}/${metadata.name}` });
+      return {};
+    }
+    if (!metadata.finalizers?.includes(FINALIZER)) {
+      await kube.setFinalizers(OCI_REPOSITORY, metadata, [...(metadata.finalizers ?? []), FINALIZER]);
+    }
+    const spec = OCIRepositorySpec.parse(object.spec);
+    if (spec.suspend) return {};
+
+    const generation = metadata.generation ?? 0;
+    const status: OCIRepositoryStatusType = { ...object.status };
+    let conditions: ConditionType[] = [...(status.conditions ?? [])];
+    const requestedAt = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    const interval = durationMs(spec.interval);
+    const jittered = Math.round(interval * (0.95 + Math.random() * 0.1));
+    const handled = requestedAt ? { lastHandledReconcileAt: requestedAt } : {};
+
+    try {
+      const outcome = await this.#fetch(object, spec, status);
+      conditions = removeCondition(removeCondition(removeCondition(conditions, "FetchFailed"), "Stalled"), "Reconciling");
+      if (spec.verify) conditions = setCondition(conditions, "SourceVerified", "True", "Succeeded", `verified signature of revision ${outcome.revision}`, generation);
+      else conditions = removeCondition(conditions, "SourceVerified");
+      const message = `stored artifact for revision '${outcome.revision}'`;
+      conditions = setCondition(conditions, "ArtifactInStorage", "True", "Succeeded", message, generation);
+      conditions = setCondition(conditions, "Ready", "True", "Succeeded", message, generation);
+      await this.#writeStatus(object, { ...status, ...outcome.status, conditions, observedGeneration: generation, ...handled });
+      return { requeueAfterMs: jittered };
+    } catch (error) {
+      const failure = error instanceof ReconcileFailure
+        ? error
+        : new ReconcileFailure(fetchReason(error), (error as Error).message, { cause: error });
+      if (failure.reason === "VerificationError") {
+        conditions = setCondition(conditions, "SourceVerified", "False", failure.reason, failure.message, generation);
+      } else {
+        conditions = setCondition(conditions, "FetchFailed", "True", failure.reason, failure.message, generation);
+      }
+      if (failure.stall) conditions = setCondition(conditions, "Stalled", "True", failure.reason, failure.message, generation);
+      conditions = setCondition(conditions, "Ready", "False", failure.reason, failure.message, generation);
+      await this.#writeStatus(object, { ...status, conditions, observedGeneration: generation, ...handled });
+      if (failure.stall) return {};
+      throw failure;
+    }
+  }
+
+  async #writeStatus(object: OCIRepository, status: OCIRepositoryStatusType): Promise<void> {
+    if (JSON.stringify(status) === JSON.stringify(object.status ?? {})) return;
+    await this.#deps.kube.patchStatus(OCI_REPOSITORY, object.metadata.namespace, object.metadata.name, status);
+  }
+
+  async #credentials(namespace: string, spec: OCIRepositorySpecType): Promise<CredentialSource | undefined> {
+    if (!spec.secretRef) return undefined;
+    const data = await this.#deps.kube.secretData(namespace, spec.secretRef.name);
+    const text = data?.[".dockerconfigjson"]?.toString("utf8");
+    if (!text) {
+      throw new ReconcileFailure("AuthenticationFailed", `auth secret '${namespace}/${spec.secretRef.name}' not found or has no .dockerconfigjson`);
+    }
+    const config = parseDockerConfig(text, `secret ${spec.secretRef.name}`);
+    return (registry) => credentialsFromDockerConfig(config, registry, `secret ${spec.secretRef?.name}`, { allowHelpers: false });
+  }
+
+  async #resolveTag(client: RegistryClient, base: Reference, spec: OCIRepositorySpecType): Promise<string> {
+    const ref = spec.ref ?? {};
+    if (!ref.semver) return ref.tag ?? "latest";
+    if (semver.validRange(ref.semver) === null) throw new ReconcileFailure("ReadOperationFailed", `invalid semver range '${ref.semver}'`, { stall: true });
+    let filter: RegExp | undefined;
+    try {
+      filter = ref.semverFilter ? new RegExp(ref.semverFilter) : undefined;
+    } catch (error) {
+      throw new ReconcileFailure("ReadOperationFailed", `invalid semverFilter: ${(error as Error).message}`, { stall: true });
+    }
+    const tags = await client.listTags(base.registry, base.repository).catch((error: unknown) => {
+      throw new ReconcileFailure("ReadOperationFailed", `listing tags of ${spec.url} failed: ${(error as Error).message}`, { cause: error });
+    });
+    let best: { tag: string; version: string } | undefined;
+    for (const tag of tags) {
+      if (filter && !filter.test(tag)) continue;
+      const version = semver.valid(tag.replace(/^v/, ""));
+      if (!version || !semver.satisfies(version, ref.semver)) continue;
+      if (!best || semver.gt(version, best.version)) best = { tag, version };
+    }
+    if (!best) throw new ReconcileFailure("ReadOperationFailed", `no match found for semver: ${ref.semver}`);
+    return best.tag;
+  }
+
+  async #fetch(object: OCIRepository, spec: OCIRepositorySpecType, status: OCIRepositoryStatusType) {
+    const { metadata } = object;
+    let base: Reference;
+    try {
+      base = parseReference(spec.url, { requireScheme: true });
+    } catch (error) {
+      throw new ReconcileFailure("URLInvalid", (error as InvalidReferenceError).message, { stall: true });
+    }
+    if (base.tag || base.digest) {
+      throw new ReconcileFailure("URLInvalid", `URL must not contain a tag or digest; remove ':${base.tag ?? base.digest}' and use spec.ref`, { stall: true });
+    }
+    const credentials = await this.#credentials(metadata.namespace, spec);
+    const client = new RegistryClient({
+      insecure: spec.insecure ?? false,
+      timeoutMs: durationMs(spec.timeout),
+      userAgent: "ferry-controller",
+      ...(credentials ? { credentials } : {}),
+    });
+    try {
+      const signal = AbortSignal.timeout(durationMs(spec.timeout) * 3);
+      let reference: Reference;
+      let revision: string;
+      if (spec.ref?.digest) {
+        reference = { ...base, digest: spec.ref.digest };
+        revision = spec.ref.digest;
+        await client.resolve(reference, signal);
+      } else {
+        const tag = await this.#resolveTag(client, base, spec);
+        reference = { ...base, tag };
+        const resolved = await client.resolve(reference, signal);
+        reference = { ...base, tag, digest: resolved.digest };
+        revision = `${tag}@${resolved.digest}`;
+      }
+      const digest = reference.digest as string;
+      const path = this.#deps.cache.relativePath(KIND, metadata.namespace, metadata.name, digest);
+      const previouslyVerified = !spec.verify || findCondition(status.conditions, "SourceVerified")?.status === "True";
+      const unchanged = status.artifact?.revision === revision
+        && status.artifact.path === path
+        && status.observedLayerSelector?.mediaType === spec.layerSelector?.mediaType
+        && (object.status?.observedGeneration ?? -1) === (metadata.generation ?? 0)
+        && previouslyVerified
+        && (await this.#deps.cache.has(path));
+      if (unchanged) return { revision, status: {} };
+
+      if (spec.verify) await this.#verify(client, reference, metadata.namespace, spec);
+      const info = await inspectArtifact(client, { registry: base.registry, repository: base.repository, digest }, signal);
+      const layer = selectLayer(info.manifest, spec.layerSelector?.mediaType);
+      const staging = await this.#deps.cache.stage(KIND, metadata.namespace, metadata.name);
+      const scratch = await mkdtemp(`${staging}-download-`);
+      try {
+        const blob = join(scratch, "layer");
+        await client.fetchBlobToFile(base.registry, base.repository, layer, blob, { signal });
+        await extractArchive(createReadStream(blob), staging);
+        await this.#deps.cache.publish(staging, path);
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+        await rm(staging, { recursive: true, force: true });
+      }
+      await this.#deps.cache.prune(KIND, metadata.namespace, metadata.name, path);
+      this.#deps.log("stored new artifact", { object: `${metadata.namespace}/${metadata.name}`, revision });
+      return {
+        revision,
+        status: {
+          artifact: {
+            path,
+            url: `file://${join(this.#deps.cache.root, path)}`,
+            revision,
+            digest: layer.digest,
+            lastUpdateTime: `${new Date().toISOString().slice(0, 19)}Z`,
+            size: await this.#deps.cache.size(path),
+            metadata: { ...info.annotations },
+          },
+          url: `file://${join(this.#deps.cache.root, path)}`,
+          ...(spec.layerSelector ? { observedLayerSelector: spec.layerSelector } : {}),
+        } satisfies Partial<OCIRepositoryStatusType>,
+      };
+    } finally {
+      await client.close();
+    }
+  }
+
+  async #verify(client: RegistryClient, reference: Reference, namespace: string, spec: OCIRepositorySpecType): Promise<void> {
+    const verify = spec.verify;
+    if (!verify) return;
+    try {
+      if (verify.matchOIDCIdentity?.length) {
+        let trustedRoot: unknown = publicGoodTrustedRoot();
+        if (verify.trustedRootSecretRef) {
+          const data = await this.#deps.kube.secretData(namespace, verify.trustedRootSecretRef.name);
+          const text = data?.["trusted_root.json"]?.toString("utf8");
+          if (!text) throw new VerificationError("untrusted", `secret '${verify.trustedRootSecretRef.name}' has no trusted_root.json`);
+          trustedRoot = JSON.parse(text);
+        }
+        let lastError: unknown;
+        for (const match of verify.matchOIDCIdentity) {
+          try {
+            const policy = { identityRegexp: match.subject, issuerRegexp: match.issuer };
+            await verifyArtifact(client, reference, { keyless: { trustedRoot, policy } });
+            return;
+          } catch (error) {
+            lastError = error;
+          }
+        }
+        throw lastError;
+      }
+      if (!verify.secretRef) throw new VerificationError("untrusted", "spec.verify needs secretRef (cosign public keys) or matchOIDCIdentity");
+      const data = await this.#deps.kube.secretData(namespace, verify.secretRef.name);
+      const publicKeys = Object.entries(data ?? {})
+        .filter(([key]) => key.endsWith(".pub"))
+        .map(([key, value]) => parsePublicKey(value.toString("utf8"), `${verify.secretRef?.name}/${key}`));
+      if (publicKeys.length === 0) throw new VerificationError("untrusted", `secret '${verify.secretRef.name}' has no keys ending in .pub`);
+      await verifyArtifact(client, reference, { publicKeys });
+    } catch (error) {
+      const message = error instanceof FerryError ? error.message : String(error);
+      throw new ReconcileFailure("VerificationError", `failed to verify the signature using provider 'cosign': ${message}`, { cause: error });
+    }
+  }
+}

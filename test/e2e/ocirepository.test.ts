@@ -1,0 +1,203 @@
+// The OCIRepository reconciler end to end: the ferry controller against a real apiserver and real registries.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
+import { FERRY_CLI, ferryOk } from "../harness/ferry.ts";
+import { type ManagedProcess, startProcess, waitUntil } from "../harness/processes.ts";
+import { type Registry, startRegistry } from "../harness/registry.ts";
+
+const CRDS = join(import.meta.dirname, "..", "..", "crds");
+const PASSWORD = { COSIGN_PASSWORD: "ferry-e2e" };
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+
+/** The parts of an OCIRepository the assertions read. */
+interface Observed {
+  metadata: { generation: number; finalizers: string[] };
+  status?: {
+    conditions?: Condition[];
+    observedGeneration?: number;
+    lastHandledReconcileAt?: string;
+    artifact?: { revision: string; path: string; metadata: Record<string, string> };
+  };
+}
+
+describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot") }, () => {
+  let cluster: ControlPlane;
+  let registry: Registry;
+  let privateRegistry: Registry;
+  let controller: ManagedProcess;
+  let dir: string;
+  let cacheDir: string;
+  let sources: string;
+  let contentVersion = 0;
+
+  /** Pushes a small artifact whose content changes with every call; returns its digest. */
+  async function push(target: Registry, repository: string, tag: string, extra: string[] = []): Promise<string> {
+    const source = join(sources, `content-${contentVersion++}`);
+    await mkdir(source, { recursive: true });
+    await writeFile(join(source, "configmap.yaml"), `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\ndata:\n  version: "${contentVersion}"\n`);
+    const creds = target.credentials ? [`--creds=${target.credentials.username}:${target.credentials.password}`] : [];
+    const result = await ferryOk(
+      ["push", "artifact", `oci://${target.host}/${repository}:${tag}`, `--path=${source}`, "--source=e2e", "--revision=r", "--insecure-registry", ...creds, ...extra],
+      { env: PASSWORD },
+    );
+    return result.stdout.trim();
+  }
+
+  async function apply(name: string, spec: Record<string, unknown>, annotations: Record<string, string> = {}) {
+    await cluster.kubectl(["apply", "-f", "-"], {
+      input: JSON.stringify({ apiVersion: "source.ferry.dev/v1", kind: "OCIRepository", metadata: { namespace: "default", name, annotations }, spec }),
+    });
+  }
+
+  async function get(name: string): Promise<Observed> {
+    return JSON.parse(await cluster.kubectl(["get", "ocirepository", name, "-o", "json"]));
+  }
+
+  function artifactOf(object: Observed) {
+    const artifact = object.status?.artifact;
+    assert.ok(artifact, "status.artifact is missing");
+    return artifact;
+  }
+
+  const condition = (object: Observed, type: string) =>
+    object.status?.conditions?.find((candidate) => candidate.type === type);
+
+  async function waitFor(name: string, description: string, check: (object: Observed) => boolean, timeoutMs = 30_000) {
+    let last: Observed | undefined;
+    await waitUntil(
+      `${name}: ${description}`,
+      async () => {
+        last = await get(name);
+        return check(last);
+      },
+      { timeoutMs, intervalMs: 250, process: controller },
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\nlast status: ${JSON.stringify(last?.status, null, 2)}`);
+    });
+    if (!last) throw new Error(`${name} was never read`);
+    return last;
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-e2e-ocirepo-"));
+    cacheDir = join(dir, "cache");
+    sources = join(dir, "sources");
+    [cluster, registry, privateRegistry] = await Promise.all([
+      startControlPlane(),
+      startRegistry({ kind: "zot" }),
+      startRegistry({ kind: "zot", auth: "htpasswd" }),
+    ]);
+    await cluster.kubectl(["apply", "--server-side", "-f", CRDS]);
+    await cluster.kubectl(["wait", "--for=condition=Established", "crd/ocirepositories.source.ferry.dev", "--timeout=30s"]);
+    await ferryOk(["keygen", "--output-key-prefix=e2e"], { cwd: dir, env: PASSWORD });
+    controller = startProcess("ferry controller", process.execPath, [FERRY_CLI, "controller", `--kubeconfig=${cluster.kubeconfig}`, `--cache-dir=${cacheDir}`], {
+      logFile: join(dir, "controller.log"),
+    });
+  });
+  after(async () => {
+    await controller?.stop();
+    await Promise.all([registry?.stop(), privateRegistry?.stop(), cluster?.stop()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("an OCIRepository becomes Ready with <tag>@<digest> and its files in the cache; new content moves the revision", async () => {
+    const first = await push(registry, "apps/demo", "v1");
+    await apply("demo", { url: `oci://${registry.host}/apps/demo`, ref: { tag: "v1" }, interval: "3s", insecure: true });
+    const object = await waitFor("demo", "Ready with the pushed revision", (o) => o.status?.artifact?.revision === `v1@${first}` && condition(o, "Ready")?.status === "True");
+    assert.equal(condition(object, "ArtifactInStorage")?.status, "True");
+    assert.equal(object.status?.observedGeneration, object.metadata.generation);
+    assert.equal(artifactOf(object).metadata["org.opencontainers.image.source"], "e2e");
+    assert.ok(object.metadata.finalizers.includes("finalizers.ferry.dev"));
+    const stored = join(cacheDir, artifactOf(object).path, "configmap.yaml");
+    assert.match(await readFile(stored, "utf8"), /kind: ConfigMap/);
+    const table = await cluster.kubectl(["get", "ocirepo", "demo"]);
+    assert.match(table, new RegExp(`demo\\s+True\\s+stored artifact for revision 'v1@${first}'`));
+
+    const second = await push(registry, "apps/demo", "v1");
+    await waitFor("demo", "the new revision within the interval", (o) => o.status?.artifact?.revision === `v1@${second}`);
+    assert.ok(!existsSync(stored), "the previous artifact was not garbage-collected");
+  });
+
+  test("reconcile.ferry.dev/requestedAt triggers an immediate reconcile and is echoed in status", async () => {
+    const first = await push(registry, "apps/requested", "stable");
+    await apply("requested", { url: `oci://${registry.host}/apps/requested`, ref: { tag: "stable" }, interval: "1h", insecure: true });
+    await waitFor("requested", "Ready", (o) => o.status?.artifact?.revision === `stable@${first}`);
+    const second = await push(registry, "apps/requested", "stable");
+    const requestedAt = new Date().toISOString();
+    await cluster.kubectl(["annotate", "--overwrite", "ocirepository", "requested", `reconcile.ferry.dev/requestedAt=${requestedAt}`]);
+    const object = await waitFor("requested", "the new revision after the request", (o) => o.status?.artifact?.revision === `stable@${second}`, 15_000);
+    assert.equal(object.status?.lastHandledReconcileAt, requestedAt);
+  });
+
+  test("semver picks the highest matching tag; a digest ref ignores new tags", async () => {
+    await push(registry, "apps/semver", "1.0.0");
+    const wanted = await push(registry, "apps/semver", "1.2.0");
+    await push(registry, "apps/semver", "2.0.0");
+    await apply("semver", { url: `oci://${registry.host}/apps/semver`, ref: { semver: ">=1.0.0 <2.0.0" }, interval: "1h", insecure: true });
+    await waitFor("semver", "the highest 1.x", (o) => o.status?.artifact?.revision === `1.2.0@${wanted}`);
+
+    const pinned = await push(registry, "apps/pinned", "v1");
+    await apply("pinned", { url: `oci://${registry.host}/apps/pinned`, ref: { digest: pinned }, interval: "2s", insecure: true });
+    await waitFor("pinned", "the pinned digest", (o) => o.status?.artifact?.revision === pinned);
+    await push(registry, "apps/pinned", "v1");
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    assert.equal(artifactOf(await get("pinned")).revision, pinned);
+  });
+
+  test("a private registry needs its dockerconfigjson secret", async () => {
+    const creds = privateRegistry.credentials;
+    assert.ok(creds);
+    const digest = await push(privateRegistry, "apps/private", "v1");
+    await apply("private", { url: `oci://${privateRegistry.host}/apps/private`, ref: { tag: "v1" }, interval: "1h", insecure: true, secretRef: { name: "registry-creds" } });
+    const failing = await waitFor("private", "an auth failure without the secret", (o) => condition(o, "Ready")?.status === "False");
+    assert.equal(condition(failing, "Ready")?.reason, "AuthenticationFailed");
+    assert.equal(condition(failing, "FetchFailed")?.status, "True");
+    await cluster.kubectl([
+      "create", "secret", "docker-registry", "registry-creds", `--docker-server=${privateRegistry.host}`,
+      `--docker-username=${creds.username}`, `--docker-password=${creds.password}`,
+    ]);
+    await waitFor("private", "Ready once the secret exists", (o) => o.status?.artifact?.revision === `v1@${digest}`, 60_000);
+  });
+
+  test("a signed artifact verifies; an unsigned one sets SourceVerified=False and keeps the old artifact", async () => {
+    const signed = await push(registry, "apps/verified", "v1", ["--sign", `--key=${join(dir, "e2e.key")}`]);
+    await cluster.kubectl(["create", "secret", "generic", "cosign-keys", `--from-file=cosign.pub=${join(dir, "e2e.pub")}`]);
+    await apply("verified", { url: `oci://${registry.host}/apps/verified`, ref: { tag: "v1" }, interval: "2s", insecure: true, verify: { provider: "cosign", secretRef: { name: "cosign-keys" } } });
+    let object = await waitFor("verified", "verified and Ready", (o) => o.status?.artifact?.revision === `v1@${signed}` && condition(o, "SourceVerified")?.status === "True");
+    assert.match(condition(object, "SourceVerified")?.message ?? "", /verified signature of revision v1@sha256:/);
+
+    const unsigned = await push(registry, "apps/verified", "v1");
+    object = await waitFor("verified", "SourceVerified=False for the unsigned push", (o) => condition(o, "SourceVerified")?.status === "False");
+    assert.equal(condition(object, "Ready")?.status, "False");
+    assert.match(condition(object, "SourceVerified")?.message ?? "", new RegExp(`no signature found for .*${unsigned}`));
+    assert.equal(artifactOf(object).revision, `v1@${signed}`, "the last verified artifact was replaced");
+    assert.ok(existsSync(join(cacheDir, artifactOf(object).path, "configmap.yaml")));
+  });
+
+  test("a URL with a tag stalls; deleting an OCIRepository removes its cache", async () => {
+    await apply("stalled", { url: `oci://${registry.host}/apps/demo:v1`, interval: "1m", insecure: true });
+    const stalled = await waitFor("stalled", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
+    assert.equal(condition(stalled, "Stalled")?.reason, "URLInvalid");
+
+    const digest = await push(registry, "apps/deleted", "v1");
+    await apply("deleted", { url: `oci://${registry.host}/apps/deleted`, ref: { tag: "v1" }, interval: "1h", insecure: true });
+    const object = await waitFor("deleted", "Ready", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+    const objectCache = join(cacheDir, artifactOf(object).path);
+    assert.ok(existsSync(objectCache));
+    await cluster.kubectl(["delete", "ocirepository", "deleted", "--timeout=30s"]);
+    assert.ok(!existsSync(objectCache), "the cache of a deleted OCIRepository is still there");
+    await assert.rejects(get("deleted"), /NotFound/);
+  });
+});
