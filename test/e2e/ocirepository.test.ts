@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { controllerRbac } from "../../src/api/rbac.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
 import { FERRY_CLI, ferryOk } from "../harness/ferry.ts";
@@ -102,7 +103,11 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await cluster.kubectl(["apply", "--server-side", "-f", CRDS]);
     await cluster.kubectl(["wait", "--for=condition=Established", "crd/ocirepositories.source.ferry.dev", "--timeout=30s"]);
     await ferryOk(["keygen", "--output-key-prefix=e2e"], { cwd: dir, env: PASSWORD });
-    controller = startProcess("ferry controller", process.execPath, [FERRY_CLI, "controller", `--kubeconfig=${cluster.kubeconfig}`, `--cache-dir=${cacheDir}`], {
+    // The controller runs as a ServiceAccount bound to the RBAC we ship, not as cluster-admin.
+    await cluster.kubectl(["create", "namespace", "ferry-system"]);
+    const controllerKubeconfig = await cluster.serviceAccountKubeconfig("ferry-system", "ferry-controller");
+    await cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: controllerRbac("ferry-system", "ferry-controller") }) });
+    controller = startProcess("ferry controller", process.execPath, [FERRY_CLI, "controller", `--kubeconfig=${controllerKubeconfig}`, `--cache-dir=${cacheDir}`], {
       logFile: join(dir, "controller.log"),
     });
   });

@@ -1,0 +1,28 @@
+// The least-privilege RBAC the controller runs with; tests run the controller under exactly these rules.
+import { SOURCE_GROUP } from "./source.ts";
+
+export const CONTROLLER_CLUSTER_ROLE = "ferry-controller";
+
+export const controllerRules = [
+  { apiGroups: [SOURCE_GROUP], resources: ["ocirepositories"], verbs: ["get", "list", "watch", "patch", "update"] },
+  { apiGroups: [SOURCE_GROUP], resources: ["ocirepositories/status"], verbs: ["get", "patch", "update"] },
+  { apiGroups: [SOURCE_GROUP], resources: ["ocirepositories/finalizers"], verbs: ["update"] },
+  // Registry credentials, cosign keys and trusted roots referenced by the objects.
+  { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+  { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get"] },
+  { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+];
+
+export function controllerRbac(namespace: string, serviceAccount: string) {
+  return [
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: CONTROLLER_CLUSTER_ROLE }, rules: controllerRules },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: CONTROLLER_CLUSTER_ROLE },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: CONTROLLER_CLUSTER_ROLE },
+      subjects: [{ kind: "ServiceAccount", namespace, name: serviceAccount }],
+    },
+  ];
+}
