@@ -14,6 +14,7 @@ type Command = (args: readonly string[]) => Promise<unknown>;
 
 const artifactCommands = () => import("./commands/artifact.ts");
 const signingCommands = () => import("./commands/signing.ts");
+const sourceCommands = () => import("./commands/sources.ts");
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   "push artifact": {
@@ -47,6 +48,26 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   sign: {
     summary: "Sign an artifact's manifest digest with a cosign key (Sigstore bundle and/or legacy .sig)",
     load: async () => (await signingCommands()).signCommand,
+  },
+  "get sources": {
+    summary: "List OCIRepositories: ferry get sources oci [NAME…] [-n NS | -A]",
+    load: async () => (await sourceCommands()).getSourcesCommand,
+  },
+  "reconcile source": {
+    summary: "Reconcile an OCIRepository now and wait for it: ferry reconcile source oci NAME",
+    load: async () => (await sourceCommands()).reconcileSourceCommand,
+  },
+  "suspend source": {
+    summary: "Suspend reconciliation of an OCIRepository",
+    load: async () => (await sourceCommands()).suspendSourceCommand,
+  },
+  "resume source": {
+    summary: "Resume reconciliation of an OCIRepository and reconcile it now",
+    load: async () => (await sourceCommands()).resumeSourceCommand,
+  },
+  "create source": {
+    summary: "Create an OCIRepository (or print it with --export): ferry create source oci NAME --url …",
+    load: async () => (await sourceCommands()).createSourceCommand,
   },
   controller: {
     summary: "Run the controller (OCIRepository reconciler) against the current kubeconfig",

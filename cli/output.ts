@@ -15,7 +15,7 @@ export function printStructured(format: "json" | "yaml", value: unknown): void {
 }
 
 /** Status for people goes to stderr, so stdout stays clean for scripts. */
-export function status(symbol: "►" | "✔" | "✗" | "⚠", message: string): void {
+export function status(symbol: "►" | "◎" | "✔" | "✗" | "⚠", message: string): void {
   process.stderr.write(`${symbol} ${message}\n`);
 }
 

@@ -87,6 +87,29 @@ export class KubeClient {
     );
   }
 
+  async listNamespaced<T>(type: ResourceType, namespace: string): Promise<T[]> {
+    const list = await this.#custom.listNamespacedCustomObject({ ...type, namespace });
+    return list.items as T[];
+  }
+
+  async create(type: ResourceType, namespace: string, body: unknown): Promise<void> {
+    await this.#custom.createNamespacedCustomObject({ ...type, namespace, body });
+  }
+
+  /** A JSON merge patch of the object (not its status), e.g. spec.suspend or an annotation. */
+  async mergePatch(type: ResourceType, namespace: string, name: string, body: unknown): Promise<void> {
+    await this.#custom.patchNamespacedCustomObject(
+      { ...type, namespace, name, body },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  }
+
+  /** The namespace of the kubeconfig's current context, else "default". */
+  defaultNamespace(): string {
+    const context = this.config.getContextObject(this.config.getCurrentContext());
+    return context?.namespace ?? "default";
+  }
+
   async secretData(namespace: string, name: string): Promise<Record<string, Buffer> | undefined> {
     try {
       const secret = await this.#core.readNamespacedSecret({ namespace, name });

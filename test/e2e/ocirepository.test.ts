@@ -191,6 +191,28 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     assert.ok(existsSync(join(cacheDir, artifactOf(object).path, "configmap.yaml")));
   });
 
+  test("ferry create, get, reconcile, suspend and resume source oci drive the controller", async () => {
+    const kube = [`--kubeconfig=${cluster.kubeconfig}`];
+    const exported = await ferryOk(["create", "source", "oci", "cli-demo", `--url=oci://${registry.host}/apps/cli`, "--tag=v1", "--interval=1h", "--insecure", "--export"]);
+    assert.match(exported.stdout, /kind: OCIRepository[\s\S]*tag: v1/);
+    const first = await push(registry, "apps/cli", "v1");
+    await ferryOk(["create", "source", "oci", "cli-demo", `--url=oci://${registry.host}/apps/cli`, "--tag=v1", "--interval=1h", "--insecure", ...kube]);
+    await waitFor("cli-demo", "Ready", (o) => o.status?.artifact?.revision === `v1@${first}`);
+    const listed = await ferryOk(["get", "sources", "oci", ...kube]);
+    assert.match(listed.stdout, /^NAME\s+REVISION\s+SUSPENDED\s+READY\s+MESSAGE/);
+    assert.match(listed.stdout, new RegExp(`cli-demo\\s+v1@${first}\\s+false\\s+True`));
+
+    const second = await push(registry, "apps/cli", "v1");
+    const reconciled = await ferryOk(["reconcile", "source", "oci", "cli-demo", ...kube]);
+    assert.match(reconciled.stderr, new RegExp(`fetched revision v1@${second}`));
+
+    await ferryOk(["suspend", "source", "oci", "cli-demo", ...kube]);
+    assert.equal((await get("cli-demo") as Observed & { spec: { suspend?: boolean } }).spec.suspend, true);
+    assert.match((await ferryOk(["get", "sources", "oci", "cli-demo", ...kube])).stdout, /cli-demo\s+\S+\s+true/);
+    await ferryOk(["resume", "source", "oci", "cli-demo", ...kube]);
+    assert.equal((await get("cli-demo") as Observed & { spec: { suspend?: boolean } }).spec.suspend, undefined);
+  });
+
   test("a URL with a tag stalls; deleting an OCIRepository removes its cache", async () => {
     await apply("stalled", { url: `oci://${registry.host}/apps/demo:v1`, interval: "1m", insecure: true });
     const stalled = await waitFor("stalled", "Stalled", (o) => condition(o, "Stalled")?.status === "True");

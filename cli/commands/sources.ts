@@ -1,0 +1,138 @@
+// `ferry get|reconcile|suspend|resume|create source(s) oci`, as flux spells them.
+import yaml from "js-yaml";
+import { SOURCE_GROUP, SOURCE_VERSION } from "../../src/api/source.ts";
+import { KubeClient } from "../../src/kube/client.ts";
+import { parseReference } from "../../src/registry/reference.ts";
+import { OCI_REPOSITORY, type OCIRepository, REQUESTED_AT_ANNOTATION } from "../../src/reconcilers/ocirepository.ts";
+import { UsageError } from "../errors.ts";
+import { parse, parseDuration, requireOne } from "../flags.ts";
+import { parseOutputFormat, printStructured, printTable, status } from "../output.ts";
+
+const KUBE_OPTIONS = {
+  kubeconfig: { type: "string" },
+  namespace: { type: "string", short: "n" },
+  timeout: { type: "string" },
+} as const;
+
+function kubeClient(values: { kubeconfig?: string }): KubeClient {
+  return KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+}
+
+function requireOciNoun(positionals: readonly string[]): string[] {
+  if (positionals[0] !== "oci") throw new UsageError(`only "oci" sources exist; e.g. ferry get sources oci`);
+  return positionals.slice(1);
+}
+
+function ready(object: OCIRepository) {
+  return object.status?.conditions?.find((condition) => condition.type === "Ready");
+}
+
+export async function getSourcesCommand(args: readonly string[]): Promise<void> {
+  const { values, positionals } = parse(args, { ...KUBE_OPTIONS, "all-namespaces": { type: "boolean", short: "A" }, output: { type: "string", short: "o" } });
+  const names = requireOciNoun(positionals);
+  const format = parseOutputFormat(values.output);
+  const kube = kubeClient(values);
+  const namespace = values.namespace ?? kube.defaultNamespace();
+  let objects = values["all-namespaces"]
+    ? (await kube.list<OCIRepository>(OCI_REPOSITORY)).items
+    : await kube.listNamespaced<OCIRepository>(OCI_REPOSITORY, namespace);
+  if (names.length > 0) objects = objects.filter((object) => names.includes(object.metadata.name));
+  if (format !== "text") {
+    printStructured(format, objects);
+    return;
+  }
+  const rows = objects.map((object) => [
+    ...(values["all-namespaces"] ? [object.metadata.namespace] : []),
+    object.metadata.name,
+    object.status?.artifact?.revision ?? "",
+    String(object.spec.suspend ?? false),
+    ready(object)?.status ?? "Unknown",
+    ready(object)?.message ?? "",
+  ]);
+  printTable([...(values["all-namespaces"] ? ["NAMESPACE"] : []), "NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"], rows);
+}
+
+export async function reconcileSourceCommand(args: readonly string[]): Promise<boolean> {
+  const { values, positionals } = parse(args, KUBE_OPTIONS);
+  const name = requireOne(requireOciNoun(positionals), "OCIRepository name");
+  const kube = kubeClient(values);
+  const namespace = values.namespace ?? kube.defaultNamespace();
+  const requestedAt = new Date().toISOString();
+  status("►", `annotating OCIRepository ${name} in ${namespace} namespace`);
+  await kube.mergePatch(OCI_REPOSITORY, namespace, name, { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: requestedAt } } });
+  status("◎", "waiting for OCIRepository reconciliation");
+  const deadline = Date.now() + parseDuration(values.timeout ?? "5m", "--timeout");
+  while (Date.now() < deadline) {
+    const object = await kube.get<OCIRepository>(OCI_REPOSITORY, namespace, name);
+    if (object?.status?.lastHandledReconcileAt === requestedAt) {
+      const condition = ready(object);
+      if (condition?.status === "True") {
+        status("✔", `fetched revision ${object.status.artifact?.revision}`);
+        return true;
+      }
+      status("✗", `${condition?.reason ?? "NotReady"}: ${condition?.message ?? "not ready"}`);
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  status("✗", `timed out waiting for OCIRepository ${name} to reconcile`);
+  return false;
+}
+
+async function setSuspend(args: readonly string[], suspend: boolean): Promise<void> {
+  const { values, positionals } = parse(args, KUBE_OPTIONS);
+  const name = requireOne(requireOciNoun(positionals), "OCIRepository name");
+  const kube = kubeClient(values);
+  const namespace = values.namespace ?? kube.defaultNamespace();
+  const body = suspend
+    ? { spec: { suspend: true } }
+    : { spec: { suspend: null }, metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: new Date().toISOString() } } };
+  await kube.mergePatch(OCI_REPOSITORY, namespace, name, body);
+  status("✔", `OCIRepository ${name} ${suspend ? "suspended" : "resumed"}`);
+}
+
+export const suspendSourceCommand = (args: readonly string[]) => setSuspend(args, true);
+export const resumeSourceCommand = (args: readonly string[]) => setSuspend(args, false);
+
+export async function createSourceCommand(args: readonly string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    ...KUBE_OPTIONS,
+    url: { type: "string" },
+    tag: { type: "string" },
+    "tag-semver": { type: "string" },
+    digest: { type: "string" },
+    interval: { type: "string" },
+    "secret-ref": { type: "string" },
+    "verify-secret-ref": { type: "string" },
+    insecure: { type: "boolean" },
+    export: { type: "boolean" },
+  });
+  const name = requireOne(requireOciNoun(positionals), "OCIRepository name");
+  if (!values.url) throw new UsageError("--url is required (oci://host/repository)");
+  const url = parseReference(values.url, { requireScheme: true });
+  if (url.tag || url.digest) throw new UsageError("--url must not contain a tag or digest; use --tag, --tag-semver or --digest");
+  const interval = values.interval ?? "1m";
+  parseDuration(interval, "--interval");
+  const kube = values.export ? undefined : kubeClient(values);
+  const namespace = values.namespace ?? kube?.defaultNamespace() ?? "default";
+  const ref = values.digest ? { digest: values.digest } : values["tag-semver"] ? { semver: values["tag-semver"] } : { tag: values.tag ?? "latest" };
+  const object = {
+    apiVersion: `${SOURCE_GROUP}/${SOURCE_VERSION}`,
+    kind: "OCIRepository",
+    metadata: { name, namespace },
+    spec: {
+      interval,
+      url: values.url,
+      ref,
+      ...(values["secret-ref"] ? { secretRef: { name: values["secret-ref"] } } : {}),
+      ...(values["verify-secret-ref"] ? { verify: { provider: "cosign", secretRef: { name: values["verify-secret-ref"] } } } : {}),
+      ...(values.insecure ? { insecure: true } : {}),
+    },
+  };
+  if (!kube) {
+    process.stdout.write(`---\n${yaml.dump(object, { lineWidth: -1, noRefs: true })}`);
+    return;
+  }
+  await kube.create(OCI_REPOSITORY, namespace, object);
+  status("✔", `OCIRepository ${name} created in ${namespace} namespace`);
+}
