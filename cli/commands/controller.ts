@@ -1,29 +1,81 @@
-// `ferry controller`: runs the in-cluster reconcilers (OCIRepository so far) until SIGTERM.
+// `ferry controller`: runs the in-cluster reconcilers (OCIRepository so far) until SIGTERM, with leader election
+// and /healthz, /readyz and /metrics.
 import { resolve } from "node:path";
 import { ArtifactCache } from "../../src/artifact/cache.ts";
+import { LeaderElector } from "../../src/controller/leader.ts";
 import { jsonLog, Manager } from "../../src/controller/manager.ts";
+import { startProbeServer } from "../../src/controller/probes.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { UsageError } from "../errors.ts";
-import { parse } from "../flags.ts";
+import { parse, parseDuration } from "../flags.ts";
+
+function hostPort(value: string, flag: string): { host: string; port: number } {
+  const match = /^(.*):(\d+)$/.exec(value);
+  if (!match) throw new UsageError(`${flag} must be host:port, e.g. :9440 or 127.0.0.1:0`);
+  return { host: match[1] || "0.0.0.0", port: Number(match[2]) };
+}
 
 export async function controllerCommand(args: readonly string[]): Promise<void> {
   const { values } = parse(args, {
     kubeconfig: { type: "string" },
     "cache-dir": { type: "string" },
     concurrency: { type: "string" },
+    "health-addr": { type: "string" },
+    "leader-elect": { type: "boolean" },
+    "leader-election-namespace": { type: "string" },
+    "lease-duration": { type: "string" },
+    "renew-deadline": { type: "string" },
+    "retry-period": { type: "string" },
   });
   const concurrency = Number(values.concurrency ?? "4");
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError("--concurrency must be a positive integer");
+  const probes = hostPort(values["health-addr"] ?? ":9440", "--health-addr");
   const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
   const cache = new ArtifactCache(resolve(values["cache-dir"] ?? "/var/cache/ferry"));
   const manager = new Manager({ kube, cache, concurrency });
-  await manager.start();
-  await new Promise<void>((done) => {
+  let waitingForLeadership = false;
+  const { server, address } = await startProbeServer({
+    ...probes,
+    metrics: manager.metrics,
+    isReady: () => manager.started || waitingForLeadership,
+  });
+  jsonLog("serving probes and metrics", { address });
+
+  const elector = (values["leader-elect"] ?? true)
+    ? new LeaderElector(kube, {
+        namespace: values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "ferry-system",
+        name: "ferry-controller-leader",
+        leaseDurationMs: parseDuration(values["lease-duration"] ?? "15s", "--lease-duration"),
+        renewDeadlineMs: parseDuration(values["renew-deadline"] ?? "10s", "--renew-deadline"),
+        retryPeriodMs: parseDuration(values["retry-period"] ?? "2s", "--retry-period"),
+        log: jsonLog,
+      })
+    : undefined;
+
+  let stopping = false;
+  const stopped = new Promise<void>((done) => {
     const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
       jsonLog("shutting down", { signal });
-      void manager.stop().then(done);
+      void (async () => {
+        await manager.stop();
+        await elector?.release();
+        await server.close();
+        done();
+      })();
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
   });
+  if (elector) {
+    waitingForLeadership = true;
+    await elector.acquire(() => {
+      // Another replica may already be acting: stop at once rather than reconcile as a second leader.
+      process.exit(1);
+    });
+    waitingForLeadership = false;
+  }
+  if (!stopping) await manager.start();
+  await stopped;
 }

@@ -42,7 +42,18 @@ export class Informer<T extends Keyed> {
   }
 
   async start(): Promise<void> {
-    await this.#relist();
+    // The first list can fail while the apiserver warms up (a CRD's storage answers 429 right after it is
+    // established); keep trying rather than exit.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#relist();
+        break;
+      } catch (error) {
+        if (this.#stopped) return;
+        this.#options.log("initial list failed; retrying", { attempt, error: (error as Error).message.split("\n")[0] });
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** Math.min(attempt, 5))));
+      }
+    }
     this.#timers.push(
       setInterval(() => {
         for (const object of this.#store.values()) this.#options.onUpsert(object, object);

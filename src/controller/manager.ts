@@ -3,6 +3,7 @@ import type { ArtifactCache } from "../artifact/cache.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { OCI_REPOSITORY, type OCIRepository, OCIRepositoryReconciler, REQUESTED_AT_ANNOTATION } from "../reconcilers/ocirepository.ts";
 import { Informer, objectKey } from "./informer.ts";
+import { ControllerMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
 
 export interface ManagerOptions {
@@ -10,6 +11,7 @@ export interface ManagerOptions {
   readonly cache: ArtifactCache;
   readonly concurrency: number;
   readonly resyncMs?: number;
+  readonly metrics?: ControllerMetrics;
 }
 
 export function jsonLog(message: string, fields: Record<string, unknown> = {}): void {
@@ -28,17 +30,26 @@ function needsReconcile(object: OCIRepository, previous: OCIRepository | undefin
 export class Manager {
   readonly #informer: Informer<OCIRepository>;
   readonly #queue: WorkQueue;
+  readonly metrics: ControllerMetrics;
+  #started = false;
 
   constructor(options: ManagerOptions) {
-    const reconciler = new OCIRepositoryReconciler({ kube: options.kube, cache: options.cache, log: jsonLog });
+    this.metrics = options.metrics ?? new ControllerMetrics();
+    const reconciler = new OCIRepositoryReconciler({ kube: options.kube, cache: options.cache, log: jsonLog, recordEvents: true });
     this.#queue = new WorkQueue(
       async (key) => {
         const object = this.#informer.get(key);
         if (!object) return {};
         const started = Date.now();
-        const result = await reconciler.reconcile(object);
-        jsonLog("reconciled", { kind: "OCIRepository", object: key, durationMs: Date.now() - started });
-        return result;
+        try {
+          const result = await reconciler.reconcile(object);
+          this.metrics.recordReconcile("OCIRepository", "success", (Date.now() - started) / 1000);
+          jsonLog("reconciled", { kind: "OCIRepository", object: key, durationMs: Date.now() - started });
+          return result;
+        } catch (error) {
+          this.metrics.recordReconcile("OCIRepository", "error", (Date.now() - started) / 1000);
+          throw error;
+        }
       },
       {
         concurrency: options.concurrency,
@@ -59,8 +70,14 @@ export class Manager {
     });
   }
 
+  get started(): boolean {
+    return this.#started;
+  }
+
   async start(): Promise<void> {
+    this.metrics.queueDepth = () => this.#queue.depth;
     await this.#informer.start();
+    this.#started = true;
     jsonLog("controller started", { kinds: ["OCIRepository"] });
   }
 

@@ -1,6 +1,8 @@
 // The Kubernetes edge for the controller: typed access to Ferry's custom resources and the Secrets they reference,
 // on @kubernetes/client-node. Errors carry the HTTP status so callers can tell "gone" from "failed".
+import { randomBytes } from "node:crypto";
 import {
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -43,11 +45,13 @@ export class KubeClient {
   readonly config: KubeConfig;
   readonly #custom: CustomObjectsApi;
   readonly #core: CoreV1Api;
+  readonly #coordination: CoordinationV1Api;
 
   constructor(config: KubeConfig) {
     this.config = config;
     this.#custom = config.makeApiClient(CustomObjectsApi);
     this.#core = config.makeApiClient(CoreV1Api);
+    this.#coordination = config.makeApiClient(CoordinationV1Api);
   }
 
   static fromFile(path?: string): KubeClient {
@@ -108,6 +112,57 @@ export class KubeClient {
   defaultNamespace(): string {
     const context = this.config.getContextObject(this.config.getCurrentContext());
     return context?.namespace ?? "default";
+  }
+
+  /** Records a core/v1 Event about an object, as `kubectl describe` and `kubectl events` show them. */
+  async event(
+    involved: { apiVersion: string; kind: string; metadata: ObjectMeta },
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+    annotations: Record<string, string> = {},
+  ): Promise<void> {
+    const now = new Date();
+    await this.#core.createNamespacedEvent({
+      namespace: involved.metadata.namespace,
+      body: {
+        metadata: { name: `${involved.metadata.name}.${randomBytes(8).toString("hex")}`, namespace: involved.metadata.namespace, annotations },
+        involvedObject: {
+          apiVersion: involved.apiVersion,
+          kind: involved.kind,
+          name: involved.metadata.name,
+          namespace: involved.metadata.namespace,
+          ...(involved.metadata.uid ? { uid: involved.metadata.uid } : {}),
+          ...(involved.metadata.resourceVersion ? { resourceVersion: involved.metadata.resourceVersion } : {}),
+        },
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        source: { component: "ferry-controller" },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+        reportingComponent: "ferry-controller",
+      },
+    });
+  }
+
+  async getLease(namespace: string, name: string) {
+    try {
+      return await this.#coordination.readNamespacedLease({ namespace, name });
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async createLease(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
+    await this.#coordination.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec } });
+  }
+
+  /** Replaces a Lease; fails with 409 when someone else changed it since `resourceVersion`. */
+  async replaceLease(namespace: string, name: string, resourceVersion: string, spec: Record<string, unknown>): Promise<void> {
+    await this.#coordination.replaceNamespacedLease({ namespace, name, body: { metadata: { name, namespace, resourceVersion }, spec } });
   }
 
   async secretData(namespace: string, name: string): Promise<Record<string, Buffer> | undefined> {

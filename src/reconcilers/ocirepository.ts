@@ -34,6 +34,8 @@ export interface ReconcilerDeps {
   readonly kube: KubeClient;
   readonly cache: ArtifactCache;
   readonly log: (message: string, fields?: Record<string, unknown>) => void;
+  /** Kubernetes Events are best effort: a failure to record one never fails a reconcile. */
+  readonly recordEvents?: boolean;
 }
 
 /** A failure with the condition reason it reports; `stall` means the spec must change first. */
@@ -99,6 +101,13 @@ export class OCIRepositoryReconciler {
       conditions = setCondition(conditions, "ArtifactInStorage", "True", "Succeeded", message, generation);
       conditions = setCondition(conditions, "Ready", "True", "Succeeded", message, generation);
       await this.#writeStatus(object, { ...status, ...outcome.status, conditions, observedGeneration: generation, ...handled });
+      if (outcome.status.artifact) {
+        const origin = outcome.status.artifact.metadata?.["org.opencontainers.image.revision"];
+        await this.#event(object, "Normal", "NewArtifact", `stored artifact with revision '${outcome.revision}' from '${spec.url}'${origin ? `, origin revision '${origin}'` : ""}`, {
+          [`${SOURCE_GROUP}/revision`]: outcome.revision,
+          [`${SOURCE_GROUP}/digest`]: outcome.status.artifact.digest ?? "",
+        });
+      }
       return { requeueAfterMs: jittered };
     } catch (error) {
       const failure = error instanceof ReconcileFailure
@@ -112,9 +121,17 @@ export class OCIRepositoryReconciler {
       if (failure.stall) conditions = setCondition(conditions, "Stalled", "True", failure.reason, failure.message, generation);
       conditions = setCondition(conditions, "Ready", "False", failure.reason, failure.message, generation);
       await this.#writeStatus(object, { ...status, conditions, observedGeneration: generation, ...handled });
+      await this.#event(object, "Warning", failure.reason, failure.message);
       if (failure.stall) return {};
       throw failure;
     }
+  }
+
+  async #event(object: OCIRepository, type: "Normal" | "Warning", reason: string, message: string, annotations?: Record<string, string>) {
+    if (!this.#deps.recordEvents) return;
+    await this.#deps.kube.event(object, type, reason, message, annotations).catch((error: unknown) => {
+      this.#deps.log("recording an event failed", { reason, error: (error as Error).message });
+    });
   }
 
   async #writeStatus(object: OCIRepository, status: OCIRepositoryStatusType): Promise<void> {
@@ -199,7 +216,7 @@ export class OCIRepositoryReconciler {
         && (object.status?.observedGeneration ?? -1) === (metadata.generation ?? 0)
         && previouslyVerified
         && (await this.#deps.cache.has(path));
-      if (unchanged) return { revision, status: {} };
+      if (unchanged) return { revision, status: {} as Partial<OCIRepositoryStatusType> };
 
       if (spec.verify) await this.#verify(client, reference, metadata.namespace, spec);
       const info = await inspectArtifact(client, { registry: base.registry, repository: base.repository, digest }, signal);
@@ -231,7 +248,7 @@ export class OCIRepositoryReconciler {
           },
           url: `file://${join(this.#deps.cache.root, path)}`,
           ...(spec.layerSelector ? { observedLayerSelector: spec.layerSelector } : {}),
-        } satisfies Partial<OCIRepositoryStatusType>,
+        } as Partial<OCIRepositoryStatusType>,
       };
     } finally {
       await client.close();

@@ -9,7 +9,9 @@ import { controllerRbac } from "../../src/api/rbac.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
 import { FERRY_CLI, ferryOk } from "../harness/ferry.ts";
-import { type ManagedProcess, startProcess, waitUntil } from "../harness/processes.ts";
+import { probe } from "../harness/http.ts";
+import { freePort, type ManagedProcess, startProcess, waitUntil } from "../harness/processes.ts";
+import { readTree, treeDifferences } from "../harness/trees.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
 
 const CRDS = join(import.meta.dirname, "..", "..", "crds");
@@ -38,6 +40,9 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
   let registry: Registry;
   let privateRegistry: Registry;
   let controller: ManagedProcess;
+  let controllerKubeconfig: string;
+  let healthUrl: string;
+  let controllers = 0;
   let dir: string;
   let cacheDir: string;
   let sources: string;
@@ -105,12 +110,23 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await ferryOk(["keygen", "--output-key-prefix=e2e"], { cwd: dir, env: PASSWORD });
     // The controller runs as a ServiceAccount bound to the RBAC we ship, not as cluster-admin.
     await cluster.kubectl(["create", "namespace", "ferry-system"]);
-    const controllerKubeconfig = await cluster.serviceAccountKubeconfig("ferry-system", "ferry-controller");
+    controllerKubeconfig = await cluster.serviceAccountKubeconfig("ferry-system", "ferry-controller");
     await cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: controllerRbac("ferry-system", "ferry-controller") }) });
-    controller = startProcess("ferry controller", process.execPath, [FERRY_CLI, "controller", `--kubeconfig=${controllerKubeconfig}`, `--cache-dir=${cacheDir}`], {
-      logFile: join(dir, "controller.log"),
-    });
+    ({ process: controller, healthUrl } = await startController());
   });
+
+  /** Starts a controller replica (leader election on, short lease so failover tests stay quick). */
+  async function startController() {
+    const port = await freePort();
+    const index = controllers++;
+    const started = startProcess(`ferry controller #${index}`, process.execPath, [
+      FERRY_CLI, "controller", `--kubeconfig=${controllerKubeconfig}`, `--cache-dir=${cacheDir}`, `--health-addr=127.0.0.1:${port}`,
+      "--leader-election-namespace=ferry-system", "--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms",
+    ], { logFile: join(dir, `controller-${index}.log`) });
+    const url = `http://127.0.0.1:${port}`;
+    await waitUntil("controller /readyz", async () => (await probe(`${url}/readyz`)).status === 200, { timeoutMs: 30_000, process: started });
+    return { process: started, healthUrl: url, logFile: join(dir, `controller-${index}.log`) };
+  }
   after(async () => {
     await controller?.stop();
     await Promise.all([registry?.stop(), privateRegistry?.stop(), cluster?.stop()]);
@@ -213,6 +229,21 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     assert.equal((await get("cli-demo") as Observed & { spec: { suspend?: boolean } }).spec.suspend, undefined);
   });
 
+  test("probes answer, metrics count reconciles, and new artifacts are recorded as Events", async () => {
+    assert.equal((await probe(`${healthUrl}/healthz`)).status, 200);
+    assert.equal((await probe(`${healthUrl}/readyz`)).status, 200);
+    const metrics = (await probe(`${healthUrl}/metrics`)).body.toString();
+    const succeeded = Number(/ferry_reconcile_total\{kind="OCIRepository",result="success"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    assert.ok(succeeded > 0, metrics);
+    assert.match(metrics, /ferry_reconcile_duration_seconds_count\{kind="OCIRepository"\} \d+/);
+    assert.match(metrics, /ferry_workqueue_depth \d+/);
+    const events = JSON.parse(await cluster.kubectl(["get", "events", "--field-selector=involvedObject.name=demo", "-o", "json"]));
+    const newArtifact = events.items.find((event: { reason: string }) => event.reason === "NewArtifact");
+    assert.ok(newArtifact, "no NewArtifact event");
+    assert.match(newArtifact.message, new RegExp(`stored artifact with revision 'v1@sha256:[a-f0-9]{64}' from 'oci://${registry.host}/apps/demo'`));
+    assert.equal(newArtifact.source.component, "ferry-controller");
+  });
+
   test("a URL with a tag stalls; deleting an OCIRepository removes its cache", async () => {
     await apply("stalled", { url: `oci://${registry.host}/apps/demo:v1`, interval: "1m", insecure: true });
     const stalled = await waitFor("stalled", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
@@ -226,5 +257,36 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await cluster.kubectl(["delete", "ocirepository", "deleted", "--timeout=30s"]);
     assert.ok(!existsSync(objectCache), "the cache of a deleted OCIRepository is still there");
     await assert.rejects(get("deleted"), /NotFound/);
+  });
+
+  test("a killed controller restarts without losing or half-publishing an artifact", async () => {
+    const corpus = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "kube-prometheus", "manifests");
+    const digest = (await ferryOk(["push", "artifact", `oci://${registry.host}/apps/big:v1`, `--path=${corpus}`, "--source=e2e", "--revision=r", "--insecure-registry"])).stdout.trim();
+    await apply("big", { url: `oci://${registry.host}/apps/big`, ref: { tag: "v1" }, interval: "1h", insecure: true });
+    const objectDir = join(cacheDir, "ocirepository", "default", "big");
+    const { readdir } = await import("node:fs/promises");
+    // Kill it while the artifact is being downloaded or extracted: a staging directory exists only then.
+    await waitUntil("the controller to start staging the artifact", async () => (await readdir(objectDir).catch(() => [])).some((entry) => entry.startsWith(".staging-")), {
+      timeoutMs: 20_000,
+      intervalMs: 2,
+    });
+    await controller.kill("SIGKILL");
+    assert.equal((await get("big")).status?.artifact, undefined, "the artifact was published before the kill");
+    ({ process: controller, healthUrl } = await startController());
+    const object = await waitFor("big", "Ready after the restart", (o) => o.status?.artifact?.revision === `v1@${digest}`, 60_000);
+    assert.deepEqual(await readdir(objectDir), [artifactOf(object).path.split("/").at(-1)], "staging or partial downloads were left behind");
+    assert.deepEqual(treeDifferences(await readTree(corpus), await readTree(join(cacheDir, artifactOf(object).path))), []);
+  });
+
+  test("with two replicas only the leader reconciles, and the other takes over when it stops", async () => {
+    const standby = await startController();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.doesNotMatch(await readFile(standby.logFile, "utf8"), /became leader/);
+    await controller.stop();
+    await waitUntil("the standby to become leader", async () => /became leader/.test(await readFile(standby.logFile, "utf8")), { timeoutMs: 15_000, process: standby.process });
+    controller = standby.process;
+    const digest = await push(registry, "apps/failover", "v1");
+    await apply("failover", { url: `oci://${registry.host}/apps/failover`, ref: { tag: "v1" }, interval: "1h", insecure: true });
+    await waitFor("failover", "Ready under the new leader", (o) => o.status?.artifact?.revision === `v1@${digest}`);
   });
 });

@@ -26,6 +26,8 @@ export interface ManagedProcess {
   /** Rejects as soon as the process exits, so readiness waits fail fast with its log. */
   readonly exited: Promise<never>;
   stop(): Promise<void>;
+  /** Sends a signal without waiting, e.g. SIGKILL to simulate a crash; resolves when the process is gone. */
+  kill(signal: NodeJS.Signals): Promise<void>;
   tail(lines?: number): Promise<string>;
 }
 
@@ -71,6 +73,11 @@ export function startProcess(
     logFile: options.logFile,
     exited,
     tail,
+    async kill(signal) {
+      stopping = true;
+      child.kill(signal);
+      await closed;
+    },
     async stop() {
       stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return;
