@@ -14,7 +14,13 @@ export interface LeaderElectionOptions {
   readonly log: (message: string, fields?: Record<string, unknown>) => void;
 }
 
-type LeaseSpec = { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: Date | string; acquireTime?: Date | string; leaseTransitions?: number };
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  renewTime?: Date | string;
+  acquireTime?: Date | string;
+  leaseTransitions?: number;
+}
 
 function microTime(date: Date): string {
   return date.toISOString().replace("Z", "000Z");
