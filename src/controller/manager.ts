@@ -23,8 +23,7 @@ function needsReconcile(object: OCIRepository, previous: OCIRepository | undefin
   if (!previous || object === previous) return true;
   return object.metadata.generation !== previous.metadata.generation
     || object.metadata.annotations?.[REQUESTED_AT_ANNOTATION] !== previous.metadata.annotations?.[REQUESTED_AT_ANNOTATION]
-    || object.metadata.deletionTimestamp !== previous.metadata.deletionTimestamp
-    || JSON.stringify(object.metadata.finalizers) !== JSON.stringify(previous.metadata.finalizers);
+    || object.metadata.deletionTimestamp !== previous.metadata.deletionTimestamp;
 }
 
 export class Manager {

@@ -176,6 +176,18 @@ export class OCIRepositoryReconciler {
 
   async #fetch(object: OCIRepository, spec: OCIRepositorySpecType, status: OCIRepositoryStatusType) {
     const { metadata } = object;
+    // Fields the schema accepts for Flux compatibility but this controller does not implement yet: refuse them
+    // loudly rather than reconcile as if they were honoured (a silently ignored CA or proxy is worse than none).
+    const unsupported = [
+      spec.serviceAccountName !== undefined && "serviceAccountName",
+      spec.certSecretRef !== undefined && "certSecretRef",
+      spec.proxySecretRef !== undefined && "proxySecretRef",
+      spec.ignore !== undefined && "ignore",
+      spec.layerSelector?.operation === "copy" && "layerSelector.operation: copy",
+    ].filter((field): field is string => typeof field === "string");
+    if (unsupported.length > 0) {
+      throw new ReconcileFailure("UnsupportedField", `not supported by this Ferry version yet: ${unsupported.join(", ")}`, { stall: true });
+    }
     let base: Reference;
     try {
       base = parseReference(spec.url, { requireScheme: true });

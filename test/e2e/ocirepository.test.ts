@@ -248,6 +248,9 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await apply("stalled", { url: `oci://${registry.host}/apps/demo:v1`, interval: "1m", insecure: true });
     const stalled = await waitFor("stalled", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
     assert.equal(condition(stalled, "Stalled")?.reason, "URLInvalid");
+    await apply("unsupported", { url: `oci://${registry.host}/apps/demo`, interval: "1m", insecure: true, certSecretRef: { name: "ca" } });
+    const refused = await waitFor("unsupported", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
+    assert.match(condition(refused, "Stalled")?.message ?? "", /not supported by this Ferry version yet: certSecretRef/);
 
     const digest = await push(registry, "apps/deleted", "v1");
     await apply("deleted", { url: `oci://${registry.host}/apps/deleted`, ref: { tag: "v1" }, interval: "1h", insecure: true });

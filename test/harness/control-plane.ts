@@ -36,6 +36,8 @@ export interface ControlPlane {
 export interface ControlPlaneOptions {
   /** Total time allowed for everything to become ready. */
   readonly timeoutMs?: number;
+  /** Only etcd and kube-apiserver: enough for custom resources, much lighter for benchmarks. */
+  readonly apiserverOnly?: boolean;
   /** Keep the working directory (logs, etcd data) after stop, for debugging. */
   readonly keepDir?: boolean;
 }
@@ -176,6 +178,19 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       }
     };
 
+    const serviceAccountKubeconfig = async (namespace: string, name: string) => {
+      await kubectl(["apply", "-f", "-"], {
+        input: JSON.stringify({ apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace, name } }),
+      });
+      const token = (await kubectl(["create", "token", name, "-n", namespace, "--duration=2h"])).trim();
+      const path = join(dir, `sa-${namespace}-${name}.kubeconfig`);
+      await writeFile(path, kubeconfigYaml(server, caFile, `system:serviceaccount:${namespace}:${name}`, token), {
+        mode: 0o600,
+      });
+      return path;
+    };
+    if (options.apiserverOnly) return { server, caFile, kubeconfig, adminToken, dir, kubectl, serviceAccountKubeconfig, stop };
+
     const componentArgs = async (name: string) => [
       `--kubeconfig=${kubeconfig}`,
       `--authentication-kubeconfig=${kubeconfig}`,
@@ -266,22 +281,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         ),
       ]),
     ]);
-
-    const serviceAccountKubeconfig = async (namespace: string, name: string) => {
-      await kubectl(["apply", "-f", "-"], {
-        input: JSON.stringify({ apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace, name } }),
-      });
-      const token = (await kubectl(["create", "token", name, "-n", namespace, "--duration=2h"])).trim();
-      const path = join(dir, `sa-${namespace}-${name}.kubeconfig`);
-      await writeFile(
-        path,
-        kubeconfigYaml(server, caFile, `system:serviceaccount:${namespace}:${name}`, token),
-        {
-          mode: 0o600,
-        },
-      );
-      return path;
-    };
 
     return { server, caFile, kubeconfig, adminToken, dir, kubectl, serviceAccountKubeconfig, stop };
   } catch (error) {
