@@ -1,7 +1,7 @@
 // Which files an artifact leaves out: gitignore-syntax patterns from --ignore-paths (replacing Flux's defaults)
 // plus a `.sourceignore` file at the root.
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile, rm } from "node:fs/promises";
+import { join, relative, sep } from "node:path";
 import ignore, { type Ignore } from "ignore";
 
 /** Flux's default exclusions for `flux push artifact`: VCS metadata and common binary formats. */
@@ -40,4 +40,32 @@ export async function loadIgnoreRules(root: string, ignorePaths?: readonly strin
   return {
     ignores: (relativePath, isDirectory) => matcher.ignores(isDirectory ? `${relativePath}/` : relativePath),
   };
+}
+
+/**
+ * Removes from an extracted tree what `patterns` (gitignore syntax, as OCIRepository spec.ignore) and the tree's own
+ * .sourceignore exclude. Returns the removed paths.
+ */
+export async function removeIgnored(root: string, patterns: string): Promise<string[]> {
+  const matcher: Ignore = ignore({ allowRelativePaths: true }).add(patterns);
+  try {
+    matcher.add(await readFile(join(root, SOURCEIGNORE_FILE), "utf8"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const removed: string[] = [];
+  const walk = async (directory: string) => {
+    for (const entry of await readdir(directory, { withFileTypes: true })) {
+      const full = join(directory, entry.name);
+      const path = relative(root, full).split(sep).join("/");
+      if (matcher.ignores(entry.isDirectory() ? `${path}/` : path)) {
+        await rm(full, { recursive: true, force: true });
+        removed.push(path);
+      } else if (entry.isDirectory()) {
+        await walk(full);
+      }
+    }
+  };
+  await walk(root);
+  return removed;
 }

@@ -165,6 +165,17 @@ export class KubeClient {
     await this.#coordination.replaceNamespacedLease({ namespace, name, body: { metadata: { name, namespace, resourceVersion }, spec } });
   }
 
+  /** Names of a ServiceAccount's imagePullSecrets; empty when it has none or does not exist. */
+  async imagePullSecrets(namespace: string, name: string): Promise<string[]> {
+    try {
+      const account = await this.#core.readNamespacedServiceAccount({ namespace, name });
+      return (account.imagePullSecrets ?? []).map((reference) => reference.name ?? "").filter(Boolean);
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return [];
+      throw error;
+    }
+  }
+
   async secretData(namespace: string, name: string): Promise<Record<string, Buffer> | undefined> {
     try {
       const secret = await this.#core.readNamespacedSecret({ namespace, name });

@@ -10,11 +10,13 @@ import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatus
 import type { ArtifactCache } from "../artifact/cache.ts";
 import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
 import { extractArchive } from "../artifact/extract.ts";
+import { removeIgnored } from "../artifact/ignore.ts";
 import { inspectArtifact, selectLayer } from "../artifact/pull.ts";
 import { FerryError } from "../errors.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import { RegistryClient } from "../registry/client.ts";
-import { type CredentialSource, credentialsFromDockerConfig, parseDockerConfig } from "../registry/credentials.ts";
+import type { ClientOptions } from "../registry/client.ts";
+import { type CredentialSource, credentialsFromDockerConfig, type DockerConfig, parseDockerConfig } from "../registry/credentials.ts";
 import { AuthenticationError, type InvalidReferenceError } from "../registry/errors.ts";
 import { parseReference, type Reference } from "../registry/reference.ts";
 import { VerificationError } from "../signing/errors.ts";
@@ -139,15 +141,54 @@ export class OCIRepositoryReconciler {
     await this.#deps.kube.patchStatus(OCI_REPOSITORY, object.metadata.namespace, object.metadata.name, status);
   }
 
-  async #credentials(namespace: string, spec: OCIRepositorySpecType): Promise<CredentialSource | undefined> {
-    if (!spec.secretRef) return undefined;
-    const data = await this.#deps.kube.secretData(namespace, spec.secretRef.name);
-    const text = data?.[".dockerconfigjson"]?.toString("utf8");
-    if (!text) {
-      throw new ReconcileFailure("AuthenticationFailed", `auth secret '${namespace}/${spec.secretRef.name}' not found or has no .dockerconfigjson`);
+  async #secret(namespace: string, name: string, purpose: string): Promise<Record<string, Buffer>> {
+    const data = await this.#deps.kube.secretData(namespace, name);
+    if (!data) throw new ReconcileFailure("AuthenticationFailed", `${purpose} secret '${namespace}/${name}' not found`);
+    return data;
+  }
+
+  /** Registry credentials (secretRef, then the ServiceAccount's imagePullSecrets), TLS material and proxy. */
+  async #transport(namespace: string, spec: OCIRepositorySpecType): Promise<Partial<ClientOptions>> {
+    const secretNames = [
+      ...(spec.secretRef ? [spec.secretRef.name] : []),
+      ...(spec.serviceAccountName ? await this.#deps.kube.imagePullSecrets(namespace, spec.serviceAccountName) : []),
+    ];
+    const configs: DockerConfig[] = [];
+    for (const name of secretNames) {
+      const text = (await this.#secret(namespace, name, "auth"))[".dockerconfigjson"]?.toString("utf8");
+      if (!text) throw new ReconcileFailure("AuthenticationFailed", `auth secret '${namespace}/${name}' has no .dockerconfigjson`);
+      configs.push(parseDockerConfig(text, `secret ${name}`));
     }
-    const config = parseDockerConfig(text, `secret ${spec.secretRef.name}`);
-    return (registry) => credentialsFromDockerConfig(config, registry, `secret ${spec.secretRef?.name}`, { allowHelpers: false });
+    const credentials: CredentialSource | undefined = configs.length === 0
+      ? undefined
+      : async (registry) => {
+        for (const config of configs) {
+          const found = await credentialsFromDockerConfig(config, registry, "auth secret", { allowHelpers: false });
+          if (found) return found;
+        }
+        return undefined;
+      };
+    const options: { -readonly [K in keyof ClientOptions]?: ClientOptions[K] } = credentials ? { credentials } : {};
+    if (spec.certSecretRef) {
+      const data = await this.#secret(namespace, spec.certSecretRef.name, "TLS");
+      const ca = data["ca.crt"];
+      const cert = data["tls.crt"];
+      const key = data["tls.key"];
+      if (!ca && !cert) throw new ReconcileFailure("AuthenticationFailed", `TLS secret '${spec.certSecretRef.name}' has neither ca.crt nor tls.crt`);
+      if ((cert === undefined) !== (key === undefined)) {
+        throw new ReconcileFailure("AuthenticationFailed", `TLS secret '${spec.certSecretRef.name}' needs both tls.crt and tls.key`);
+      }
+      Object.assign(options, { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
+    }
+    if (spec.proxySecretRef) {
+      const data = await this.#secret(namespace, spec.proxySecretRef.name, "proxy");
+      const address = data.address?.toString("utf8");
+      if (!address) throw new ReconcileFailure("AuthenticationFailed", `proxy secret '${spec.proxySecretRef.name}' has no address`);
+      const username = data.username?.toString("utf8");
+      const password = data.password?.toString("utf8");
+      options.proxy = { url: address, ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
+    }
+    return options;
   }
 
   async #resolveTag(client: RegistryClient, base: Reference, spec: OCIRepositorySpecType): Promise<string> {
@@ -178,13 +219,9 @@ export class OCIRepositoryReconciler {
     const { metadata } = object;
     // Fields the schema accepts for Flux compatibility but this controller does not implement yet: refuse them
     // loudly rather than reconcile as if they were honoured (a silently ignored CA or proxy is worse than none).
-    const unsupported = [
-      spec.serviceAccountName !== undefined && "serviceAccountName",
-      spec.certSecretRef !== undefined && "certSecretRef",
-      spec.proxySecretRef !== undefined && "proxySecretRef",
-      spec.ignore !== undefined && "ignore",
-      spec.layerSelector?.operation === "copy" && "layerSelector.operation: copy",
-    ].filter((field): field is string => typeof field === "string");
+    const unsupported = [spec.layerSelector?.operation === "copy" && "layerSelector.operation: copy"].filter(
+      (field): field is string => typeof field === "string",
+    );
     if (unsupported.length > 0) {
       throw new ReconcileFailure("UnsupportedField", `not supported by this Ferry version yet: ${unsupported.join(", ")}`, { stall: true });
     }
@@ -197,12 +234,12 @@ export class OCIRepositoryReconciler {
     if (base.tag || base.digest) {
       throw new ReconcileFailure("URLInvalid", `URL must not contain a tag or digest; remove ':${base.tag ?? base.digest}' and use spec.ref`, { stall: true });
     }
-    const credentials = await this.#credentials(metadata.namespace, spec);
+    const transport = await this.#transport(metadata.namespace, spec);
     const client = new RegistryClient({
       insecure: spec.insecure ?? false,
       timeoutMs: durationMs(spec.timeout),
       userAgent: "ferry-controller",
-      ...(credentials ? { credentials } : {}),
+      ...transport,
     });
     try {
       const signal = AbortSignal.timeout(durationMs(spec.timeout) * 3);
@@ -225,6 +262,7 @@ export class OCIRepositoryReconciler {
       const unchanged = status.artifact?.revision === revision
         && status.artifact.path === path
         && status.observedLayerSelector?.mediaType === spec.layerSelector?.mediaType
+        && status.observedIgnore === spec.ignore
         && (object.status?.observedGeneration ?? -1) === (metadata.generation ?? 0)
         && previouslyVerified
         && (await this.#deps.cache.has(path));
@@ -239,6 +277,7 @@ export class OCIRepositoryReconciler {
         const blob = join(scratch, "layer");
         await client.fetchBlobToFile(base.registry, base.repository, layer, blob, { signal });
         await extractArchive(createReadStream(blob), staging);
+        if (spec.ignore !== undefined) await removeIgnored(staging, spec.ignore);
         await this.#deps.cache.publish(staging, path);
       } finally {
         await rm(scratch, { recursive: true, force: true });
@@ -260,6 +299,7 @@ export class OCIRepositoryReconciler {
           },
           url: `file://${join(this.#deps.cache.root, path)}`,
           ...(spec.layerSelector ? { observedLayerSelector: spec.layerSelector } : {}),
+          ...(spec.ignore !== undefined ? { observedIgnore: spec.ignore } : {}),
         } as Partial<OCIRepositoryStatusType>,
       };
     } finally {

@@ -3,7 +3,8 @@
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
+import { rootCertificates } from "node:tls";
+import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent } from "undici";
 import { parseChallenges } from "./challenge.ts";
 import type { CredentialSource, Credentials } from "./credentials.ts";
 import {
@@ -29,6 +30,12 @@ export interface TransportOptions {
   readonly caFile?: string;
   readonly certFile?: string;
   readonly keyFile?: string;
+  /** PEM material given directly (the controller reads it from Secrets); files and bytes may be combined. */
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  /** An explicit proxy, taking precedence over HTTP(S)_PROXY. */
+  readonly proxy?: { readonly url: string; readonly username?: string; readonly password?: string };
   /** Inactivity timeout for headers and body, per request. */
   readonly timeoutMs?: number;
   readonly retry?: RetryPolicy;
@@ -68,12 +75,28 @@ function readPem(path: string, what: string): Buffer {
 }
 
 function createDispatcher(options: TransportOptions): Dispatcher {
+  const extraCas = [
+    ...(options.caFile ? [readPem(options.caFile, "CA file")] : []),
+    ...(options.ca ? [options.ca] : []),
+  ];
+  const cert = options.cert ?? (options.certFile ? readPem(options.certFile, "client certificate") : undefined);
+  const key = options.key ?? (options.keyFile ? readPem(options.keyFile, "client key") : undefined);
   const tls = {
-    ...(options.caFile ? { ca: [readPem(options.caFile, "CA file")] } : {}),
-    ...(options.certFile ? { cert: readPem(options.certFile, "client certificate") } : {}),
-    ...(options.keyFile ? { key: readPem(options.keyFile, "client key") } : {}),
+    // A private CA is added to the system roots, not put in their place, so public registries keep working.
+    ...(extraCas.length > 0 ? { ca: [...rootCertificates, ...extraCas] } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
   };
   const timeouts = { headersTimeout: options.timeoutMs ?? 60_000, bodyTimeout: options.timeoutMs ?? 60_000 };
+  if (options.proxy) {
+    const { url, username, password } = options.proxy;
+    return new ProxyAgent({
+      ...timeouts,
+      uri: url,
+      requestTls: tls,
+      ...(username !== undefined ? { token: basicHeader(username, password ?? "") } : {}),
+    });
+  }
   // Lower case wins, as curl reads them; an empty value counts as unset.
   const fromEnv = (name: string) => process.env[name.toLowerCase()] || process.env[name.toUpperCase()] || undefined;
   const httpProxy = fromEnv("http_proxy");

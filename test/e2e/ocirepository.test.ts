@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { type FaultProxy, startFaultProxy } from "../../registry-fixtures/fault-proxy.ts";
 import { controllerRbac } from "../../src/api/rbac.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
@@ -31,6 +32,7 @@ interface Observed {
     conditions?: Condition[];
     observedGeneration?: number;
     lastHandledReconcileAt?: string;
+    observedIgnore?: string;
     artifact?: { revision: string; path: string; metadata: Record<string, string> };
   };
 }
@@ -39,6 +41,8 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
   let cluster: ControlPlane;
   let registry: Registry;
   let privateRegistry: Registry;
+  let tlsRegistry: Registry;
+  let forwardProxy: FaultProxy;
   let controller: ManagedProcess;
   let controllerKubeconfig: string;
   let healthUrl: string;
@@ -54,8 +58,9 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await mkdir(source, { recursive: true });
     await writeFile(join(source, "configmap.yaml"), `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\ndata:\n  version: "${contentVersion}"\n`);
     const creds = target.credentials ? [`--creds=${target.credentials.username}:${target.credentials.password}`] : [];
+    const transport = target.caFile ? [`--ca-file=${target.caFile}`] : ["--insecure-registry"];
     const result = await ferryOk(
-      ["push", "artifact", `oci://${target.host}/${repository}:${tag}`, `--path=${source}`, "--source=e2e", "--revision=r", "--insecure-registry", ...creds, ...extra],
+      ["push", "artifact", `oci://${target.host}/${repository}:${tag}`, `--path=${source}`, "--source=e2e", "--revision=r", ...transport, ...creds, ...extra],
       { env: PASSWORD },
     );
     return result.stdout.trim();
@@ -100,11 +105,13 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     dir = await mkdtemp(join(tmpdir(), "ferry-e2e-ocirepo-"));
     cacheDir = join(dir, "cache");
     sources = join(dir, "sources");
-    [cluster, registry, privateRegistry] = await Promise.all([
+    [cluster, registry, privateRegistry, tlsRegistry] = await Promise.all([
       startControlPlane(),
       startRegistry({ kind: "zot" }),
       startRegistry({ kind: "zot", auth: "htpasswd" }),
+      startRegistry({ kind: "distribution", tls: true }),
     ]);
+    forwardProxy = await startFaultProxy(registry.host);
     await cluster.kubectl(["apply", "--server-side", "-f", CRDS]);
     await cluster.kubectl(["wait", "--for=condition=Established", "crd/ocirepositories.source.ferry.dev", "--timeout=30s"]);
     await ferryOk(["keygen", "--output-key-prefix=e2e"], { cwd: dir, env: PASSWORD });
@@ -129,7 +136,8 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
   }
   after(async () => {
     await controller?.stop();
-    await Promise.all([registry?.stop(), privateRegistry?.stop(), cluster?.stop()]);
+    await forwardProxy?.stop();
+    await Promise.all([registry?.stop(), privateRegistry?.stop(), tlsRegistry?.stop(), cluster?.stop()]);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -192,6 +200,49 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await waitFor("private", "Ready once the secret exists", (o) => o.status?.artifact?.revision === `v1@${digest}`, 60_000);
   });
 
+  test("imagePullSecrets of spec.serviceAccountName authenticate to a private registry", async () => {
+    const creds = privateRegistry.credentials;
+    assert.ok(creds);
+    const digest = await push(privateRegistry, "apps/via-sa", "v1");
+    await cluster.kubectl([
+      "create", "secret", "docker-registry", "pull-secret", `--docker-server=${privateRegistry.host}`,
+      `--docker-username=${creds.username}`, `--docker-password=${creds.password}`,
+    ]);
+    await cluster.kubectl(["apply", "-f", "-"], {
+      input: JSON.stringify({ apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace: "default", name: "puller" }, imagePullSecrets: [{ name: "pull-secret" }] }),
+    });
+    await apply("via-sa", { url: `oci://${privateRegistry.host}/apps/via-sa`, ref: { tag: "v1" }, interval: "1h", insecure: true, serviceAccountName: "puller" });
+    await waitFor("via-sa", "Ready with the ServiceAccount's pull secret", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+  });
+
+  test("certSecretRef's ca.crt verifies a private registry CA; without it the TLS error is reported", async () => {
+    assert.ok(tlsRegistry.caFile);
+    const digest = await push(tlsRegistry, "apps/tls", "v1");
+    await apply("tls-untrusted", { url: `oci://${tlsRegistry.host}/apps/tls`, ref: { tag: "v1" }, interval: "1h" });
+    const untrusted = await waitFor("tls-untrusted", "a TLS failure", (o) => condition(o, "FetchFailed")?.status === "True");
+    assert.match(condition(untrusted, "FetchFailed")?.message ?? "", /certificate/i);
+    await cluster.kubectl(["create", "secret", "generic", "registry-ca", `--from-file=ca.crt=${tlsRegistry.caFile}`]);
+    await apply("tls", { url: `oci://${tlsRegistry.host}/apps/tls`, ref: { tag: "v1" }, interval: "1h", certSecretRef: { name: "registry-ca" } });
+    await waitFor("tls", "Ready over TLS", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+  });
+
+  test("proxySecretRef sends registry traffic through the proxy; spec.ignore leaves paths out of the artifact", async () => {
+    const source = join(sources, "with-docs");
+    await mkdir(join(source, "docs"), { recursive: true });
+    await writeFile(join(source, "app.yaml"), "kind: ConfigMap\n");
+    await writeFile(join(source, "docs", "guide.md"), "# guide\n");
+    const digest = (await ferryOk(["push", "artifact", `oci://${registry.host}/apps/proxied:v1`, `--path=${source}`, "--source=e2e", "--revision=r", "--insecure-registry"])).stdout.trim();
+    await cluster.kubectl(["create", "secret", "generic", "proxy", `--from-literal=address=http://${forwardProxy.host}`]);
+    forwardProxy.requests.length = 0;
+    await apply("proxied", { url: `oci://${registry.host}/apps/proxied`, ref: { tag: "v1" }, interval: "1h", insecure: true, proxySecretRef: { name: "proxy" }, ignore: "docs/" });
+    const object = await waitFor("proxied", "Ready through the proxy", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+    assert.ok(forwardProxy.requests.some((request) => request.method === "CONNECT" && request.path === registry.host), "no traffic went through the proxy");
+    const stored = join(cacheDir, artifactOf(object).path);
+    assert.ok(existsSync(join(stored, "app.yaml")));
+    assert.ok(!existsSync(join(stored, "docs")), "spec.ignore was not applied");
+    assert.equal(object.status?.observedIgnore, "docs/");
+  });
+
   test("a signed artifact verifies; an unsigned one sets SourceVerified=False and keeps the old artifact", async () => {
     const signed = await push(registry, "apps/verified", "v1", ["--sign", `--key=${join(dir, "e2e.key")}`]);
     await cluster.kubectl(["create", "secret", "generic", "cosign-keys", `--from-file=cosign.pub=${join(dir, "e2e.pub")}`]);
@@ -248,9 +299,9 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await apply("stalled", { url: `oci://${registry.host}/apps/demo:v1`, interval: "1m", insecure: true });
     const stalled = await waitFor("stalled", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
     assert.equal(condition(stalled, "Stalled")?.reason, "URLInvalid");
-    await apply("unsupported", { url: `oci://${registry.host}/apps/demo`, interval: "1m", insecure: true, certSecretRef: { name: "ca" } });
+    await apply("unsupported", { url: `oci://${registry.host}/apps/demo`, interval: "1m", insecure: true, layerSelector: { operation: "copy" } });
     const refused = await waitFor("unsupported", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
-    assert.match(condition(refused, "Stalled")?.message ?? "", /not supported by this Ferry version yet: certSecretRef/);
+    assert.match(condition(refused, "Stalled")?.message ?? "", /not supported by this Ferry version yet: layerSelector\.operation: copy/);
 
     const digest = await push(registry, "apps/deleted", "v1");
     await apply("deleted", { url: `oci://${registry.host}/apps/deleted`, ref: { tag: "v1" }, interval: "1h", insecure: true });
