@@ -28,6 +28,7 @@ import { findCondition, removeCondition, setCondition } from "./conditions.ts";
 export const OCI_REPOSITORY: ResourceType = { group: SOURCE_GROUP, version: SOURCE_VERSION, plural: "ocirepositories" };
 export const FINALIZER = "finalizers.ferry.dev";
 export const REQUESTED_AT_ANNOTATION = "reconcile.ferry.dev/requestedAt";
+export const IGNORE_TLOG_ANNOTATION = "verify.ferry.dev/insecure-ignore-tlog";
 const KIND = "OCIRepository";
 
 export type OCIRepository = CustomObject<OCIRepositorySpecType, OCIRepositoryStatusType>;
@@ -268,7 +269,7 @@ export class OCIRepositoryReconciler {
         && (await this.#deps.cache.has(path));
       if (unchanged) return { revision, status: {} as Partial<OCIRepositoryStatusType> };
 
-      if (spec.verify) await this.#verify(client, reference, metadata.namespace, spec);
+      if (spec.verify) await this.#verify(client, reference, metadata.namespace, spec, metadata.annotations);
       const info = await inspectArtifact(client, { registry: base.registry, repository: base.repository, digest }, signal);
       const layer = selectLayer(info.manifest, spec.layerSelector?.mediaType);
       const staging = await this.#deps.cache.stage(KIND, metadata.namespace, metadata.name);
@@ -307,7 +308,13 @@ export class OCIRepositoryReconciler {
     }
   }
 
-  async #verify(client: RegistryClient, reference: Reference, namespace: string, spec: OCIRepositorySpecType): Promise<void> {
+  async #verify(
+    client: RegistryClient,
+    reference: Reference,
+    namespace: string,
+    spec: OCIRepositorySpecType,
+    annotations: Record<string, string> | undefined,
+  ): Promise<void> {
     const verify = spec.verify;
     if (!verify) return;
     try {
@@ -319,11 +326,13 @@ export class OCIRepositoryReconciler {
           if (!text) throw new VerificationError("untrusted", `secret '${verify.trustedRootSecretRef.name}' has no trusted_root.json`);
           trustedRoot = JSON.parse(text);
         }
+        // Private Sigstore deployments without a transparency log opt in explicitly, as cosign's --insecure-ignore-tlog.
+        const ignoreTlog = annotations?.[IGNORE_TLOG_ANNOTATION] === "true";
         let lastError: unknown;
         for (const match of verify.matchOIDCIdentity) {
           try {
             const policy = { identityRegexp: match.subject, issuerRegexp: match.issuer };
-            await verifyArtifact(client, reference, { keyless: { trustedRoot, policy } });
+            await verifyArtifact(client, reference, { keyless: { trustedRoot, policy, ignoreTlog } });
             return;
           } catch (error) {
             lastError = error;

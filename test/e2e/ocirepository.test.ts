@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type FaultProxy, startFaultProxy } from "../../registry-fixtures/fault-proxy.ts";
+import { startLocalFulcio } from "../../registry-fixtures/fulcio.ts";
+import { createCertificateAuthority } from "../harness/pki.ts";
 import { controllerRbac } from "../../src/api/rbac.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
@@ -256,6 +258,42 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     assert.match(condition(object, "SourceVerified")?.message ?? "", new RegExp(`no signature found for .*${unsigned}`));
     assert.equal(artifactOf(object).revision, `v1@${signed}`, "the last verified artifact was replaced");
     assert.ok(existsSync(join(cacheDir, artifactOf(object).path, "configmap.yaml")));
+  });
+
+  test("keyless: matchOIDCIdentity with a trustedRootSecretRef accepts the right workflow and refuses another", async () => {
+    const ca = await createCertificateAuthority(dir, "e2e-fulcio");
+    const fulcio = await startLocalFulcio({ dir, caCertFile: ca.certFile, caKeyFile: ca.keyFile });
+    try {
+      const release = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0";
+      const keylessFlags = ["--sign", "--keyless", `--fulcio-url=${fulcio.url}`, "--tlog-upload=false"];
+      const signed = await push(registry, "apps/keyless", "v1", [...keylessFlags, `--identity-token=${fulcio.mintToken({ sub: release })}`]);
+      const { X509Certificate } = await import("node:crypto");
+      const der = new X509Certificate(await readFile(ca.certFile)).raw.toString("base64");
+      const root = {
+        mediaType: "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        tlogs: [],
+        certificateAuthorities: [{ subject: { organization: "ferry-test", commonName: "e2e-fulcio" }, uri: fulcio.url, certChain: { certificates: [{ rawBytes: der }] }, validFor: { start: "2020-01-01T00:00:00Z" } }],
+        ctlogs: [],
+        timestampAuthorities: [],
+      };
+      await writeFile(join(dir, "trusted_root.json"), JSON.stringify(root));
+      await cluster.kubectl(["create", "secret", "generic", "sigstore-root", `--from-file=trusted_root.json=${join(dir, "trusted_root.json")}`]);
+      const verify = (subject: string) => ({
+        provider: "cosign",
+        matchOIDCIdentity: [{ issuer: fulcio.issuerUrl.replaceAll(".", "\\."), subject }],
+        trustedRootSecretRef: { name: "sigstore-root" },
+      });
+      // No transparency log here, so the controller must be told to accept that, as cosign's --insecure-ignore-tlog.
+      await apply("keyless", { url: `oci://${registry.host}/apps/keyless`, ref: { tag: "v1" }, interval: "1h", insecure: true, verify: verify("https://github\\.com/acme/app/\\.github/workflows/release\\.yml@refs/tags/v.*") }, { "verify.ferry.dev/insecure-ignore-tlog": "true" });
+      const accepted = await waitFor("keyless", "keyless signature verified", (o) => condition(o, "SourceVerified")?.status === "True");
+      assert.equal(artifactOf(accepted).revision, `v1@${signed}`);
+
+      await apply("keyless-other", { url: `oci://${registry.host}/apps/keyless`, ref: { tag: "v1" }, interval: "1h", insecure: true, verify: verify("https://github\\.com/acme/app/\\.github/workflows/nightly\\.yml@.*") }, { "verify.ferry.dev/insecure-ignore-tlog": "true" });
+      const refused = await waitFor("keyless-other", "refused for another workflow", (o) => condition(o, "SourceVerified")?.status === "False");
+      assert.match(condition(refused, "SourceVerified")?.message ?? "", /signed by https:\/\/github\.com\/acme\/app\/\.github\/workflows\/release\.yml@refs\/tags\/v1\.0\.0, which does not match/);
+    } finally {
+      await fulcio.stop();
+    }
   });
 
   test("ferry create, get, reconcile, suspend and resume source oci drive the controller", async () => {
