@@ -139,6 +139,16 @@ export class Informer<T extends Keyed> {
     }
   }
 
+  /**
+   * Restarts the watch from `resourceVersion` as if the previous watch had ended there. Tests use it with an
+   * ancient version to make the apiserver answer 410 Gone, the way a long network partition would.
+   */
+  async rewatchFrom(resourceVersion: string): Promise<void> {
+    this.#abort?.abort();
+    this.#resourceVersion = resourceVersion;
+    await this.#watch();
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#abort?.abort();
