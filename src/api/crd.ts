@@ -1,6 +1,7 @@
 // Generates structural CustomResourceDefinitions from the zod schemas, so the schemas stay the single source of truth.
 import yaml from "js-yaml";
 import { z } from "zod";
+import { KUSTOMIZE_GROUP, KUSTOMIZE_VERSION, KustomizationSpec, KustomizationStatus } from "./kustomize.ts";
 import { OCIRepositorySpec, OCIRepositoryStatus, SOURCE_GROUP, SOURCE_VERSION } from "./source.ts";
 
 type JsonSchema = { [key: string]: unknown };
@@ -43,6 +44,7 @@ interface ResourceDefinition {
   readonly spec: z.ZodType;
   readonly status: z.ZodType;
   readonly description: string;
+  readonly revisionPath: string;
 }
 
 const READY_STATUS = ".status.conditions[?(@.type==\"Ready\")].status";
@@ -73,7 +75,7 @@ export function customResourceDefinition(definition: ResourceDefinition) {
           additionalPrinterColumns: [
             { name: "Ready", type: "string", jsonPath: READY_STATUS },
             { name: "Status", type: "string", jsonPath: READY_MESSAGE },
-            { name: "Revision", type: "string", jsonPath: ".status.artifact.revision" },
+            { name: "Revision", type: "string", jsonPath: definition.revisionPath },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],
           schema: {
@@ -108,6 +110,20 @@ export const CRDS = {
     spec: OCIRepositorySpec,
     status: OCIRepositoryStatus,
     description: "OCIRepository follows an OCI artifact (a tag, semver range or digest), verifies it and keeps it in the controller's cache.",
+    revisionPath: ".status.artifact.revision",
+  }),
+  [`${KUSTOMIZE_GROUP}_kustomizations.yaml`]: customResourceDefinition({
+    group: KUSTOMIZE_GROUP,
+    version: KUSTOMIZE_VERSION,
+    kind: "Kustomization",
+    plural: "kustomizations",
+    singular: "kustomization",
+    shortNames: ["ks"],
+    categories: ["all", "ferry", "ferry-appliers"],
+    spec: KustomizationSpec,
+    status: KustomizationStatus,
+    description: "Kustomization builds a directory of an artifact with kustomize and applies it with server-side apply, keeping an inventory to prune.",
+    revisionPath: ".status.lastAppliedRevision",
   }),
 };
 

@@ -41,6 +41,10 @@ export class Informer<T extends Keyed> {
     return this.#store.get(key);
   }
 
+  all(): T[] {
+    return [...this.#store.values()];
+  }
+
   async start(): Promise<void> {
     // The first list can fail while the apiserver warms up (a CRD's storage answers 429 right after it is
     // established); keep trying rather than exit.

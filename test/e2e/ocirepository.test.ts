@@ -120,7 +120,7 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     // The controller runs as a ServiceAccount bound to the RBAC we ship, not as cluster-admin.
     await cluster.kubectl(["create", "namespace", "ferry-system"]);
     controllerKubeconfig = await cluster.serviceAccountKubeconfig("ferry-system", "ferry-controller");
-    await cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: controllerRbac("ferry-system", "ferry-controller") }) });
+    await cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: controllerRbac("ferry-system", "ferry-controller", { applier: false }) }) });
     ({ process: controller, healthUrl } = await startController());
   });
 
