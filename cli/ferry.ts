@@ -69,6 +69,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Create an OCIRepository (or print it with --export): ferry create source oci NAME --url …",
     load: async () => (await sourceCommands()).createSourceCommand,
   },
+  "get kustomizations": {
+    summary: "List Kustomizations: ferry get kustomizations [NAME…] [-n NS | -A]",
+    load: async () => (await import("./commands/kustomizations.ts")).getKustomizationsCommand,
+  },
+  "tree kustomization": {
+    summary: "Show what a Kustomization applied, from its inventory",
+    load: async () => (await import("./commands/kustomizations.ts")).treeKustomizationCommand,
+  },
   controller: {
     summary: "Run the controller (OCIRepository reconciler) against the current kubeconfig",
     load: async () => (await import("./commands/controller.ts")).controllerCommand,

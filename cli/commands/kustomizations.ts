@@ -1,0 +1,54 @@
+// `ferry get kustomizations` and `ferry tree kustomization NAME`.
+import { KubeClient } from "../../src/kube/client.ts";
+import { parseEntry } from "../../src/inventory/inventory.ts";
+import { KUSTOMIZATION, type Kustomization } from "../../src/reconcilers/kustomization.ts";
+import { UsageError } from "../errors.ts";
+import { parse, requireOne } from "../flags.ts";
+import { parseOutputFormat, printStructured, printTable } from "../output.ts";
+
+const KUBE_OPTIONS = { kubeconfig: { type: "string" }, namespace: { type: "string", short: "n" } } as const;
+
+export async function getKustomizationsCommand(args: readonly string[]): Promise<void> {
+  const { values, positionals } = parse(args, { ...KUBE_OPTIONS, "all-namespaces": { type: "boolean", short: "A" }, output: { type: "string", short: "o" } });
+  const format = parseOutputFormat(values.output);
+  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  const namespace = values.namespace ?? kube.defaultNamespace();
+  let objects = values["all-namespaces"]
+    ? (await kube.list<Kustomization>(KUSTOMIZATION)).items
+    : await kube.listNamespaced<Kustomization>(KUSTOMIZATION, namespace);
+  if (positionals.length > 0) objects = objects.filter((object) => positionals.includes(object.metadata.name));
+  if (format !== "text") {
+    printStructured(format, objects);
+    return;
+  }
+  printTable(
+    [...(values["all-namespaces"] ? ["NAMESPACE"] : []), "NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"],
+    objects.map((object) => {
+      const ready = object.status?.conditions?.find((condition) => condition.type === "Ready");
+      return [
+        ...(values["all-namespaces"] ? [object.metadata.namespace] : []),
+        object.metadata.name,
+        object.status?.lastAppliedRevision ?? "",
+        String(object.spec.suspend ?? false),
+        ready?.status ?? "Unknown",
+        ready?.message ?? "",
+      ];
+    }),
+  );
+}
+
+export async function treeKustomizationCommand(args: readonly string[]): Promise<void> {
+  const { values, positionals } = parse(args, KUBE_OPTIONS);
+  const name = requireOne(positionals, "Kustomization name");
+  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  const namespace = values.namespace ?? kube.defaultNamespace();
+  const object = await kube.get<Kustomization>(KUSTOMIZATION, namespace, name);
+  if (!object) throw new UsageError(`Kustomization ${namespace}/${name} not found`);
+  const entries = (object.status?.inventory?.entries ?? []).map(parseEntry);
+  const lines = [`Kustomization/${namespace}/${name}`];
+  entries.forEach((entry, index) => {
+    const branch = index === entries.length - 1 ? "└──" : "├──";
+    lines.push(`${branch} ${entry.kind}/${entry.namespace ? `${entry.namespace}/` : ""}${entry.name}`);
+  });
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
