@@ -1,6 +1,7 @@
 // Flag parsing shared by commands: node:util parseArgs in strict mode, with usage errors that exit 2, and the
 // registry flags every artifact command takes (named as flux and oras name them).
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { durationMs } from "../src/api/duration.ts";
 import type { ClientOptions } from "../src/registry/client.ts";
 import { credentialChain } from "../src/registry/credentials.ts";
 import { UsageError } from "./errors.ts";
@@ -14,6 +15,17 @@ export const REGISTRY_OPTIONS = {
   "cert-file": { type: "string" },
   "key-file": { type: "string" },
   timeout: { type: "string" },
+} as const satisfies OptionSpec;
+
+/** Flags shared by `sign` and `push artifact --sign` (here, so push does not load the signing code to parse them). */
+export const SIGNING_OPTIONS = {
+  key: { type: "string" },
+  keyless: { type: "boolean" },
+  "identity-token": { type: "string" },
+  "fulcio-url": { type: "string" },
+  "rekor-url": { type: "string" },
+  "tlog-upload": { type: "boolean" },
+  "signature-format": { type: "string" },
 } as const satisfies OptionSpec;
 
 export function parse<T extends OptionSpec>(args: readonly string[], options: T) {
@@ -32,12 +44,9 @@ export function parse<T extends OptionSpec>(args: readonly string[], options: T)
 
 /** Go-style durations as flux takes them: 90s, 5m, 1h30m, 250ms. */
 export function parseDuration(value: string, flag: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((part) => part[0]).join("") !== value) {
-    throw new UsageError(`${flag} must be a duration such as 30s, 5m or 1h30m, not "${value}"`);
-  }
-  return parts.reduce((total, part) => total + Number(part[1]) * (units[part[2] ?? "s"] ?? 1000), 0);
+  const ms = durationMs(value);
+  if (ms === undefined) throw new UsageError(`${flag} must be a duration such as 30s, 5m or 1h30m, not "${value}"`);
+  return ms;
 }
 
 export interface RegistryFlagValues {

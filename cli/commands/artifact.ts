@@ -11,7 +11,15 @@ import { buildTarball, collectEntries, stdinToFile } from "../../src/artifact/ta
 import { RegistryClient } from "../../src/registry/client.ts";
 import { formatReference, formatUrl, parseReference, type Reference, withTag } from "../../src/registry/reference.ts";
 import { UsageError } from "../errors.ts";
-import { clientOptions, parse, REGISTRY_OPTIONS, type RegistryFlagValues, requireOne, timeoutSignal } from "../flags.ts";
+import {
+  clientOptions,
+  parse,
+  REGISTRY_OPTIONS,
+  type RegistryFlagValues,
+  requireOne,
+  SIGNING_OPTIONS,
+  timeoutSignal,
+} from "../flags.ts";
 import { detectSourceRevision } from "../git.ts";
 import { type OutputFormat, parseOutputFormat, printStructured, printTable, status } from "../output.ts";
 import { createProgress } from "../progress.ts";
@@ -59,13 +67,7 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
     "resolve-symlinks": { type: "boolean" },
     output: { type: "string", short: "o" },
     sign: { type: "boolean" },
-    key: { type: "string" },
-    keyless: { type: "boolean" },
-    "identity-token": { type: "string" },
-    "fulcio-url": { type: "string" },
-    "rekor-url": { type: "string" },
-    "tlog-upload": { type: "boolean" },
-    "signature-format": { type: "string" },
+    ...SIGNING_OPTIONS,
   });
   const reference = parseUrl(requireOne(positionals, "artifact URL (oci://host/repo:tag)"));
   if (!values.sign && (values.key || values.keyless)) throw new UsageError("--key and --keyless need --sign");

@@ -9,7 +9,7 @@ import { type SignatureFormatOption, signArtifact } from "../../src/signing/sign
 import { loadTrustedRoot } from "../../src/signing/trusted-root.ts";
 import { verifyArtifact } from "../../src/signing/verify.ts";
 import { UsageError } from "../errors.ts";
-import { clientOptions, parse, REGISTRY_OPTIONS, requireOne } from "../flags.ts";
+import { clientOptions, parse, REGISTRY_OPTIONS, requireOne, SIGNING_OPTIONS } from "../flags.ts";
 import { parseOutputFormat, printStructured, status } from "../output.ts";
 
 /** Reads a key from a file path or `env://VARIABLE`, as cosign accepts key references. */
@@ -60,17 +60,6 @@ export async function loadPrivateKey(reference: string) {
   const { pem, origin } = await readKeyReference(reference);
   return decryptPrivateKey(pem, await readPassword(), origin);
 }
-
-/** Flags shared by `sign` and `push artifact --sign`. */
-export const SIGNING_OPTIONS = {
-  key: { type: "string" },
-  keyless: { type: "boolean" },
-  "identity-token": { type: "string" },
-  "fulcio-url": { type: "string" },
-  "rekor-url": { type: "string" },
-  "tlog-upload": { type: "boolean" },
-  "signature-format": { type: "string" },
-} as const;
 
 export interface SigningFlagValues {
   sign?: boolean;

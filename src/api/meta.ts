@@ -1,8 +1,9 @@
 // Types shared by Ferry's APIs, mirroring Kubernetes' metav1.Condition and Flux's meta.Artifact.
 import { z } from "zod";
+import { DURATION_PATTERN } from "./duration.ts";
 
 /** Go-style duration as Flux's CRDs accept it: 30s, 5m, 1h30m, 500ms. */
-export const Duration = z.string().regex(/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/).describe("A duration such as 30s, 5m or 1h30m.");
+export const Duration = z.string().regex(DURATION_PATTERN).describe("A duration such as 30s, 5m or 1h30m.");
 
 export const LocalObjectReference = z
   .object({ name: z.string().min(1).describe("Name of the referent.") })

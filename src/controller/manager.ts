@@ -27,67 +27,51 @@ function needsReconcile(object: OCIRepository | Kustomization, previous: OCIRepo
     || object.metadata.deletionTimestamp !== previous.metadata.deletionTimestamp;
 }
 
+interface Watched<T> {
+  readonly informer: Informer<T & { metadata: { namespace: string; name: string } }>;
+  readonly queue: WorkQueue;
+}
+
 export class Manager {
-  readonly #informer: Informer<OCIRepository>;
-  readonly #queue: WorkQueue;
-  readonly #kustomizations: Informer<Kustomization>;
-  readonly #kustomizationQueue: WorkQueue;
+  readonly #sources: Watched<OCIRepository>;
+  readonly #kustomizations: Watched<Kustomization>;
   readonly metrics: ControllerMetrics;
   #started = false;
 
   constructor(options: ManagerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
-    const reconciler = new OCIRepositoryReconciler({ kube: options.kube, cache: options.cache, log: jsonLog, recordEvents: true });
-    this.#queue = new WorkQueue(
-      async (key) => {
-        const object = this.#informer.get(key);
-        if (!object) return {};
-        const started = Date.now();
-        try {
-          const result = await reconciler.reconcile(object);
-          this.metrics.recordReconcile("OCIRepository", "success", (Date.now() - started) / 1000);
-          jsonLog("reconciled", { kind: "OCIRepository", object: key, durationMs: Date.now() - started });
-          return result;
-        } catch (error) {
-          this.metrics.recordReconcile("OCIRepository", "error", (Date.now() - started) / 1000);
-          throw error;
-        }
-      },
-      {
-        concurrency: options.concurrency,
-        minRetryMs: 750,
-        maxRetryMs: 15 * 60_000,
-        onError: (key, error) => jsonLog("reconcile failed", { kind: "OCIRepository", object: key, error: (error as Error).message }),
-      },
-    );
-    this.#informer = new Informer<OCIRepository>(options.kube, {
-      type: OCI_REPOSITORY,
-      resyncMs: options.resyncMs ?? 10 * 60_000,
-      silenceMs: 6 * 60_000,
-      log: jsonLog,
-      onUpsert: (object, previous) => {
-        if (needsReconcile(object, previous)) this.#queue.add(objectKey(object));
-        // A new artifact revision is what Kustomizations wait for: reconcile those that use this source.
-        if (object.status?.artifact?.revision !== previous?.status?.artifact?.revision) {
-          for (const key of this.#kustomizationsOf(object)) this.#kustomizationQueue.add(key);
-        }
-      },
-      onDelete: (object) => this.#queue.forget(objectKey(object)),
-    });
-
+    const sources = new OCIRepositoryReconciler({ kube: options.kube, cache: options.cache, log: jsonLog, recordEvents: true });
     const kustomizations = new KustomizationReconciler({ kube: options.kube, cache: options.cache, log: jsonLog });
-    this.#kustomizationQueue = new WorkQueue(
+    this.#sources = this.#watch<OCIRepository>(options, "OCIRepository", OCI_REPOSITORY, (object) => sources.reconcile(object), (object, previous) => {
+      // A new artifact revision is what Kustomizations wait for: reconcile those that use this source.
+      if (object.status?.artifact?.revision !== previous?.status?.artifact?.revision) {
+        for (const key of this.#kustomizationsOf(object)) this.#kustomizations.queue.add(key);
+      }
+    });
+    this.#kustomizations = this.#watch<Kustomization>(options, "Kustomization", KUSTOMIZATION, (object) => kustomizations.reconcile(object));
+  }
+
+  /** One informer feeding one queue whose reconciles are timed, counted and logged. */
+  #watch<T extends OCIRepository | Kustomization>(
+    options: ManagerOptions,
+    kind: string,
+    type: typeof OCI_REPOSITORY,
+    reconcile: (object: T) => Promise<{ requeueAfterMs?: number }>,
+    alsoOnUpsert?: (object: T, previous: T | undefined) => void,
+  ): Watched<T> {
+    const watched: { informer?: Informer<T> } = {};
+    const queue = new WorkQueue(
       async (key) => {
-        const object = this.#kustomizations.get(key);
+        const object = watched.informer?.get(key);
         if (!object) return {};
         const started = Date.now();
         try {
-          const result = await kustomizations.reconcile(object);
-          this.metrics.recordReconcile("Kustomization", "success", (Date.now() - started) / 1000);
-          jsonLog("reconciled", { kind: "Kustomization", object: key, durationMs: Date.now() - started });
+          const result = await reconcile(object);
+          this.metrics.recordReconcile(kind, "success", (Date.now() - started) / 1000);
+          jsonLog("reconciled", { kind, object: key, durationMs: Date.now() - started });
           return result;
         } catch (error) {
-          this.metrics.recordReconcile("Kustomization", "error", (Date.now() - started) / 1000);
+          this.metrics.recordReconcile(kind, "error", (Date.now() - started) / 1000);
           throw error;
         }
       },
@@ -95,23 +79,26 @@ export class Manager {
         concurrency: options.concurrency,
         minRetryMs: 750,
         maxRetryMs: 15 * 60_000,
-        onError: (key, error) => jsonLog("reconcile failed", { kind: "Kustomization", object: key, error: (error as Error).message }),
+        onError: (key, error) => jsonLog("reconcile failed", { kind, object: key, error: (error as Error).message }),
       },
     );
-    this.#kustomizations = new Informer<Kustomization>(options.kube, {
-      type: KUSTOMIZATION,
+    const informer = new Informer<T>(options.kube, {
+      type,
       resyncMs: options.resyncMs ?? 10 * 60_000,
       silenceMs: 6 * 60_000,
       log: jsonLog,
       onUpsert: (object, previous) => {
-        if (needsReconcile(object, previous)) this.#kustomizationQueue.add(objectKey(object));
+        if (needsReconcile(object, previous)) queue.add(objectKey(object));
+        alsoOnUpsert?.(object, previous);
       },
-      onDelete: (object) => this.#kustomizationQueue.forget(objectKey(object)),
+      onDelete: (object) => queue.forget(objectKey(object)),
     });
+    watched.informer = informer;
+    return { informer, queue };
   }
 
   #kustomizationsOf(source: OCIRepository): string[] {
-    return this.#kustomizations
+    return this.#kustomizations.informer
       .all()
       .filter((ks) => ks.spec.sourceRef.name === source.metadata.name)
       .filter((ks) => (ks.spec.sourceRef.namespace ?? ks.metadata.namespace) === source.metadata.namespace)
@@ -123,16 +110,16 @@ export class Manager {
   }
 
   async start(): Promise<void> {
-    this.metrics.queueDepth = () => this.#queue.depth + this.#kustomizationQueue.depth;
-    await this.#kustomizations.start();
-    await this.#informer.start();
+    this.metrics.queueDepth = () => this.#sources.queue.depth + this.#kustomizations.queue.depth;
+    await this.#kustomizations.informer.start();
+    await this.#sources.informer.start();
     this.#started = true;
     jsonLog("controller started", { kinds: ["OCIRepository", "Kustomization"] });
   }
 
   async stop(): Promise<void> {
-    this.#informer.stop();
-    this.#kustomizations.stop();
-    await Promise.all([this.#queue.shutdown(), this.#kustomizationQueue.shutdown()]);
+    this.#sources.informer.stop();
+    this.#kustomizations.informer.stop();
+    await Promise.all([this.#sources.queue.shutdown(), this.#kustomizations.queue.shutdown()]);
   }
 }

@@ -9,6 +9,7 @@ import {
   type KustomizationSpecType,
   type KustomizationStatusType,
 } from "../api/kustomize.ts";
+import { specDurationMs } from "../api/duration.ts";
 import type { ConditionType } from "../api/meta.ts";
 import { Applier, refOf } from "../apply/apply.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
@@ -32,11 +33,6 @@ class KustomizationFailure extends Error {
     this.reason = reason;
     if (requeueAfterMs !== undefined) this.requeueAfterMs = requeueAfterMs;
   }
-}
-
-function durationMs(value: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  return [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)].reduce((total, part) => total + Number(part[1]) * (units[part[2] ?? "s"] ?? 1000), 0);
 }
 
 export class KustomizationReconciler {
@@ -69,8 +65,8 @@ export class KustomizationReconciler {
     if (spec.suspend) return {};
 
     const generation = metadata.generation ?? 0;
-    const interval = durationMs(spec.interval);
-    const timeoutMs = Math.max(30_000, spec.timeout ? durationMs(spec.timeout) : interval - 30_000);
+    const interval = specDurationMs(spec.interval);
+    const timeoutMs = Math.max(30_000, spec.timeout ? specDurationMs(spec.timeout) : interval - 30_000);
     let conditions: ConditionType[] = [...(object.status?.conditions ?? [])];
     const requestedAt = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
     const handled = requestedAt ? { lastHandledReconcileAt: requestedAt } : {};

@@ -5,6 +5,7 @@ import { createReadStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import semver from "semver";
+import { specDurationMs } from "../api/duration.ts";
 import type { ConditionType } from "../api/meta.ts";
 import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatusType, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
@@ -52,11 +53,6 @@ class ReconcileFailure extends Error {
   }
 }
 
-function durationMs(value: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  return [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)].reduce((total, part) => total + Number(part[1]) * (units[part[2] ?? "s"] ?? 1000), 0);
-}
-
 function fetchReason(error: unknown): string {
   if (error instanceof AuthenticationError) return "AuthenticationFailed";
   if (error instanceof ArtifactFormatError || error instanceof UnsafeArchiveError) return "OCIArtifactLayerOperationFailed";
@@ -91,7 +87,7 @@ export class OCIRepositoryReconciler {
     const status: OCIRepositoryStatusType = { ...object.status };
     let conditions: ConditionType[] = [...(status.conditions ?? [])];
     const requestedAt = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    const interval = durationMs(spec.interval);
+    const interval = specDurationMs(spec.interval);
     const jittered = Math.round(interval * (0.95 + Math.random() * 0.1));
     const handled = requestedAt ? { lastHandledReconcileAt: requestedAt } : {};
 
@@ -238,12 +234,12 @@ export class OCIRepositoryReconciler {
     const transport = await this.#transport(metadata.namespace, spec);
     const client = new RegistryClient({
       insecure: spec.insecure ?? false,
-      timeoutMs: durationMs(spec.timeout),
+      timeoutMs: specDurationMs(spec.timeout),
       userAgent: "ferry-controller",
       ...transport,
     });
     try {
-      const signal = AbortSignal.timeout(durationMs(spec.timeout) * 3);
+      const signal = AbortSignal.timeout(specDurationMs(spec.timeout) * 3);
       let reference: Reference;
       let revision: string;
       if (spec.ref?.digest) {
