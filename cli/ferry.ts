@@ -73,6 +73,18 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "List Kustomizations: ferry get kustomizations [NAME…] [-n NS | -A]",
     load: async () => (await import("./commands/kustomizations.ts")).getKustomizationsCommand,
   },
+  "reconcile kustomization": {
+    summary: "Reconcile a Kustomization now and wait (--with-source reconciles its OCIRepository first)",
+    load: async () => (await import("./commands/kustomizations.ts")).reconcileKustomizationCommand,
+  },
+  "suspend kustomization": {
+    summary: "Suspend reconciliation of a Kustomization",
+    load: async () => (await import("./commands/kustomizations.ts")).suspendKustomizationCommand,
+  },
+  "resume kustomization": {
+    summary: "Resume reconciliation of a Kustomization and reconcile it now",
+    load: async () => (await import("./commands/kustomizations.ts")).resumeKustomizationCommand,
+  },
   "tree kustomization": {
     summary: "Show what a Kustomization applied, from its inventory",
     load: async () => (await import("./commands/kustomizations.ts")).treeKustomizationCommand,

@@ -52,22 +52,32 @@ export async function getSourcesCommand(args: readonly string[]): Promise<void> 
   printTable([...(values["all-namespaces"] ? ["NAMESPACE"] : []), "NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"], rows);
 }
 
-export async function reconcileSourceCommand(args: readonly string[]): Promise<boolean> {
-  const { values, positionals } = parse(args, KUBE_OPTIONS);
-  const name = requireOne(requireOciNoun(positionals), "OCIRepository name");
-  const kube = kubeClient(values);
-  const namespace = values.namespace ?? kube.defaultNamespace();
+interface Reconcilable {
+  readonly type: typeof OCI_REPOSITORY;
+  readonly kind: string;
+  /** How success is reported: "fetched" for sources, "applied" for Kustomizations, as flux words it. */
+  readonly verb: string;
+  readonly revision: (object: ReconciledObject) => string | undefined;
+}
+
+interface ReconciledObject {
+  status?: { lastHandledReconcileAt?: string; conditions?: Array<{ type: string; status: string; reason: string; message: string }> };
+}
+
+/** Sets reconcile.ferry.dev/requestedAt and waits until the controller has handled it; reports Ready. */
+export async function requestReconcile(kube: KubeClient, target: Reconcilable, namespace: string, name: string, timeoutMs: number) {
   const requestedAt = new Date().toISOString();
-  status("►", `annotating OCIRepository ${name} in ${namespace} namespace`);
-  await kube.mergePatch(OCI_REPOSITORY, namespace, name, { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: requestedAt } } });
-  status("◎", "waiting for OCIRepository reconciliation");
-  const deadline = Date.now() + parseDuration(values.timeout ?? "5m", "--timeout");
+  status("►", `annotating ${target.kind} ${name} in ${namespace} namespace`);
+  await kube.mergePatch(target.type, namespace, name, { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: requestedAt } } });
+  status("◎", `waiting for ${target.kind} reconciliation`);
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const object = await kube.get<OCIRepository>(OCI_REPOSITORY, namespace, name);
-    if (object?.status?.lastHandledReconcileAt === requestedAt) {
-      const condition = ready(object);
+    const object = await kube.get<ReconciledObject>(target.type, namespace, name);
+    if (!object) throw new UsageError(`${target.kind} ${namespace}/${name} not found`);
+    if (object.status?.lastHandledReconcileAt === requestedAt) {
+      const condition = object.status.conditions?.find((candidate) => candidate.type === "Ready");
       if (condition?.status === "True") {
-        status("✔", `fetched revision ${object.status.artifact?.revision}`);
+        status("✔", `${target.verb} revision ${target.revision(object)}`);
         return true;
       }
       status("✗", `${condition?.reason ?? "NotReady"}: ${condition?.message ?? "not ready"}`);
@@ -75,20 +85,38 @@ export async function reconcileSourceCommand(args: readonly string[]): Promise<b
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  status("✗", `timed out waiting for OCIRepository ${name} to reconcile`);
+  status("✗", `timed out waiting for ${target.kind} ${name} to reconcile`);
   return false;
+}
+
+export async function setSuspended(kube: KubeClient, target: Reconcilable, namespace: string, name: string, suspend: boolean) {
+  const body = suspend
+    ? { spec: { suspend: true } }
+    : { spec: { suspend: null }, metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: new Date().toISOString() } } };
+  await kube.mergePatch(target.type, namespace, name, body);
+  status("✔", `${target.kind} ${name} ${suspend ? "suspended" : "resumed"}`);
+}
+
+export const OCI_SOURCE: Reconcilable = {
+  type: OCI_REPOSITORY,
+  kind: "OCIRepository",
+  verb: "fetched",
+  revision: (object) => (object as OCIRepository).status?.artifact?.revision,
+};
+
+export async function reconcileSourceCommand(args: readonly string[]): Promise<boolean> {
+  const { values, positionals } = parse(args, KUBE_OPTIONS);
+  const name = requireOne(requireOciNoun(positionals), "OCIRepository name");
+  const kube = kubeClient(values);
+  const namespace = values.namespace ?? kube.defaultNamespace();
+  return requestReconcile(kube, OCI_SOURCE, namespace, name, parseDuration(values.timeout ?? "5m", "--timeout"));
 }
 
 async function setSuspend(args: readonly string[], suspend: boolean): Promise<void> {
   const { values, positionals } = parse(args, KUBE_OPTIONS);
   const name = requireOne(requireOciNoun(positionals), "OCIRepository name");
   const kube = kubeClient(values);
-  const namespace = values.namespace ?? kube.defaultNamespace();
-  const body = suspend
-    ? { spec: { suspend: true } }
-    : { spec: { suspend: null }, metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: new Date().toISOString() } } };
-  await kube.mergePatch(OCI_REPOSITORY, namespace, name, body);
-  status("✔", `OCIRepository ${name} ${suspend ? "suspended" : "resumed"}`);
+  await setSuspended(kube, OCI_SOURCE, values.namespace ?? kube.defaultNamespace(), name, suspend);
 }
 
 export const suspendSourceCommand = (args: readonly string[]) => setSuspend(args, true);

@@ -97,6 +97,17 @@ describe("Kustomization reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     assert.ok(managers.includes("ferry"), `field managers: ${managers.join(", ")}`);
   });
 
+  test("drift in a managed field is reverted on the next reconcile (ferry reconcile kustomization --with-source)", async () => {
+    await cluster.kubectl(["label", "deployment", "podinfo", "-n", "apps", "--overwrite", "kustomize.ferry.dev/name=someone-else"]);
+    const reconciled = await ferryOk(["reconcile", "kustomization", "podinfo", "-n", "default", "--with-source", `--kubeconfig=${cluster.kubeconfig}`]);
+    assert.match(reconciled.stderr, /fetched revision v1@sha256:[\s\S]*applied revision v1@sha256:/);
+    const suspended = await ferryOk(["suspend", "kustomization", "podinfo", "-n", "default", `--kubeconfig=${cluster.kubeconfig}`]);
+    assert.match(suspended.stderr, /Kustomization podinfo suspended/);
+    await ferryOk(["resume", "kustomization", "podinfo", "-n", "default", `--kubeconfig=${cluster.kubeconfig}`]);
+    const deployment = JSON.parse(await cluster.kubectl(["get", "deployment", "podinfo", "-n", "apps", "-o", "json"]));
+    assert.equal(deployment.metadata.labels["kustomize.ferry.dev/name"], "podinfo");
+  });
+
   test("an object that leaves the artifact is pruned on the next revision", async () => {
     await rm(join(source, "hpa.yaml"));
     await writeFile(join(source, "kustomization.yaml"), (await readFile(join(source, "kustomization.yaml"), "utf8")).replace("  - hpa.yaml\n", ""));
