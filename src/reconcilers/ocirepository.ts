@@ -2,7 +2,7 @@
 // storage, stop there. Otherwise verify (when asked), pull by digest, extract into the cache, publish the artifact.
 // A failed verification or fetch never replaces the last good artifact.
 import { createReadStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import semver from "semver";
 import { specDurationMs } from "../api/duration.ts";
@@ -33,6 +33,12 @@ export const IGNORE_TLOG_ANNOTATION = "verify.ferry.dev/insecure-ignore-tlog";
 const KIND = "OCIRepository";
 
 export type OCIRepository = CustomObject<OCIRepositorySpecType, OCIRepositoryStatusType>;
+
+/** A copied layer's file name: its title annotation when that is a safe single name, else its digest. */
+export function copiedFileName(title: string | undefined, digest: string): string {
+  if (title && /^[A-Za-z0-9._-]+$/.test(title) && title !== "." && title !== "..") return title;
+  return `${digest.replace(":", "-")}.blob`;
+}
 
 export interface ReconcilerDeps {
   readonly kube: KubeClient;
@@ -214,14 +220,7 @@ export class OCIRepositoryReconciler {
 
   async #fetch(object: OCIRepository, spec: OCIRepositorySpecType, status: OCIRepositoryStatusType) {
     const { metadata } = object;
-    // Fields the schema accepts for Flux compatibility but this controller does not implement yet: refuse them
-    // loudly rather than reconcile as if they were honoured (a silently ignored CA or proxy is worse than none).
-    const unsupported = [spec.layerSelector?.operation === "copy" && "layerSelector.operation: copy"].filter(
-      (field): field is string => typeof field === "string",
-    );
-    if (unsupported.length > 0) {
-      throw new ReconcileFailure("UnsupportedField", `not supported by this Ferry version yet: ${unsupported.join(", ")}`, { stall: true });
-    }
+
     let base: Reference;
     try {
       base = parseReference(spec.url, { requireScheme: true });
@@ -258,7 +257,7 @@ export class OCIRepositoryReconciler {
       const previouslyVerified = !spec.verify || findCondition(status.conditions, "SourceVerified")?.status === "True";
       const unchanged = status.artifact?.revision === revision
         && status.artifact.path === path
-        && status.observedLayerSelector?.mediaType === spec.layerSelector?.mediaType
+        && JSON.stringify(status.observedLayerSelector ?? {}) === JSON.stringify(spec.layerSelector ?? {})
         && status.observedIgnore === spec.ignore
         && (object.status?.observedGeneration ?? -1) === (metadata.generation ?? 0)
         && previouslyVerified
@@ -273,8 +272,13 @@ export class OCIRepositoryReconciler {
       try {
         const blob = join(scratch, "layer");
         await client.fetchBlobToFile(base.registry, base.repository, layer, blob, { signal });
-        await extractArchive(createReadStream(blob), staging);
-        if (spec.ignore !== undefined) await removeIgnored(staging, spec.ignore);
+        if (spec.layerSelector?.operation === "copy") {
+          // The blob is kept as it is (a Helm chart, say), under its title when that is a plain file name.
+          await rename(blob, join(staging, copiedFileName(layer.annotations?.["org.opencontainers.image.title"], layer.digest)));
+        } else {
+          await extractArchive(createReadStream(blob), staging);
+          if (spec.ignore !== undefined) await removeIgnored(staging, spec.ignore);
+        }
         await this.#deps.cache.publish(staging, path);
       } finally {
         await rm(scratch, { recursive: true, force: true });

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { WorkQueue } from "../../src/controller/queue.ts";
 import { setCondition } from "../../src/reconcilers/conditions.ts";
+import { copiedFileName } from "../../src/reconcilers/ocirepository.ts";
 
 const tick = (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -73,5 +74,15 @@ describe("conditions", () => {
     conditions = setCondition(conditions, "Stalled", "True", "URLInvalid", "", 1);
     conditions = setCondition(conditions, "Ready", "False", "URLInvalid", "", 1);
     assert.deepEqual(conditions.map((condition) => condition.type), ["Ready", "Stalled", "ArtifactInStorage"]);
+  });
+});
+
+describe("copied layers", () => {
+  test("keep their title when it is a plain file name, else are named by digest", () => {
+    const digest = `sha256:${"a".repeat(64)}`;
+    assert.equal(copiedFileName("podinfo-6.9.0.tgz", digest), "podinfo-6.9.0.tgz");
+    assert.equal(copiedFileName("../../etc/passwd", digest), `sha256-${"a".repeat(64)}.blob`);
+    assert.equal(copiedFileName("..", digest), `sha256-${"a".repeat(64)}.blob`);
+    assert.equal(copiedFileName(undefined, digest), `sha256-${"a".repeat(64)}.blob`);
   });
 });
