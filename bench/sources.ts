@@ -81,8 +81,13 @@ async function run(count: number, proxy: FaultProxy, registryHost: string) {
       breakdown.set(kind, (breakdown.get(kind) ?? 0) + 1);
     }
     console.error(`requests when unchanged: ${JSON.stringify(Object.fromEntries(breakdown))}`);
-    const statusText = await readFile(`/proc/${controller.pid}/status`, "utf8");
-    const peakRssMiB = Number(/VmHWM:\s+(\d+) kB/.exec(statusText)?.[1] ?? Number.NaN) / 1024;
+    // `ferry controller` re-runs itself with a heap budget: count the wrapper and the process doing the work.
+    const children = (await readFile(`/proc/${controller.pid}/task/${controller.pid}/children`, "utf8").catch(() => "")).trim().split(/\s+/).filter(Boolean);
+    let peakRssMiB = 0;
+    for (const pid of [String(controller.pid), ...children]) {
+      const statusText = await readFile(`/proc/${pid}/status`, "utf8");
+      peakRssMiB += Number(/VmHWM:\s+(\d+) kB/.exec(statusText)?.[1] ?? Number.NaN) / 1024;
+    }
     await controller.stop();
     return { count, allReadyMs, initialRequests, unchangedRequests, peakRssMiB };
   } finally {

@@ -137,6 +137,10 @@ async function main(argv: readonly string[]): Promise<number> {
     return EXIT_OK;
   }
   try {
+    if (command === COMMANDS.controller) {
+      const { heapBudgetMiB, needsHeapBudget, runWithHeapBudget } = await import("./heap.ts");
+      if (needsHeapBudget()) await runWithHeapBudget(heapBudgetMiB(rest));
+    }
     const succeeded = await (await command.load())(rest);
     return succeeded === false ? EXIT_FAILURE : EXIT_OK;
   } catch (error) {

@@ -7,6 +7,7 @@ import { jsonLog, Manager } from "../../src/controller/manager.ts";
 import { startProbeServer } from "../../src/controller/probes.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { UsageError } from "../errors.ts";
+import { exitWithParent } from "../heap.ts";
 import { parse, parseDuration } from "../flags.ts";
 
 function hostPort(value: string, flag: string): { host: string; port: number } {
@@ -16,7 +17,9 @@ function hostPort(value: string, flag: string): { host: string; port: number } {
 }
 
 export async function controllerCommand(args: readonly string[]): Promise<void> {
+  exitWithParent();
   const { values } = parse(args, {
+    "max-heap-mib": { type: "string" },
     kubeconfig: { type: "string" },
     "cache-dir": { type: "string" },
     concurrency: { type: "string" },

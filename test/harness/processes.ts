@@ -1,6 +1,6 @@
 // Child processes of the test bed: logged to files, stopped on teardown, and killed if the test process dies.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 
@@ -75,6 +75,14 @@ export function startProcess(
     tail,
     async kill(signal) {
       stopping = true;
+      // Like a container being killed: the whole process tree goes, not just the process the harness started.
+      for (const pid of descendants(child.pid)) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // already gone
+        }
+      }
       child.kill(signal);
       await closed;
     },
@@ -87,6 +95,18 @@ export function startProcess(
       clearTimeout(timer);
     },
   };
+}
+
+/** Every descendant of `pid`, deepest first, from /proc (Linux). */
+function descendants(pid: number | undefined): number[] {
+  if (pid === undefined) return [];
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+  return children.flatMap((child) => [...descendants(child), child]);
 }
 
 /** A port that was free a moment ago; callers retry startup if another process takes it first. */
