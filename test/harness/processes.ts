@@ -100,12 +100,13 @@ export function startProcess(
 /** Every descendant of `pid`, deepest first, from /proc (Linux). */
 function descendants(pid: number | undefined): number[] {
   if (pid === undefined) return [];
-  let children: number[] = [];
+  let listed: string;
   try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    listed = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8");
   } catch {
     return [];
   }
+  const children = listed.trim().split(/\s+/).filter(Boolean).map(Number);
   return children.flatMap((child) => [...descendants(child), child]);
 }
 
