@@ -44,6 +44,7 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
   let registry: Registry;
   let privateRegistry: Registry;
   let tlsRegistry: Registry;
+  let mtlsRegistry: Registry;
   let forwardProxy: FaultProxy;
   let controller: ManagedProcess;
   let controllerKubeconfig: string;
@@ -60,7 +61,8 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await mkdir(source, { recursive: true });
     await writeFile(join(source, "configmap.yaml"), `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\ndata:\n  version: "${contentVersion}"\n`);
     const creds = target.credentials ? [`--creds=${target.credentials.username}:${target.credentials.password}`] : [];
-    const transport = target.caFile ? [`--ca-file=${target.caFile}`] : ["--insecure-registry"];
+    const client = target.clientCertificate ? [`--cert-file=${target.clientCertificate.certFile}`, `--key-file=${target.clientCertificate.keyFile}`] : [];
+    const transport = target.caFile ? [`--ca-file=${target.caFile}`, ...client] : ["--insecure-registry"];
     const result = await ferryOk(
       ["push", "artifact", `oci://${target.host}/${repository}:${tag}`, `--path=${source}`, "--source=e2e", "--revision=r", ...transport, ...creds, ...extra],
       { env: PASSWORD },
@@ -113,6 +115,7 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
       startRegistry({ kind: "zot", auth: "htpasswd" }),
       startRegistry({ kind: "distribution", tls: true }),
     ]);
+    mtlsRegistry = await startRegistry({ kind: "distribution", mutualTls: true });
     forwardProxy = await startFaultProxy(registry.host);
     await cluster.kubectl(["apply", "--server-side", "-f", CRDS]);
     await cluster.kubectl(["wait", "--for=condition=Established", "crd/ocirepositories.source.ferry.dev", "--timeout=30s"]);
@@ -139,7 +142,7 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
   after(async () => {
     await controller?.stop();
     await forwardProxy?.stop();
-    await Promise.all([registry?.stop(), privateRegistry?.stop(), tlsRegistry?.stop(), cluster?.stop()]);
+    await Promise.all([registry?.stop(), privateRegistry?.stop(), tlsRegistry?.stop(), mtlsRegistry?.stop(), cluster?.stop()]);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -226,6 +229,22 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await cluster.kubectl(["create", "secret", "generic", "registry-ca", `--from-file=ca.crt=${tlsRegistry.caFile}`]);
     await apply("tls", { url: `oci://${tlsRegistry.host}/apps/tls`, ref: { tag: "v1" }, interval: "1h", certSecretRef: { name: "registry-ca" } });
     await waitFor("tls", "Ready over TLS", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+  });
+
+  test("certSecretRef's tls.crt and tls.key authenticate to a registry that requires client certificates", async () => {
+    const client = mtlsRegistry.clientCertificate;
+    assert.ok(mtlsRegistry.caFile && client);
+    const digest = await push(mtlsRegistry, "apps/mtls", "v1");
+    await cluster.kubectl(["create", "secret", "generic", "mtls-ca-only", `--from-file=ca.crt=${mtlsRegistry.caFile}`]);
+    await apply("mtls-no-client-cert", { url: `oci://${mtlsRegistry.host}/apps/mtls`, ref: { tag: "v1" }, interval: "1h", certSecretRef: { name: "mtls-ca-only" } });
+    const refused = await waitFor("mtls-no-client-cert", "a failure without a client certificate", (o) => condition(o, "FetchFailed")?.status === "True");
+    assert.match(condition(refused, "FetchFailed")?.message ?? "", /certificate|handshake|socket|reset|closed/i);
+    await cluster.kubectl([
+      "create", "secret", "generic", "mtls-client", `--from-file=ca.crt=${mtlsRegistry.caFile}`,
+      `--from-file=tls.crt=${client.certFile}`, `--from-file=tls.key=${client.keyFile}`,
+    ]);
+    await apply("mtls", { url: `oci://${mtlsRegistry.host}/apps/mtls`, ref: { tag: "v1" }, interval: "1h", certSecretRef: { name: "mtls-client" } });
+    await waitFor("mtls", "Ready with a client certificate", (o) => o.status?.artifact?.revision === `v1@${digest}`);
   });
 
   test("proxySecretRef sends registry traffic through the proxy; spec.ignore leaves paths out of the artifact", async () => {

@@ -118,3 +118,11 @@ export async function issueFulcioStyleCertificate(
   );
   return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) };
 }
+
+/** A client certificate for mutual TLS, signed by the CA that createServingCertificate wrote into `dir`. */
+export async function issueClientCertificate(dir: string, commonName = "ferry-client"): Promise<{ certFile: string; keyFile: string }> {
+  await openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", `/CN=${commonName}`], dir);
+  await writeFile(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n");
+  await openssl(["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "client.crt", "-days", "2", "-extfile", "client.ext"], dir);
+  return { certFile: join(dir, "client.crt"), keyFile: join(dir, "client.key") };
+}

@@ -8,7 +8,7 @@ import bcrypt from "bcryptjs";
 import { startTokenService, type TokenService } from "../../registry-fixtures/token-service.ts";
 import { binary } from "./binaries.ts";
 import { probe } from "./http.ts";
-import { createServingCertificate } from "./pki.ts";
+import { createServingCertificate, issueClientCertificate } from "./pki.ts";
 import { freePort, type ManagedProcess, startProcess, waitUntil } from "./processes.ts";
 
 export type RegistryKind = "zot" | "distribution";
@@ -18,6 +18,8 @@ export interface RegistryOptions {
   /** htpasswd (Basic) on either registry; token (the Docker bearer-token flow) on distribution only. */
   readonly auth?: "htpasswd" | "token";
   readonly tls?: boolean;
+  /** Require client certificates (distribution only; implies TLS). */
+  readonly mutualTls?: boolean;
   readonly keepDir?: boolean;
 }
 
@@ -30,6 +32,8 @@ export interface Registry {
   readonly tls: boolean;
   /** PEM CA bundle that verifies the registry's certificate, when TLS is on. */
   readonly caFile?: string;
+  /** A client certificate the registry accepts, when mutual TLS is on. */
+  readonly clientCertificate?: { readonly certFile: string; readonly keyFile: string };
   /** Present when auth is on. */
   readonly credentials?: { readonly username: string; readonly password: string };
   /** The token service issuing bearer tokens, when auth is "token". */
@@ -45,7 +49,8 @@ interface Launch {
   readonly dir: string;
   readonly htpasswd?: string;
   readonly token?: { realm: string; issuer: string; rootCertBundle: string };
-  readonly cert?: { certFile: string; keyFile: string };
+  readonly cert?: { certFile: string; keyFile: string; caFile: string };
+  readonly mutualTls?: boolean;
 }
 
 function launchZot(launch: Launch): ManagedProcess {
@@ -87,7 +92,15 @@ async function writeConfig(kind: RegistryKind, launch: Launch): Promise<void> {
     http: {
       addr: `127.0.0.1:${launch.port}`,
       secret: randomBytes(16).toString("hex"),
-      ...(launch.cert ? { tls: { certificate: launch.cert.certFile, key: launch.cert.keyFile } } : {}),
+      ...(launch.cert
+        ? {
+            tls: {
+              certificate: launch.cert.certFile,
+              key: launch.cert.keyFile,
+              ...(launch.mutualTls ? { clientcas: [launch.cert.caFile] } : {}),
+            },
+          }
+        : {}),
     },
     ...(launch.htpasswd ? { auth: { htpasswd: { realm: "ferry-testbed", path: launch.htpasswd } } } : {}),
     ...(launch.token
@@ -143,31 +156,55 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       // Both registries accept bcrypt only; cost 5 keeps per-request verification cheap.
       await writeFile(htpasswd, `${credentials.username}:${bcrypt.hashSync(credentials.password, 5)}\n`);
     }
-    const cert = options.tls ? await createServingCertificate(dir, `ferry-${options.kind}`) : undefined;
+    if (options.mutualTls && options.kind !== "distribution") throw new Error("mutual TLS is available on the distribution registry only");
+    const cert = options.tls || options.mutualTls ? await createServingCertificate(dir, `ferry-${options.kind}`) : undefined;
+    const clientCertificate = options.mutualTls ? await issueClientCertificate(dir) : undefined;
     const ca = cert ? await readFile(cert.caFile) : undefined;
 
     const port = await freePort();
-    const launch: Launch = { port, dir, ...(htpasswd ? { htpasswd } : {}), ...(token ? { token } : {}), ...(cert ? { cert } : {}) };
+    const launch: Launch = {
+      port,
+      dir,
+      ...(htpasswd ? { htpasswd } : {}),
+      ...(token ? { token } : {}),
+      ...(cert ? { cert } : {}),
+      ...(options.mutualTls ? { mutualTls: true } : {}),
+    };
     await writeConfig(options.kind, launch);
     process = options.kind === "zot" ? launchZot(launch) : launchDistribution(launch);
 
-    const scheme = options.tls ? "https" : "http";
+    const scheme = cert ? "https" : "http";
     const host = `127.0.0.1:${port}`;
     const url = `${scheme}://${host}`;
     // /v2/ answers 200, or 401 when auth is on: either means the registry is serving.
     await waitUntil(
       `${options.kind} at ${url}/v2/`,
-      async () => [200, 401].includes((await probe(`${url}/v2/`, ca ? { ca } : {})).status),
+      async () => {
+        if (clientCertificate) {
+          // Without a client certificate the handshake itself fails; a served /v2/ with one is what readiness means.
+          const { readFile: read } = await import("node:fs/promises");
+          const { request } = await import("node:https");
+          const [certPem, keyPem] = [await read(clientCertificate.certFile), await read(clientCertificate.keyFile)];
+          return new Promise<boolean>((done) => {
+            request(`${url}/v2/`, { ca, cert: certPem, key: keyPem }, (response) => {
+              response.resume();
+              done(response.statusCode === 200);
+            }).on("error", () => done(false)).end();
+          });
+        }
+        return [200, 401].includes((await probe(`${url}/v2/`, ca ? { ca } : {})).status);
+      },
       { timeoutMs: 30_000, process },
     );
     return {
       kind: options.kind,
       host,
       url,
-      tls: Boolean(options.tls),
+      tls: Boolean(cert),
       ...(cert ? { caFile: cert.caFile } : {}),
       ...(credentials ? { credentials } : {}),
       ...(tokenService ? { tokenService } : {}),
+      ...(clientCertificate ? { clientCertificate } : {}),
       referrersApi: options.kind === "zot",
       dir,
       stop,
