@@ -98,7 +98,13 @@ export class OCIRepositoryReconciler {
     const handled = requestedAt ? { lastHandledReconcileAt: requestedAt } : {};
 
     try {
-      const outcome = await this.#fetch(object, spec, status);
+      // kstatus: while a new revision is being fetched, say so (Reconciling=True, Ready=Unknown).
+      const progressing = async (message: string) => {
+        conditions = setCondition(conditions, "Reconciling", "True", "Progressing", message, generation);
+        conditions = setCondition(conditions, "Ready", "Unknown", "Progressing", "reconciliation in progress", generation);
+        await this.#writeStatus(object, { ...status, conditions });
+      };
+      const outcome = await this.#fetch(object, spec, status, progressing);
       conditions = removeCondition(removeCondition(removeCondition(conditions, "FetchFailed"), "Stalled"), "Reconciling");
       if (spec.verify) conditions = setCondition(conditions, "SourceVerified", "True", "Succeeded", `verified signature of revision ${outcome.revision}`, generation);
       else conditions = removeCondition(conditions, "SourceVerified");
@@ -218,7 +224,12 @@ export class OCIRepositoryReconciler {
     return best.tag;
   }
 
-  async #fetch(object: OCIRepository, spec: OCIRepositorySpecType, status: OCIRepositoryStatusType) {
+  async #fetch(
+    object: OCIRepository,
+    spec: OCIRepositorySpecType,
+    status: OCIRepositoryStatusType,
+    progressing: (message: string) => Promise<void>,
+  ) {
     const { metadata } = object;
 
     let base: Reference;
@@ -264,6 +275,7 @@ export class OCIRepositoryReconciler {
         && (await this.#deps.cache.has(path));
       if (unchanged) return { revision, status: {} as Partial<OCIRepositoryStatusType> };
 
+      await progressing(`building artifact: new revision '${revision}' for '${spec.url}'`);
       if (spec.verify) await this.#verify(client, reference, metadata.namespace, spec, metadata.annotations);
       const info = await inspectArtifact(client, { registry: base.registry, repository: base.repository, digest }, signal);
       const layer = selectLayer(info.manifest, spec.layerSelector?.mediaType);

@@ -396,7 +396,12 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
       intervalMs: 2,
     });
     await controller.kill("SIGKILL");
-    assert.equal((await get("big")).status?.artifact, undefined, "the artifact was published before the kill");
+    const interrupted = await get("big");
+    assert.equal(interrupted.status?.artifact, undefined, "the artifact was published before the kill");
+    // kstatus: the fetch in progress was visible as Reconciling=True and Ready=Unknown.
+    assert.equal(condition(interrupted, "Reconciling")?.status, "True");
+    assert.match(condition(interrupted, "Reconciling")?.message ?? "", /building artifact: new revision 'v1@sha256:/);
+    assert.equal(condition(interrupted, "Ready")?.status, "Unknown");
     ({ process: controller, healthUrl } = await startController());
     const object = await waitFor("big", "Ready after the restart", (o) => o.status?.artifact?.revision === `v1@${digest}`, 60_000);
     assert.deepEqual(await readdir(objectDir), [artifactOf(object).path.split("/").at(-1)], "staging or partial downloads were left behind");
