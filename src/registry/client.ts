@@ -92,20 +92,27 @@ export class RegistryClient {
     await Promise.all([...this.#connections.values()].map((http) => http.close()));
   }
 
-  /** Resolves a tag or digest to the manifest's descriptor with one HEAD request (a GET if the registry is mute). */
-  async resolve(reference: Reference, signal?: AbortSignal): Promise<Descriptor> {
-    const http = this.http(reference.registry);
-    const target = reference.digest ?? reference.tag ?? "latest";
-    const response = await http.send({
-      method: "HEAD",
-      url: `/v2/${reference.repository}/manifests/${target}`,
+  /** HEAD or GET of a manifest by tag or digest; a 404 becomes NotFoundError (body already drained). */
+  async #manifestRequest(method: "HEAD" | "GET", reference: Reference, signal?: AbortSignal): Promise<RegistryResponse> {
+    const response = await this.http(reference.registry).send({
+      method,
+      url: `/v2/${reference.repository}/manifests/${reference.digest ?? reference.tag ?? "latest"}`,
       scopes: [repositoryScope(reference.repository)],
       headers: { accept: MANIFEST_MEDIA_TYPES.join(", ") },
       ...(signal ? { signal } : {}),
     });
+    if (response.statusCode === 404) {
+      await response.body.dump();
+      throw new NotFoundError(`manifest ${formatReference(reference)} not found`);
+    }
+    return response;
+  }
+
+  /** Resolves a tag or digest to the manifest's descriptor with one HEAD request (a GET if the registry is mute). */
+  async resolve(reference: Reference, signal?: AbortSignal): Promise<Descriptor> {
+    const response = await this.#manifestRequest("HEAD", reference, signal);
     await response.body.dump();
-    if (response.statusCode === 404) throw new NotFoundError(`manifest ${formatReference(reference)} not found`);
-    if (response.statusCode !== 200) return http.fail(response, `resolving ${formatReference(reference)}`);
+    if (response.statusCode !== 200) return this.http(reference.registry).fail(response, `resolving ${formatReference(reference)}`);
     const digest = header(response, "docker-content-digest");
     const mediaType = header(response, "content-type");
     const size = Number(header(response, "content-length"));
@@ -118,20 +125,10 @@ export class RegistryClient {
 
   /** Fetches a manifest and verifies it against the requested digest, or the registry's Docker-Content-Digest. */
   async fetchManifest(reference: Reference, signal?: AbortSignal): Promise<FetchedManifest> {
-    const http = this.http(reference.registry);
-    const target = reference.digest ?? reference.tag ?? "latest";
-    const response = await http.send({
-      method: "GET",
-      url: `/v2/${reference.repository}/manifests/${target}`,
-      scopes: [repositoryScope(reference.repository)],
-      headers: { accept: MANIFEST_MEDIA_TYPES.join(", ") },
-      ...(signal ? { signal } : {}),
-    });
-    if (response.statusCode === 404) {
-      await response.body.dump();
-      throw new NotFoundError(`manifest ${formatReference(reference)} not found`);
+    const response = await this.#manifestRequest("GET", reference, signal);
+    if (response.statusCode !== 200) {
+      return this.http(reference.registry).fail(response, `fetching manifest ${formatReference(reference)}`);
     }
-    if (response.statusCode !== 200) return http.fail(response, `fetching manifest ${formatReference(reference)}`);
     const limit = this.#options.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
     const bytes = await readLimited(response, limit, `manifest ${formatReference(reference)}`);
     const expected = reference.digest ?? header(response, "docker-content-digest");

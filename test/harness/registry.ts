@@ -2,6 +2,7 @@
 // optionally with htpasswd auth and TLS from a CA generated for the test.
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
@@ -182,11 +183,9 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       async () => {
         if (clientCertificate) {
           // Without a client certificate the handshake itself fails; a served /v2/ with one is what readiness means.
-          const { readFile: read } = await import("node:fs/promises");
-          const { request } = await import("node:https");
-          const [certPem, keyPem] = [await read(clientCertificate.certFile), await read(clientCertificate.keyFile)];
+          const [certPem, keyPem] = [await readFile(clientCertificate.certFile), await readFile(clientCertificate.keyFile)];
           return new Promise<boolean>((done) => {
-            request(`${url}/v2/`, { ca, cert: certPem, key: keyPem }, (response) => {
+            httpsRequest(`${url}/v2/`, { ca, cert: certPem, key: keyPem }, (response) => {
               response.resume();
               done(response.statusCode === 200);
             }).on("error", () => done(false)).end();
