@@ -29,13 +29,25 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "lease-duration": { type: "string" },
     "renew-deadline": { type: "string" },
     "retry-period": { type: "string" },
+    "no-cross-namespace-refs": { type: "boolean" },
+    "default-service-account": { type: "string" },
+    "requeue-dependency": { type: "string" },
   });
   const concurrency = Number(values.concurrency ?? "4");
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError("--concurrency must be a positive integer");
   const probes = hostPort(values["health-addr"] ?? ":9440", "--health-addr");
   const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
   const cache = new ArtifactCache(resolve(values["cache-dir"] ?? "/var/cache/ferry"));
-  const manager = new Manager({ kube, cache, concurrency });
+  const manager = new Manager({
+    kube,
+    cache,
+    concurrency,
+    kustomizations: {
+      noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
+      ...(values["default-service-account"] ? { defaultServiceAccount: values["default-service-account"] } : {}),
+      requeueDependencyMs: parseDuration(values["requeue-dependency"] ?? "30s", "--requeue-dependency"),
+    },
+  });
   let waitingForLeadership = false;
   const { server, address } = await startProbeServer({
     ...probes,

@@ -14,3 +14,14 @@ export function durationMs(value: string): number | undefined {
 export function specDurationMs(value: string): number {
   return durationMs(value) ?? 0;
 }
+
+/** Milliseconds as Go prints a duration, the way Flux's messages show them: 250ms, 4.5s, 5m0s, 1h0m0s. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const totalSeconds = ms / 1000;
+  if (totalSeconds < 60) return `${Number(totalSeconds.toFixed(3))}s`;
+  const hours = Math.floor(totalSeconds / 3600);
+  const minutes = Math.floor((totalSeconds % 3600) / 60);
+  const seconds = Number((totalSeconds % 60).toFixed(3));
+  return hours > 0 ? `${hours}h${minutes}m${seconds}s` : `${minutes}m${seconds}s`;
+}

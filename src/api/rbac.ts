@@ -11,8 +11,8 @@ export const controllerRules = [
   { apiGroups: [KUSTOMIZE_GROUP], resources: ["kustomizations"], verbs: ["get", "list", "watch", "patch", "update"] },
   { apiGroups: [KUSTOMIZE_GROUP], resources: ["kustomizations/status"], verbs: ["get", "patch", "update"] },
   { apiGroups: [KUSTOMIZE_GROUP], resources: ["kustomizations/finalizers"], verbs: ["update"] },
-  // Registry credentials, cosign keys and trusted roots referenced by the objects.
-  { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+  // Registry credentials, cosign keys, trusted roots, substitution variables and kubeconfigs referenced by the objects.
+  { apiGroups: [""], resources: ["secrets", "configmaps"], verbs: ["get"] },
   { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get"] },
   { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },

@@ -1,40 +1,113 @@
 // Server-side apply in stages, as Flux orders them: CRDs, Namespaces and cluster roles first (waiting until the
-// CRDs are Established), then *Class objects, then everything else. The field manager is "ferry".
+// CRDs are Established), then *Class objects, then everything else. Every object is first planned with a GET and a
+// server-side dry-run: an invalid object fails the whole set before anything is written, and an object whose
+// dry-run equals the live object is left alone ("unchanged"). The field manager is "ferry".
 import { KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Disposition, FerryError } from "../errors.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
 import { httpStatusOf, type KubeClient } from "../kube/client.ts";
-import { inventoryId, type ObjectRef } from "../inventory/inventory.ts";
+import { inventoryId, type ObjectRef, toEntry } from "../inventory/inventory.ts";
+import {
+  describeObject,
+  dryRunMatches,
+  forceEnabled,
+  isImmutableFieldError,
+  pruneDisabled,
+  sortForApply,
+  ssaPolicy,
+  stageOf,
+} from "./policy.ts";
 
 export const FIELD_MANAGER = "ferry";
 
 export class ApplyError extends FerryError {
   readonly code = "APPLY_FAILED";
   readonly disposition: Disposition = "retry";
+  /** Objects written before the failure, so the inventory can keep track of them. */
+  applied: readonly Change[] = [];
 }
 
-export type ChangeAction = "created" | "configured" | "unchanged";
+export type ChangeAction = "created" | "configured" | "unchanged" | "skipped";
+
+export interface Change {
+  /** The inventory id and version of the object. */
+  readonly id: string;
+  readonly v: string;
+  /** Kind/namespace/name, as kubectl and Flux print it. */
+  readonly subject: string;
+  readonly action: ChangeAction;
+}
+
+export interface ApplyOptions {
+  readonly timeoutMs: number;
+  /** Requests in flight at once. */
+  readonly concurrency?: number;
+  /** Recreate objects whose immutable fields changed (spec.force). */
+  readonly force?: boolean;
+}
+
+export interface PruneResult {
+  readonly deleted: string[];
+  readonly failed: Array<{ id: string; error: string }>;
+}
 
 export interface ApplyResult {
-  readonly changes: ReadonlyArray<{ readonly id: string; readonly action: ChangeAction }>;
+  readonly changes: readonly Change[];
 }
 
-function stageOf(object: ManifestObject): number {
-  if (object.kind === "CustomResourceDefinition" || object.kind === "Namespace" || object.kind === "ClusterRole") return 0;
-  if (object.kind.endsWith("Class")) return 1;
-  return 2;
+export interface PlannedChange extends Change {
+  readonly live?: unknown;
+  /** What the object would look like after the apply (the server-side dry-run), when the server could tell. */
+  readonly merged?: unknown;
 }
 
-function describe(object: ManifestObject): string {
-  return `${object.kind}/${object.metadata.namespace ? `${object.metadata.namespace}/` : ""}${object.metadata.name}`;
+interface Plan {
+  readonly existing?: unknown;
+  readonly dryRun?: unknown;
+  readonly skip?: boolean;
+  /** The kind is not served yet or the namespace does not exist yet: it comes from an earlier stage. */
+  readonly deferred?: boolean;
+  readonly recreate?: boolean;
 }
 
-/** client-node keeps its discovery lookup protected; this subclass exposes it for namespace resolution. */
+/** client-node keeps its discovery lookup protected; this subclass exposes it. */
 class DiscoveringObjectApi extends KubernetesObjectApi {
   lookup(apiVersion: string, kind: string) {
     return this.resource(apiVersion, kind);
   }
+}
+
+function apiMessage(error: unknown): string {
+  const body = (error as { body?: unknown }).body;
+  if (typeof body === "string") {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body;
+    }
+  }
+  if (body && typeof body === "object" && typeof (body as { message?: unknown }).message === "string") return (body as { message: string }).message;
+  return (error as Error).message;
+}
+
+/** Runs `work` over `items` with at most `limit` in flight; every item runs, and the errors are returned, not thrown. */
+async function inPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<Error[]> {
+  const errors: Error[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item).catch((error: unknown) => errors.push(error as Error));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return errors;
+}
+
+function combined(errors: readonly Error[]): ApplyError {
+  if (errors.length === 1 && errors[0] instanceof ApplyError) return errors[0];
+  return new ApplyError(errors.map((error) => error.message).join("; "), { cause: errors[0] });
 }
 
 export class Applier {
@@ -44,22 +117,145 @@ export class Applier {
     this.#api = kube.config.makeApiClient(DiscoveringObjectApi);
   }
 
-  async #applyOne(object: ManifestObject): Promise<ChangeAction> {
-    const existing = await this.#api.read(object as never).catch((error: unknown) => {
+  async #get(object: ManifestObject): Promise<unknown> {
+    return this.#api.read(object as never).catch((error: unknown) => {
       if (httpStatusOf(error) === 404) return undefined;
       throw error;
     });
-    const before = (existing as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion;
+  }
+
+  async #served(object: ManifestObject): Promise<boolean> {
+    return (await this.#api.lookup(object.apiVersion, object.kind).catch(() => undefined)) !== undefined;
+  }
+
+  async #serverSideApply(object: ManifestObject, dryRun: boolean): Promise<unknown> {
+    return this.#api.patch(object as never, undefined, dryRun ? "All" : undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  async #plan(object: ManifestObject, force: boolean): Promise<Plan> {
+    const policy = ssaPolicy(object.metadata);
+    if (policy === "Ignore") return { skip: true };
+    if (!(await this.#served(object))) return { deferred: true };
+    const existing = await this.#get(object);
+    if (existing && policy === "IfNotPresent") return { skip: true };
     try {
-      const applied = await this.#api.patch(object as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-      const after = (applied as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
-      if (!existing) return "created";
-      return after === before ? "unchanged" : "configured";
+      return { existing, dryRun: await this.#serverSideApply(object, true) };
     } catch (error) {
-      const body = (error as { body?: unknown }).body;
-      const detail = typeof body === "string" ? (JSON.parse(body) as { message?: string }).message : (error as Error).message;
-      throw new ApplyError(`${describe(object)} apply failed: ${detail}`, { cause: error });
+      const message = apiMessage(error);
+      if (httpStatusOf(error) === 404 && /namespaces? .*not found/i.test(message)) return { existing, deferred: true };
+      if (existing && httpStatusOf(error) === 422 && isImmutableFieldError(message)) {
+        if (force || forceEnabled(object.metadata)) return { existing, recreate: true };
+        throw new ApplyError(
+          `${describeObject(object)} has an immutable field change (set spec.force or the kustomize.ferry.dev/force: enabled annotation `
+          + `to recreate it): ${message}`,
+          { cause: error },
+        );
+      }
+      throw new ApplyError(`${describeObject(object)} dry-run failed: ${message}`, { cause: error });
     }
+  }
+
+  async #apply(object: ManifestObject): Promise<void> {
+    try {
+      await this.#serverSideApply(object, false);
+    } catch (error) {
+      throw new ApplyError(`${describeObject(object)} apply failed: ${apiMessage(error)}`, { cause: error });
+    }
+  }
+
+  async #recreate(object: ManifestObject, timeoutMs: number): Promise<void> {
+    await this.#api.delete(object as never, undefined, undefined, undefined, undefined, "Background").catch((error: unknown) => {
+      if (httpStatusOf(error) !== 404) throw new ApplyError(`${describeObject(object)} delete for recreation failed: ${apiMessage(error)}`);
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (await this.#get(object)) {
+      if (Date.now() > deadline) throw new ApplyError(`${describeObject(object)} was not deleted within ${timeoutMs} ms for recreation`);
+      await sleep(200);
+    }
+    await this.#apply(object);
+  }
+
+  /** Carries out a plan; `replan` when an earlier stage changed something the dry-run may depend on. */
+  async #execute(object: ManifestObject, plan: Plan, options: { timeoutMs: number; force: boolean }): Promise<ChangeAction> {
+    if (plan.skip) return "skipped";
+    if (plan.deferred) {
+      if (!(await this.#served(object))) {
+        throw new ApplyError(`${describeObject(object)}: no kind ${object.kind} is served in ${object.apiVersion} (is its CRD installed?)`);
+      }
+      return this.#execute(object, await this.#plan(object, options.force), options);
+    }
+    if (plan.recreate) {
+      await this.#recreate(object, options.timeoutMs);
+      return "created";
+    }
+    if (!plan.existing) {
+      await this.#apply(object);
+      return "created";
+    }
+    if (dryRunMatches(plan.existing, plan.dryRun)) return "unchanged";
+    await this.#apply(object);
+    return "configured";
+  }
+
+  /**
+   * Plans every object, fails before writing anything if one is invalid, then applies stage by stage with at most
+   * `concurrency` requests in flight, waiting for CRDs to be Established between stages.
+   */
+  async apply(objects: readonly ManifestObject[], options: ApplyOptions): Promise<ApplyResult> {
+    const concurrency = options.concurrency ?? 8;
+    const force = options.force ?? false;
+    const sorted = sortForApply(objects);
+    const plans = new Map<ManifestObject, Plan>();
+    const planErrors = await inPool(sorted, concurrency, async (object) => {
+      plans.set(object, await this.#plan(object, force));
+    });
+    if (planErrors.length > 0) throw combined(planErrors);
+
+    const actions = new Map<ManifestObject, ChangeAction>();
+    let earlierStageChanged = false;
+    for (const stage of [0, 1, 2]) {
+      const batch = sorted.filter((object) => stageOf(object) === stage);
+      const errors = await inPool(batch, concurrency, async (object) => {
+        let plan = plans.get(object) ?? { deferred: true };
+        if (earlierStageChanged && !plan.skip && !plan.deferred) plan = await this.#plan(object, force);
+        actions.set(object, await this.#execute(object, plan, { timeoutMs: options.timeoutMs, force }));
+      });
+      if (errors.length > 0) {
+        const failure = combined(errors);
+        failure.applied = this.#changes(sorted, actions).filter((change) => change.action === "created" || change.action === "configured");
+        throw failure;
+      }
+      for (const crd of batch.filter((object) => object.kind === "CustomResourceDefinition")) {
+        await this.#waitEstablished(crd, options.timeoutMs);
+      }
+      earlierStageChanged ||= batch.some((object) => actions.get(object) === "created" || actions.get(object) === "configured");
+    }
+    return { changes: this.#changes(sorted, actions) };
+  }
+
+  #changes(objects: readonly ManifestObject[], actions: ReadonlyMap<ManifestObject, ChangeAction>): Change[] {
+    return objects
+      .filter((object) => actions.has(object))
+      .map((object) => ({ ...toEntry(refOf(object)), subject: describeObject(object), action: actions.get(object) as ChangeAction }));
+  }
+
+  /** What applying would do to each object, by server-side dry-run; nothing is written. */
+  async plan(objects: readonly ManifestObject[], options: { concurrency?: number; force?: boolean } = {}): Promise<PlannedChange[]> {
+    const sorted = sortForApply(objects);
+    const planned = new Map<ManifestObject, PlannedChange>();
+    const errors = await inPool(sorted, options.concurrency ?? 8, async (object) => {
+      const plan = await this.#plan(object, options.force ?? false);
+      const base = { ...toEntry(refOf(object)), subject: describeObject(object) };
+      let action: ChangeAction;
+      if (plan.skip) action = "skipped";
+      else if (!plan.existing) action = "created";
+      else if (plan.recreate || plan.deferred) action = "configured";
+      else action = dryRunMatches(plan.existing, plan.dryRun) ? "unchanged" : "configured";
+      const shown = { ...(plan.existing ? { live: plan.existing } : {}), ...(plan.dryRun ? { merged: plan.dryRun } : {}) };
+      planned.set(object, { ...base, action, ...shown });
+    });
+    if (errors.length > 0) throw combined(errors);
+    return sorted.map((object) => planned.get(object) as PlannedChange);
   }
 
   /**
@@ -83,7 +279,7 @@ export class Applier {
       else {
         const group = object.apiVersion.split("/")[0];
         const fromSet = [...crdsInSet].find((entry) => entry.startsWith(`${group}/${object.kind}/`));
-        if (!fromSet) throw new ApplyError(`${describe(object)}: no kind ${object.kind} in ${object.apiVersion} is served (is its CRD installed?)`);
+        if (!fromSet) throw new ApplyError(`${describeObject(object)}: no kind ${object.kind} is served in ${object.apiVersion} (is its CRD installed?)`);
         namespaced = fromSet.endsWith("/Namespaced");
       }
       const metadata = { ...object.metadata };
@@ -101,52 +297,40 @@ export class Applier {
       if (current.status?.conditions?.some((condition) => condition.type === "Established" && condition.status === "True")) return;
       await sleep(200);
     }
-    throw new ApplyError(`${describe(crd)} was not Established within ${timeoutMs} ms`);
+    throw new ApplyError(`${describeObject(crd)} was not Established within ${timeoutMs} ms`);
   }
 
-  async apply(objects: readonly ManifestObject[], options: { timeoutMs: number; concurrency?: number }): Promise<ApplyResult> {
-    const changes: Array<{ id: string; action: ChangeAction }> = [];
-    for (const stage of [0, 1, 2]) {
-      const batch = objects.filter((object) => stageOf(object) === stage);
-      const concurrency = options.concurrency ?? 4;
-      for (let index = 0; index < batch.length; index += concurrency) {
-        const slice = batch.slice(index, index + concurrency);
-        const actions = await Promise.all(slice.map((object) => this.#applyOne(object)));
-        slice.forEach((object, position) => changes.push({ id: inventoryId(refOf(object)), action: actions[position] ?? "unchanged" }));
-      }
-      for (const crd of batch.filter((object) => object.kind === "CustomResourceDefinition")) {
-        await this.#waitEstablished(crd, options.timeoutMs);
-      }
-    }
-    return { changes };
-  }
-
-  async read(object: ManifestObject): Promise<unknown> {
-    return this.#api.read(object as never);
+  /** The live object, or undefined when it does not exist. */
+  async read(ref: ObjectRef): Promise<unknown> {
+    const metadata = { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
+    return this.#get({ apiVersion: ref.apiVersion, kind: ref.kind, metadata });
   }
 
   /**
-   * Deletes objects that still carry `ownerLabels` and are not annotated kustomize.ferry.dev/prune: disabled;
-   * objects already gone count as deleted. Returns the ids deleted.
+   * Deletes objects that still carry `ownerLabels` and whose live object does not opt out of pruning
+   * (kustomize.ferry.dev/prune: disabled, kustomize.ferry.dev/ssa: Ignore); objects already gone count as deleted.
+   * Returns the ids deleted; failures are collected so one stuck object does not keep the rest alive.
    */
-  async delete(refs: readonly ObjectRef[], ownerLabels: Readonly<Record<string, string>>): Promise<string[]> {
+  async delete(refs: readonly ObjectRef[], ownerLabels: Readonly<Record<string, string>>): Promise<PruneResult> {
     const deleted: string[] = [];
+    const failed: Array<{ id: string; error: string }> = [];
     for (const ref of refs) {
       const metadata = { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
       const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata };
       try {
         type Meta = { metadata?: { annotations?: Record<string, string>; labels?: Record<string, string> } };
         const current = (await this.#api.read(spec as never)) as Meta;
-        if (current.metadata?.annotations?.["kustomize.ferry.dev/prune"] === "disabled") continue;
+        if (pruneDisabled(current.metadata)) continue;
         if (Object.entries(ownerLabels).some(([key, value]) => current.metadata?.labels?.[key] !== value)) continue;
         await this.#api.delete(spec as never, undefined, undefined, undefined, undefined, "Background");
         deleted.push(inventoryId(ref));
       } catch (error) {
-        if (httpStatusOf(error) !== 404) throw new ApplyError(`deleting ${ref.kind}/${ref.name} failed: ${(error as Error).message}`, { cause: error });
-        deleted.push(inventoryId(ref));
+        // A kind no longer served (its CRD was deleted) took its objects with it.
+        if (httpStatusOf(error) === 404 || /Unrecognized API version and kind/.test((error as Error).message)) deleted.push(inventoryId(ref));
+        else failed.push({ id: inventoryId(ref), error: `${describeObject(spec)}: ${apiMessage(error)}` });
       }
     }
-    return deleted;
+    return { deleted, failed };
   }
 }
 

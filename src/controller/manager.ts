@@ -1,7 +1,12 @@
 // Runs reconcilers: an informer feeds a work queue; reconcile results decide requeues. Logs are JSON lines.
 import type { ArtifactCache } from "../artifact/cache.ts";
 import type { KubeClient } from "../kube/client.ts";
-import { KUSTOMIZATION, type Kustomization, KustomizationReconciler } from "../reconcilers/kustomization.ts";
+import {
+  KUSTOMIZATION,
+  type Kustomization,
+  KustomizationReconciler,
+  type KustomizationReconcilerOptions,
+} from "../reconcilers/kustomization.ts";
 import { OCI_REPOSITORY, type OCIRepository, OCIRepositoryReconciler, REQUESTED_AT_ANNOTATION } from "../reconcilers/ocirepository.ts";
 import { Informer, objectKey } from "./informer.ts";
 import { ControllerMetrics } from "./metrics.ts";
@@ -13,6 +18,7 @@ export interface ManagerOptions {
   readonly concurrency: number;
   readonly resyncMs?: number;
   readonly metrics?: ControllerMetrics;
+  readonly kustomizations?: Pick<KustomizationReconcilerOptions, "noCrossNamespaceRefs" | "defaultServiceAccount" | "requeueDependencyMs">;
 }
 
 export function jsonLog(message: string, fields: Record<string, unknown> = {}): void {
@@ -25,6 +31,11 @@ function needsReconcile(object: OCIRepository | Kustomization, previous: OCIRepo
   return object.metadata.generation !== previous.metadata.generation
     || object.metadata.annotations?.[REQUESTED_AT_ANNOTATION] !== previous.metadata.annotations?.[REQUESTED_AT_ANNOTATION]
     || object.metadata.deletionTimestamp !== previous.metadata.deletionTimestamp;
+}
+
+function readiness(object: Kustomization | undefined): string {
+  const ready = object?.status?.conditions?.find((condition) => condition.type === "Ready");
+  return `${ready?.status}/${object?.status?.lastAppliedRevision}/${object?.status?.observedGeneration}`;
 }
 
 interface Watched<T> {
@@ -41,14 +52,25 @@ export class Manager {
   constructor(options: ManagerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
     const sources = new OCIRepositoryReconciler({ kube: options.kube, cache: options.cache, log: jsonLog, recordEvents: true });
-    const kustomizations = new KustomizationReconciler({ kube: options.kube, cache: options.cache, log: jsonLog });
+    const kustomizations = new KustomizationReconciler({
+      ...options.kustomizations,
+      kube: options.kube,
+      cache: options.cache,
+      log: jsonLog,
+      recordEvents: true,
+    });
     this.#sources = this.#watch<OCIRepository>(options, "OCIRepository", OCI_REPOSITORY, (object) => sources.reconcile(object), (object, previous) => {
       // A new artifact revision is what Kustomizations wait for: reconcile those that use this source.
       if (object.status?.artifact?.revision !== previous?.status?.artifact?.revision) {
         for (const key of this.#kustomizationsOf(object)) this.#kustomizations.queue.add(key);
       }
     });
-    this.#kustomizations = this.#watch<Kustomization>(options, "Kustomization", KUSTOMIZATION, (object) => kustomizations.reconcile(object));
+    this.#kustomizations = this.#watch<Kustomization>(options, "Kustomization", KUSTOMIZATION, (object) => kustomizations.reconcile(object), (object, previous) => {
+      // A dependency that became Ready, or applied a new revision, releases the Kustomizations waiting on it.
+      if (readiness(object) !== readiness(previous)) {
+        for (const key of this.#dependentsOf(object)) this.#kustomizations.queue.add(key);
+      }
+    });
   }
 
   /** One informer feeding one queue whose reconciles are timed, counted and logged. */
@@ -102,6 +124,14 @@ export class Manager {
       .all()
       .filter((ks) => ks.spec.sourceRef.name === source.metadata.name)
       .filter((ks) => (ks.spec.sourceRef.namespace ?? ks.metadata.namespace) === source.metadata.namespace)
+      .map(objectKey);
+  }
+
+  #dependentsOf(dependency: Kustomization): string[] {
+    return this.#kustomizations.informer
+      .all()
+      .filter((ks) => ks.spec.dependsOn?.some((reference) =>
+        reference.name === dependency.metadata.name && (reference.namespace ?? ks.metadata.namespace) === dependency.metadata.namespace))
       .map(objectKey);
   }
 

@@ -54,6 +54,26 @@ export class KubeClient {
     this.#coordination = config.makeApiClient(CoordinationV1Api);
   }
 
+  /** A client for the cluster of a kubeconfig held in memory (a Kustomization's kubeConfig Secret). */
+  static fromString(kubeconfig: string): KubeClient {
+    const config = new KubeConfig();
+    config.loadFromString(kubeconfig);
+    return new KubeClient(config);
+  }
+
+  /** The same cluster and credentials, acting as `user` through Kubernetes impersonation (Impersonate-User). */
+  impersonating(user: string): KubeClient {
+    const current = this.config.getCurrentUser();
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: this.config.getClusters(),
+      contexts: this.config.getContexts(),
+      currentContext: this.config.getCurrentContext(),
+      users: this.config.getUsers().map((entry) => (entry.name === current?.name ? { ...entry, impersonateUser: user } : entry)),
+    });
+    return new KubeClient(config);
+  }
+
   static fromFile(path?: string): KubeClient {
     const config = new KubeConfig();
     if (path) config.loadFromFile(path);
@@ -180,6 +200,15 @@ export class KubeClient {
     try {
       const secret = await this.#core.readNamespacedSecret({ namespace, name });
       return Object.fromEntries(Object.entries(secret.data ?? {}).map(([key, value]) => [key, Buffer.from(value, "base64")]));
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async configMapData(namespace: string, name: string): Promise<Record<string, string> | undefined> {
+    try {
+      return (await this.#core.readNamespacedConfigMap({ namespace, name })).data ?? {};
     } catch (error) {
       if (httpStatusOf(error) === 404) return undefined;
       throw error;

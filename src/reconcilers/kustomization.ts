@@ -1,5 +1,5 @@
 // The Kustomization reconciler: build the source artifact's path, apply it with server-side apply in stages,
-// record the inventory, prune what left the artifact, and optionally wait for the applied workloads.
+// record the inventory, prune what left the artifact, and wait for health, reporting kstatus conditions.
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -8,163 +8,358 @@ import {
   KustomizationSpec,
   type KustomizationSpecType,
   type KustomizationStatusType,
+  type InventoryEntryType,
 } from "../api/kustomize.ts";
-import { specDurationMs } from "../api/duration.ts";
+import { formatDuration, specDurationMs } from "../api/duration.ts";
 import type { ConditionType } from "../api/meta.ts";
-import { Applier, refOf } from "../apply/apply.ts";
+import { ApplyError, type Change } from "../apply/apply.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
-import { parseEntry, staleEntries, toEntry } from "../inventory/inventory.ts";
+import { computeHealth, type HealthResult, summarizeUnhealthy } from "../health/kstatus.ts";
+import { type ObjectRef, parseEntry, staleEntries } from "../inventory/inventory.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import { buildManifests, type ManifestObject } from "../kustomize/build.ts";
 import { removeCondition, setCondition } from "./conditions.ts";
+import { dependencyNotReady, KustomizationFailure, substitutionVariables, type Target, Targets } from "./kustomization-inputs.ts";
 import { FINALIZER, OCI_REPOSITORY, type OCIRepository, REQUESTED_AT_ANNOTATION } from "./ocirepository.ts";
 
 export const KUSTOMIZATION: ResourceType = { group: KUSTOMIZE_GROUP, version: KUSTOMIZE_VERSION, plural: "kustomizations" };
 export const NAME_LABEL = `${KUSTOMIZE_GROUP}/name`;
 export const NAMESPACE_LABEL = `${KUSTOMIZE_GROUP}/namespace`;
+const REVISION_ANNOTATION = `${KUSTOMIZE_GROUP}/revision`;
 
 export type Kustomization = CustomObject<KustomizationSpecType, KustomizationStatusType>;
 
-class KustomizationFailure extends Error {
-  readonly reason: string;
-  readonly requeueAfterMs?: number;
-  constructor(reason: string, message: string, requeueAfterMs?: number) {
-    super(message);
-    this.reason = reason;
-    if (requeueAfterMs !== undefined) this.requeueAfterMs = requeueAfterMs;
-  }
+export interface KustomizationReconcilerOptions {
+  readonly kube: KubeClient;
+  readonly cache: ArtifactCache;
+  readonly log: (message: string, fields?: Record<string, unknown>) => void;
+  readonly recordEvents?: boolean;
+  /** Refuse sourceRefs and dependsOn in other namespaces, and a targetNamespace other than the Kustomization's own. */
+  readonly noCrossNamespaceRefs?: boolean;
+  /** Impersonated when a Kustomization names no serviceAccountName (multi-tenancy lockdown). */
+  readonly defaultServiceAccount?: string;
+  /** How soon to look again at a Kustomization waiting for its dependencies or source. */
+  readonly requeueDependencyMs?: number;
+  /** How often health is polled while waiting. */
+  readonly healthPollMs?: number;
 }
 
-export class KustomizationReconciler {
-  readonly #kube: KubeClient;
-  readonly #cache: ArtifactCache;
-  readonly #applier: Applier;
-  readonly #log: (message: string, fields?: Record<string, unknown>) => void;
+type PruneFailure = { entry: InventoryEntryType; error: string };
 
-  constructor(deps: { kube: KubeClient; cache: ArtifactCache; log: (message: string, fields?: Record<string, unknown>) => void }) {
-    this.#kube = deps.kube;
-    this.#cache = deps.cache;
-    this.#applier = new Applier(deps.kube);
-    this.#log = deps.log;
+const jitter = (ms: number) => Math.round(ms * (0.95 + Math.random() * 0.1));
+
+export class KustomizationReconciler {
+  readonly #options: KustomizationReconcilerOptions;
+  readonly #targets: Targets;
+
+  constructor(options: KustomizationReconcilerOptions) {
+    this.#options = options;
+    this.#targets = new Targets(options.kube, options.defaultServiceAccount);
   }
 
   async reconcile(object: Kustomization): Promise<{ requeueAfterMs?: number }> {
     const { metadata } = object;
     const spec = KustomizationSpec.parse(object.spec);
-    const inventory = object.status?.inventory?.entries ?? [];
-    if (metadata.deletionTimestamp) {
-      if (spec.prune) await this.#prune(inventory, object);
-      if (metadata.finalizers?.includes(FINALIZER)) {
-        await this.#kube.setFinalizers(KUSTOMIZATION, metadata, metadata.finalizers.filter((finalizer) => finalizer !== FINALIZER));
-      }
-      return {};
-    }
+    if (metadata.deletionTimestamp) return this.#finalize(object, spec);
     if (!metadata.finalizers?.includes(FINALIZER)) {
-      await this.#kube.setFinalizers(KUSTOMIZATION, metadata, [...(metadata.finalizers ?? []), FINALIZER]);
+      await this.#options.kube.setFinalizers(KUSTOMIZATION, metadata, [...(metadata.finalizers ?? []), FINALIZER]);
     }
     if (spec.suspend) return {};
 
     const generation = metadata.generation ?? 0;
     const interval = specDurationMs(spec.interval);
+    const retryMs = spec.retryInterval ? specDurationMs(spec.retryInterval) : undefined;
     const timeoutMs = Math.max(30_000, spec.timeout ? specDurationMs(spec.timeout) : interval - 30_000);
-    let conditions: ConditionType[] = [...(object.status?.conditions ?? [])];
+    const started = Date.now();
+    const status: KustomizationStatusType = { ...object.status };
     const requestedAt = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    const handled = requestedAt ? { lastHandledReconcileAt: requestedAt } : {};
+    if (requestedAt) status.lastHandledReconcileAt = requestedAt;
+    let conditions: ConditionType[] = [...(status.conditions ?? [])];
+    let revision: string | undefined;
     try {
-      const { revision, objects } = await this.#build(object, spec);
-      const applied = await this.#applier.apply(objects, { timeoutMs });
-      const entries = objects.map((manifest) => toEntry(refOf(manifest)));
-      const pruned = spec.prune ? await this.#prune(staleEntries(inventory, entries), object) : [];
-      if (spec.wait) {
-        await this.#waitForWorkloads(objects, timeoutMs);
-        conditions = setCondition(conditions, "Healthy", "True", "Succeeded", "Health check passed", generation);
+      this.#checkAccess(object, spec);
+      const source = await this.#source(object, spec);
+      revision = source.status?.artifact?.revision as string;
+      await this.#checkDependencies(object, spec, source);
+      if (revision !== status.lastAppliedRevision || generation !== status.observedGeneration) {
+        conditions = setCondition(conditions, "Ready", "Unknown", "Progressing", "Reconciliation in progress", generation);
+        conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
+          `Fetching manifests for revision ${revision} with a timeout of ${formatDuration(timeoutMs)}`, generation);
+        await this.#writeStatus(object, { ...status, conditions, lastAttemptedRevision: revision });
       }
-      const changed = applied.changes.filter((change) => change.action !== "unchanged").length;
-      this.#log("applied", { object: `${metadata.namespace}/${metadata.name}`, revision, objects: entries.length, changed, pruned: pruned.length });
-      const message = `Applied revision: ${revision}`;
+      status.lastAttemptedRevision = revision;
+
+      const target = await this.#targets.for(metadata.namespace, spec);
+      const objects = await this.#build(object, spec, source, target);
+      const applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
+      const entries = applied.map((change) => ({ id: change.id, v: change.v }));
+      const pruneFailures = spec.prune ? await this.#prune(object, target, staleEntries(status.inventory?.entries ?? [], entries)) : [];
+      status.inventory = { entries: [...entries, ...pruneFailures.map((failure) => failure.entry)] };
+      if (pruneFailures.length > 0) {
+        throw new KustomizationFailure("PruneFailed", `prune failed: ${pruneFailures.map((failure) => failure.error).join("; ")}`);
+      }
+      conditions = await this.#checkHealth(object, spec, applied, target, timeoutMs, revision, conditions, status);
+
       conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
-      conditions = setCondition(conditions, "Ready", "True", "ReconciliationSucceeded", message, generation);
+      conditions = setCondition(conditions, "Ready", "True", "ReconciliationSucceeded", `Applied revision: ${revision}`, generation);
+      const origin = source.status?.artifact?.metadata?.["org.opencontainers.image.revision"];
       await this.#writeStatus(object, {
-        ...object.status,
+        ...status,
         conditions,
         observedGeneration: generation,
         lastAppliedRevision: revision,
-        lastAttemptedRevision: revision,
-        inventory: { entries },
-        ...handled,
+        ...(origin ? { lastAppliedOriginRevision: origin } : {}),
       });
-      return { requeueAfterMs: Math.round(interval * (0.95 + Math.random() * 0.1)) };
+      const changed = applied.filter((change) => change.action === "created" || change.action === "configured");
+      this.#options.log("applied", {
+        object: `${metadata.namespace}/${metadata.name}`, revision, objects: entries.length, changed: changed.length, durationMs: Date.now() - started,
+      });
+      return { requeueAfterMs: jitter(interval) };
     } catch (error) {
-      const failure = error instanceof KustomizationFailure ? error : new KustomizationFailure("ReconciliationFailed", (error as Error).message);
-      if (spec.wait && failure.reason === "HealthCheckFailed") {
-        conditions = setCondition(conditions, "Healthy", "False", failure.reason, failure.message, generation);
-      }
+      const failure = error instanceof KustomizationFailure
+        ? error
+        : new KustomizationFailure("ReconciliationFailed", (error as Error).message);
       conditions = setCondition(conditions, "Ready", "False", failure.reason, failure.message, generation);
-      await this.#writeStatus(object, { ...object.status, conditions, ...handled });
-      if (failure.requeueAfterMs !== undefined) return { requeueAfterMs: failure.requeueAfterMs };
+      if (failure.reason === "HealthCheckFailed") conditions = setCondition(conditions, "Healthy", "False", failure.reason, failure.message, generation);
+      if (failure.disposition === "stall") {
+        conditions = removeCondition(conditions, "Reconciling");
+        conditions = setCondition(conditions, "Stalled", "True", failure.reason,
+          `Reconciliation failed terminally due to configuration error: ${failure.message}`, generation);
+      } else {
+        conditions = removeCondition(conditions, "Stalled");
+        conditions = setCondition(conditions, "Reconciling", "True", "ProgressingWithRetry", failure.message, generation);
+      }
+      const latest = await this.#options.kube.get<Kustomization>(KUSTOMIZATION, metadata.namespace, metadata.name).catch(() => undefined);
+      await this.#writeStatus(latest ?? object, { ...status, conditions, ...(failure.disposition === "stall" ? { observedGeneration: generation } : {}) });
+      await this.#event(object, "Warning", failure.reason, failure.message, revision);
+      if (failure.disposition === "stall") return {};
+      if (failure.disposition === "wait") return { requeueAfterMs: retryMs ?? this.#options.requeueDependencyMs ?? 30_000 };
+      if (retryMs !== undefined) return { requeueAfterMs: jitter(retryMs) };
       throw failure;
     }
   }
 
-  async #build(object: Kustomization, spec: KustomizationSpecType): Promise<{ revision: string; objects: ManifestObject[] }> {
-    const sourceNamespace = spec.sourceRef.namespace ?? object.metadata.namespace;
-    const source = await this.#kube.get<OCIRepository>(OCI_REPOSITORY, sourceNamespace, spec.sourceRef.name);
-    if (!source) {
-      throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${sourceNamespace}/${spec.sourceRef.name}' not found`, 30_000);
+  #checkAccess(object: Kustomization, spec: KustomizationSpecType): void {
+    if (!this.#options.noCrossNamespaceRefs) return;
+    const own = object.metadata.namespace;
+    const denied = (what: string) => new KustomizationFailure("AccessDenied", `${what} is not allowed: this controller runs with --no-cross-namespace-refs`, "stall");
+    if (spec.sourceRef.namespace && spec.sourceRef.namespace !== own) throw denied(`cross-namespace sourceRef to '${spec.sourceRef.namespace}/${spec.sourceRef.name}'`);
+    if (spec.targetNamespace && spec.targetNamespace !== own) throw denied(`targetNamespace '${spec.targetNamespace}'`);
+    const foreign = spec.dependsOn?.find((dependency) => dependency.namespace && dependency.namespace !== own);
+    if (foreign) throw denied(`cross-namespace dependsOn '${foreign.namespace}/${foreign.name}'`);
+  }
+
+  async #source(object: Kustomization, spec: KustomizationSpecType): Promise<OCIRepository> {
+    const namespace = spec.sourceRef.namespace ?? object.metadata.namespace;
+    const source = await this.#options.kube.get<OCIRepository>(OCI_REPOSITORY, namespace, spec.sourceRef.name);
+    if (!source) throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' not found`, "wait");
+    if (!source.status?.artifact) {
+      throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' has no artifact yet`, "wait");
     }
+    return source;
+  }
+
+  async #checkDependencies(object: Kustomization, spec: KustomizationSpecType, source: OCIRepository): Promise<void> {
+    for (const reference of spec.dependsOn ?? []) {
+      const namespace = reference.namespace ?? object.metadata.namespace;
+      const dependency = await this.#options.kube.get<Kustomization>(KUSTOMIZATION, namespace, reference.name);
+      const sameSource = dependency
+        && dependency.spec.sourceRef.name === spec.sourceRef.name
+        && (dependency.spec.sourceRef.namespace ?? namespace) === (spec.sourceRef.namespace ?? object.metadata.namespace);
+      const reason = dependencyNotReady(`${namespace}/${reference.name}`, dependency, sameSource ? source.status?.artifact?.revision : undefined);
+      if (reason) throw new KustomizationFailure("DependencyNotReady", reason, "wait");
+    }
+  }
+
+  async #build(object: Kustomization, spec: KustomizationSpecType, source: OCIRepository, target: Target): Promise<ManifestObject[]> {
     const artifact = source.status?.artifact;
-    if (!artifact) throw new KustomizationFailure("ArtifactFailed", "Source artifact not found, retrying in 30s", 30_000);
+    if (!artifact) throw new KustomizationFailure("ArtifactFailed", "source artifact missing", "wait");
+    const variables = spec.postBuild ? await substitutionVariables(this.#options.kube, object.metadata.namespace, spec) : {};
     let objects: ManifestObject[];
     try {
-      objects = await buildManifests(join(this.#cache.root, artifact.path), spec.path);
+      objects = await buildManifests(join(this.#options.cache.root, artifact.path), spec.path, {
+        overlay: {
+          ...(spec.targetNamespace ? { targetNamespace: spec.targetNamespace } : {}),
+          ...(spec.namePrefix ? { namePrefix: spec.namePrefix } : {}),
+          ...(spec.nameSuffix ? { nameSuffix: spec.nameSuffix } : {}),
+          ...(spec.patches ? { patches: spec.patches } : {}),
+          ...(spec.images ? { images: spec.images } : {}),
+          ...(spec.components ? { components: spec.components } : {}),
+        },
+        variables,
+      });
     } catch (error) {
       throw new KustomizationFailure("BuildFailed", (error as Error).message);
     }
     const namespace = spec.targetNamespace ?? object.metadata.namespace;
-    objects = await this.#applier.resolveNamespaces(objects, namespace, spec.targetNamespace !== undefined);
+    try {
+      objects = await target.applier.resolveNamespaces(objects, namespace, spec.targetNamespace !== undefined);
+    } catch (error) {
+      throw new KustomizationFailure("ReconciliationFailed", (error as Error).message);
+    }
+    const common = spec.commonMetadata;
     // Owner labels mark what this Kustomization manages, so pruning never deletes what it did not create.
-    objects = objects.map((manifest) => ({
+    return objects.map((manifest) => ({
       ...manifest,
       metadata: {
         ...manifest.metadata,
-        labels: { ...manifest.metadata.labels, [NAME_LABEL]: object.metadata.name, [NAMESPACE_LABEL]: object.metadata.namespace },
+        labels: { ...manifest.metadata.labels, ...common?.labels, ...this.#ownerLabels(object) },
+        ...(common?.annotations || manifest.metadata.annotations
+          ? { annotations: { ...manifest.metadata.annotations, ...common?.annotations } }
+          : {}),
       },
     }));
-    return { revision: artifact.revision, objects };
   }
 
-  async #prune(stale: ReturnType<typeof staleEntries>, owner: Kustomization): Promise<string[]> {
-    const refs = stale.map(parseEntry);
-    const deleted = await this.#applier.delete(refs, { [NAME_LABEL]: owner.metadata.name, [NAMESPACE_LABEL]: owner.metadata.namespace });
-    if (deleted.length > 0) this.#log("pruned", { object: `${owner.metadata.namespace}/${owner.metadata.name}`, deleted });
-    return deleted;
+  async #apply(
+    object: Kustomization,
+    spec: KustomizationSpecType,
+    objects: ManifestObject[],
+    target: Target,
+    timeoutMs: number,
+    status: KustomizationStatusType,
+  ): Promise<readonly Change[]> {
+    try {
+      const { changes } = await target.applier.apply(objects, { timeoutMs, force: spec.force ?? false });
+      const summary = changes.filter((change) => change.action === "created" || change.action === "configured");
+      if (summary.length > 0) {
+        await this.#event(object, "Normal", "Progressing", summary.map((change) => `${change.subject} ${change.action}`).join("\n"), status.lastAttemptedRevision);
+      }
+      return changes;
+    } catch (error) {
+      // Objects written before the failure join the inventory, so a later prune can still find them.
+      if (error instanceof ApplyError && error.applied.length > 0) {
+        const known = new Set((status.inventory?.entries ?? []).map((entry) => entry.id));
+        const added = error.applied.filter((change) => !known.has(change.id)).map((change) => ({ id: change.id, v: change.v }));
+        status.inventory = { entries: [...(status.inventory?.entries ?? []), ...added] };
+      }
+      throw new KustomizationFailure("ReconciliationFailed", (error as Error).message);
+    }
   }
 
-  /** Deployments must be Available with every replica updated; other kinds count as ready once applied. */
-  async #waitForWorkloads(objects: readonly ManifestObject[], timeoutMs: number): Promise<void> {
-    const deployments = objects.filter((object) => object.kind === "Deployment");
-    const deadline = Date.now() + timeoutMs;
-    for (const deployment of deployments) {
-      for (;;) {
-        const current = await this.#applier.read(deployment);
-        type DeploymentStatus = { observedGeneration?: number; updatedReplicas?: number; availableReplicas?: number };
-        const status = (current as { status?: DeploymentStatus }).status ?? {};
-        const generation = (current as { metadata?: { generation?: number } }).metadata?.generation ?? 0;
-        const wanted = (current as { spec?: { replicas?: number } }).spec?.replicas ?? 1;
-        const ready = (status.observedGeneration ?? 0) >= generation
-          && (status.updatedReplicas ?? 0) >= wanted
-          && (status.availableReplicas ?? 0) >= wanted;
-        if (ready) break;
-        if (Date.now() > deadline) {
-          throw new KustomizationFailure("HealthCheckFailed", `Deployment/${deployment.metadata.namespace}/${deployment.metadata.name} is not ready: ${status.availableReplicas ?? 0}/${wanted} available`);
+  /** Deletes stale objects; returns those that could not be deleted, to be kept in the inventory and retried. */
+  async #prune(object: Kustomization, target: Target, stale: InventoryEntryType[]): Promise<PruneFailure[]> {
+    if (stale.length === 0) return [];
+    const { deleted, failed } = await target.applier.delete(stale.map(parseEntry), this.#ownerLabels(object));
+    if (deleted.length > 0) {
+      this.#options.log("pruned", { object: `${object.metadata.namespace}/${object.metadata.name}`, deleted });
+      await this.#event(object, "Normal", "Progressing", deleted.map((id) => `${describeEntry(id, stale)} deleted`).join("\n"), object.status?.lastAttemptedRevision);
+    }
+    return failed.map((failure) => ({ entry: stale.find((entry) => entry.id === failure.id) as InventoryEntryType, error: failure.error }));
+  }
+
+  #ownerLabels(object: Kustomization): Record<string, string> {
+    return { [NAME_LABEL]: object.metadata.name, [NAMESPACE_LABEL]: object.metadata.namespace };
+  }
+
+  /** wait: every applied object; else healthChecks; else no Healthy condition at all. */
+  async #checkHealth(
+    object: Kustomization,
+    spec: KustomizationSpecType,
+    applied: readonly Change[],
+    target: Target,
+    timeoutMs: number,
+    revision: string,
+    conditions: ConditionType[],
+    status: KustomizationStatusType,
+  ): Promise<ConditionType[]> {
+    const generation = object.metadata.generation ?? 0;
+    let refs: ObjectRef[];
+    if (spec.wait) refs = applied.filter((change) => change.action !== "skipped").map(parseEntry);
+    else if (spec.healthChecks?.length) {
+      refs = spec.healthChecks.map((check) => ({
+        apiVersion: check.apiVersion ?? "apps/v1",
+        kind: check.kind,
+        name: check.name,
+        namespace: check.namespace ?? object.metadata.namespace,
+      }));
+    } else return removeCondition(conditions, "Healthy");
+    const changedSomething = applied.some((change) => change.action === "created" || change.action === "configured");
+    if (changedSomething || revision !== status.lastAppliedRevision) {
+      conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
+        `Running health checks for revision ${revision} with a timeout of ${formatDuration(timeoutMs)}`, generation);
+      if (conditions.find((condition) => condition.type === "Healthy")?.status !== "True") {
+        conditions = setCondition(conditions, "Healthy", "Unknown", "Progressing", "Health check in progress", generation);
+      }
+      await this.#writeStatus(object, { ...status, conditions });
+    }
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    for (;;) {
+      const results = await Promise.all(refs.map(async (ref): Promise<{ id: string; result: HealthResult }> => ({
+        id: subjectOf(ref),
+        result: computeHealth(await target.applier.read(ref)),
+      })));
+      const unhealthy = results.filter(({ result }) => result.status !== "Current");
+      const failed = unhealthy.filter(({ result }) => result.status === "Failed");
+      if (unhealthy.length === 0) {
+        const message = `Health check passed in ${formatDuration(Date.now() - started)}`;
+        return setCondition(conditions, "Healthy", "True", "Succeeded", message, generation);
+      }
+      if (failed.length > 0 || Date.now() >= deadline) {
+        const message = `health check failed after ${formatDuration(Date.now() - started)}: ${summarizeUnhealthy(failed.length > 0 ? failed : unhealthy)}`;
+        throw new KustomizationFailure("HealthCheckFailed", message);
+      }
+      await sleep(Math.min(this.#options.healthPollMs ?? 2_000, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  async #finalize(object: Kustomization, spec: KustomizationSpecType): Promise<{ requeueAfterMs?: number }> {
+    const { metadata } = object;
+    if (!metadata.finalizers?.includes(FINALIZER)) return {};
+    const policy = spec.deletionPolicy ?? "MirrorPrune";
+    const inventory = object.status?.inventory?.entries ?? [];
+    const deletes = policy === "Delete" || policy === "WaitForTermination" || (policy === "MirrorPrune" && spec.prune);
+    if (deletes && !spec.suspend && inventory.length > 0) {
+      let target: Target | undefined;
+      try {
+        target = await this.#targets.for(metadata.namespace, spec);
+      } catch (error) {
+        this.#options.log("deleting without pruning: the target cluster is unavailable", { object: `${metadata.namespace}/${metadata.name}`, error: (error as Error).message });
+      }
+      if (target) {
+        const refs = inventory.map(parseEntry);
+        const { failed } = await target.applier.delete(refs, this.#ownerLabels(object));
+        if (failed.length > 0) throw new Error(`deleting the inventory failed: ${failed.map((failure) => failure.error).join("; ")}`);
+        if (policy === "WaitForTermination") {
+          const timeoutMs = Math.max(30_000, spec.timeout ? specDurationMs(spec.timeout) : specDurationMs(spec.interval) - 30_000);
+          const deadline = Date.now() + timeoutMs;
+          for (;;) {
+            const remaining = (await Promise.all(refs.map((ref) => target.applier.read(ref)))).filter(Boolean).length;
+            if (remaining === 0) break;
+            if (Date.now() > deadline) {
+              this.#options.log("objects still terminating after the timeout", { object: `${metadata.namespace}/${metadata.name}`, remaining });
+              break;
+            }
+            await sleep(2_000);
+          }
         }
-        await sleep(500);
       }
     }
+    await this.#options.kube.setFinalizers(KUSTOMIZATION, metadata, metadata.finalizers.filter((finalizer) => finalizer !== FINALIZER));
+    return {};
+  }
+
+  async #event(object: Kustomization, type: "Normal" | "Warning", reason: string, message: string, revision?: string): Promise<void> {
+    if (!this.#options.recordEvents) return;
+    const annotations: Record<string, string> = revision ? { [REVISION_ANNOTATION]: revision } : {};
+    await this.#options.kube.event(object, type, reason, message, annotations).catch((error: unknown) => {
+      this.#options.log("event not recorded", { error: (error as Error).message });
+    });
   }
 
   async #writeStatus(object: Kustomization, status: KustomizationStatusType): Promise<void> {
     if (JSON.stringify(status) === JSON.stringify(object.status ?? {})) return;
-    await this.#kube.patchStatus(KUSTOMIZATION, object.metadata.namespace, object.metadata.name, status);
+    await this.#options.kube.patchStatus(KUSTOMIZATION, object.metadata.namespace, object.metadata.name, status);
+    object.status = status;
   }
+}
+
+function subjectOf(ref: ObjectRef): string {
+  return `${ref.kind}/${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`;
+}
+
+function describeEntry(id: string, entries: readonly InventoryEntryType[]): string {
+  const entry = entries.find((candidate) => candidate.id === id);
+  return entry ? subjectOf(parseEntry(entry)) : id;
 }

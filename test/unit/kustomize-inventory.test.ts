@@ -3,9 +3,11 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { before, describe, test } from "node:test";
+import { FerryError } from "../../src/errors.ts";
 import { inventoryId, parseEntry, staleEntries, toEntry } from "../../src/inventory/inventory.ts";
-import { BuildError, buildManifests } from "../../src/kustomize/build.ts";
+import { buildManifests } from "../../src/kustomize/build.ts";
+import { binary, skipUnlessBuilt } from "../harness/binaries.ts";
 
 describe("inventory", () => {
   test("ids follow Flux's <namespace>_<name>_<group>_<kind> and parse back, even for names with underscores", () => {
@@ -31,7 +33,11 @@ describe("inventory", () => {
   });
 });
 
-describe("manifest build", () => {
+describe("manifest build", { skip: skipUnlessBuilt("kustomize") }, () => {
+  before(() => {
+    process.env.FERRY_KUSTOMIZE = binary("kustomize");
+  });
+
   test("a directory without a kustomization contributes every YAML document; bad input is named", async () => {
     const root = await mkdtemp(join(tmpdir(), "ferry-build-"));
     try {
@@ -43,7 +49,7 @@ describe("manifest build", () => {
       assert.deepEqual(objects.map((object) => `${object.kind}/${object.metadata.name}`), ["ConfigMap/a", "ConfigMap/b", "Secret/c"]);
 
       await writeFile(join(root, "apps", "broken.yaml"), "kind: [unclosed\n");
-      await assert.rejects(buildManifests(root, "apps"), (error: unknown) => error instanceof BuildError && /apps\/broken\.yaml is not valid YAML/.test(error.message));
+      await assert.rejects(buildManifests(root, "apps"), (error: unknown) => error instanceof FerryError && /apps\/broken\.yaml is not valid YAML/.test(error.message));
       await assert.rejects(buildManifests(root, "../outside"), /leaves the artifact/);
       await assert.rejects(buildManifests(root, "missing"), /kustomization path not found: missing/);
     } finally {

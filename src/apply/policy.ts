@@ -1,0 +1,103 @@
+// The pure rules of applying: stage and order of kinds (as Flux orders them), per-object policies read from
+// annotations or labels, and when a dry-run result means "nothing would change".
+import type { ManifestObject } from "../kustomize/build.ts";
+
+export const SSA_POLICY_KEY = "kustomize.ferry.dev/ssa";
+export const FORCE_KEY = "kustomize.ferry.dev/force";
+export const PRUNE_KEY = "kustomize.ferry.dev/prune";
+
+export type SsaPolicy = "Override" | "Merge" | "IfNotPresent" | "Ignore";
+
+interface Metadata {
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+/** Flux matches these keys on labels or annotations and compares values case-insensitively. */
+function policyValue(metadata: Metadata | undefined, key: string): string | undefined {
+  return (metadata?.annotations?.[key] ?? metadata?.labels?.[key])?.toLowerCase();
+}
+
+export function ssaPolicy(metadata: Metadata | undefined): SsaPolicy {
+  switch (policyValue(metadata, SSA_POLICY_KEY)) {
+    case "merge": return "Merge";
+    case "ifnotpresent": return "IfNotPresent";
+    case "ignore": return "Ignore";
+    default: return "Override";
+  }
+}
+
+export function forceEnabled(metadata: Metadata | undefined): boolean {
+  return policyValue(metadata, FORCE_KEY) === "enabled";
+}
+
+/** Objects a prune or a deletion must leave alone, judged on the live object. */
+export function pruneDisabled(metadata: Metadata | undefined): boolean {
+  return policyValue(metadata, PRUNE_KEY) === "disabled" || ssaPolicy(metadata) === "Ignore";
+}
+
+/** Stage 0 must exist before anything can use it; stage 1 are the *Class objects; stage 2 everything else. */
+export function stageOf(object: ManifestObject): 0 | 1 | 2 {
+  if (object.kind === "CustomResourceDefinition" || object.kind === "Namespace" || object.kind === "ClusterRole") return 0;
+  if (object.kind.endsWith("Class")) return 1;
+  return 2;
+}
+
+const KIND_ORDER = [
+  "CustomResourceDefinition", "Namespace", "ClusterRole", "ClusterClass", "RuntimeClass", "PriorityClass", "StorageClass",
+  "VolumeSnapshotClass", "IngressClass", "GatewayClass", "ClusterRoleBinding", "ResourceQuota", "ServiceAccount", "Role",
+  "RoleBinding", "ConfigMap", "Secret", "Service", "LimitRange", "Deployment", "StatefulSet", "CronJob", "PodDisruptionBudget",
+];
+const LAST_KINDS = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+
+function kindRank(kind: string): number {
+  const index = KIND_ORDER.indexOf(kind);
+  if (index !== -1) return index;
+  const last = LAST_KINDS.indexOf(kind);
+  return last === -1 ? KIND_ORDER.length : KIND_ORDER.length + 1 + last;
+}
+
+/** Flux's apply order: by kind rank, then namespace, then name; webhooks last so they cannot block the rest. */
+export function sortForApply<T extends ManifestObject>(objects: readonly T[]): T[] {
+  return [...objects].sort((a, b) =>
+    kindRank(a.kind) - kindRank(b.kind)
+    || (a.metadata.namespace ?? "").localeCompare(b.metadata.namespace ?? "")
+    || a.metadata.name.localeCompare(b.metadata.name));
+}
+
+export function describeObject(object: { kind: string; metadata: { name: string; namespace?: string } }): string {
+  return `${object.kind}/${object.metadata.namespace ? `${object.metadata.namespace}/` : ""}${object.metadata.name}`;
+}
+
+/** The API server's words for a change it refuses because the field cannot be updated in place. */
+export function isImmutableFieldError(message: string): boolean {
+  return /field is immutable|is immutable|updates to .* are forbidden|may not change once set/i.test(message);
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Server-maintained metadata that changes without the object changing. */
+function comparable(object: unknown): Json {
+  const copy = structuredClone(object) as { metadata?: Record<string, unknown> };
+  if (copy.metadata) {
+    delete copy.metadata.managedFields;
+    delete copy.metadata.resourceVersion;
+  }
+  return copy as Json;
+}
+
+function equalJson(a: Json, b: Json): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item, index) => equalJson(item, b[index] as Json));
+  }
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((key) => key in b && equalJson(a[key] as Json, b[key] as Json));
+}
+
+/** True when a server-side dry-run of the apply yields the live object: applying would change nothing. */
+export function dryRunMatches(live: unknown, dryRun: unknown): boolean {
+  return equalJson(comparable(live), comparable(dryRun));
+}

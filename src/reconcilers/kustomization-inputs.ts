@@ -1,0 +1,120 @@
+// What a Kustomization reconcile gathers before it builds and applies: the cluster it applies to (impersonating a
+// ServiceAccount, or a remote cluster from a kubeconfig Secret), the substitution variables, and its dependencies.
+import { createHash } from "node:crypto";
+import type { KustomizationSpecType } from "../api/kustomize.ts";
+import { Applier } from "../apply/apply.ts";
+import { KubeClient } from "../kube/client.ts";
+import { mergeVariables } from "../kustomize/substitute.ts";
+import { findCondition } from "./conditions.ts";
+
+/** Why a reconcile cannot go on, and what the reconciler should do about it (see src/errors.ts). */
+export class KustomizationFailure extends Error {
+  readonly reason: string;
+  readonly disposition: "stall" | "wait" | "retry";
+  constructor(reason: string, message: string, disposition: "stall" | "wait" | "retry" = "retry") {
+    super(message);
+    this.reason = reason;
+    this.disposition = disposition;
+  }
+}
+
+export interface Target {
+  readonly kube: KubeClient;
+  readonly applier: Applier;
+}
+
+/** Appliers keep a discovery cache, so one is kept per identity and kubeconfig rather than made per reconcile. */
+export class Targets {
+  readonly #kube: KubeClient;
+  readonly #cache = new Map<string, Target>();
+  readonly #defaultServiceAccount: string | undefined;
+
+  constructor(kube: KubeClient, defaultServiceAccount?: string) {
+    this.#kube = kube;
+    this.#defaultServiceAccount = defaultServiceAccount;
+  }
+
+  async for(namespace: string, spec: KustomizationSpecType): Promise<Target> {
+    let base = this.#kube;
+    let key = "local";
+    if (spec.kubeConfig) {
+      const { name, key: secretKey } = spec.kubeConfig.secretRef;
+      const data = await this.#kube.secretData(namespace, name);
+      if (!data) throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${namespace}/${name}' not found`, "wait");
+      const value = secretKey ? data[secretKey] : (data.value ?? data["value.yaml"]);
+      if (!value) {
+        throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${namespace}/${name}' has no key '${secretKey ?? "value"}'`, "stall");
+      }
+      key = createHash("sha256").update(value).digest("hex");
+      const cached = this.#cache.get(key);
+      base = cached?.kube ?? this.#kubeFrom(value.toString("utf8"), `${namespace}/${name}`);
+    }
+    const serviceAccount = spec.serviceAccountName ?? this.#defaultServiceAccount;
+    if (serviceAccount) key += `|system:serviceaccount:${namespace}:${serviceAccount}`;
+    const cached = this.#cache.get(key);
+    if (cached) return cached;
+    const kube = serviceAccount ? base.impersonating(`system:serviceaccount:${namespace}:${serviceAccount}`) : base;
+    const target = { kube, applier: new Applier(kube) };
+    if (this.#cache.size > 256) this.#cache.clear();
+    this.#cache.set(key, target);
+    return target;
+  }
+
+  #kubeFrom(kubeconfig: string, secret: string): KubeClient {
+    try {
+      return KubeClient.fromString(kubeconfig);
+    } catch (error) {
+      throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' is not a valid kubeconfig: ${(error as Error).message}`, "stall");
+    }
+  }
+}
+
+/** Variables from substituteFrom (in order, later wins) and substitute (wins over all), as Flux merges them. */
+export async function substitutionVariables(
+  kube: KubeClient,
+  namespace: string,
+  spec: KustomizationSpecType,
+): Promise<Record<string, string>> {
+  const fromRefs: Array<Record<string, string>> = [];
+  for (const reference of spec.postBuild?.substituteFrom ?? []) {
+    const data = reference.kind === "ConfigMap"
+      ? await kube.configMapData(namespace, reference.name)
+      : await kube.secretData(namespace, reference.name).then((secret) =>
+          secret && Object.fromEntries(Object.entries(secret).map(([key, value]) => [key, value.toString("utf8")])));
+    if (data) fromRefs.push(data);
+    else if (!reference.optional) {
+      throw new KustomizationFailure("BuildFailed", `substitute from '${reference.kind}/${namespace}/${reference.name}' failed: not found`, "wait");
+    }
+  }
+  return mergeVariables(fromRefs, spec.postBuild?.substitute);
+}
+
+interface DependencyStatus {
+  metadata: { generation?: number };
+  spec: { sourceRef: { name: string; namespace?: string } };
+  status?: {
+    observedGeneration?: number;
+    lastAppliedRevision?: string;
+    conditions?: Array<{ type: string; status: string; message: string }>;
+  };
+}
+
+/**
+ * A dependency is ready when it exists, has observed its latest generation, is Ready, and (when it uses the same
+ * source) has applied the revision this Kustomization is about to apply. Returns why not, or undefined when ready.
+ */
+export function dependencyNotReady(
+  name: string,
+  dependency: DependencyStatus | undefined,
+  sameSourceRevision: string | undefined,
+): string | undefined {
+  if (!dependency) return `dependency '${name}' not found`;
+  const ready = findCondition(dependency.status?.conditions as never, "Ready");
+  if (dependency.status?.observedGeneration !== dependency.metadata.generation || ready?.status !== "True") {
+    return `dependency '${name}' is not ready${ready?.message ? `: ${ready.message}` : ""}`;
+  }
+  if (sameSourceRevision !== undefined && dependency.status?.lastAppliedRevision !== sameSourceRevision) {
+    return `dependency '${name}' has not applied revision ${sameSourceRevision} yet`;
+  }
+  return undefined;
+}
