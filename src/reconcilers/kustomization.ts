@@ -17,17 +17,18 @@ import type { ArtifactCache } from "../artifact/cache.ts";
 import { computeHealth, type HealthResult, summarizeUnhealthy } from "../health/kstatus.ts";
 import { type ObjectRef, parseEntry, staleEntries } from "../inventory/inventory.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
-import { buildManifests, type ManifestObject } from "../kustomize/build.ts";
+import type { ManifestObject } from "../kustomize/build.ts";
 import { removeCondition, setCondition } from "./conditions.ts";
-import { dependencyNotReady, KustomizationFailure, substitutionVariables, type Target, Targets } from "./kustomization-inputs.ts";
+import { buildKustomization, ownerLabels } from "./kustomization-build.ts";
+import { dependencyNotReady, KustomizationFailure, type Target, Targets } from "./kustomization-inputs.ts";
 import { FINALIZER, OCI_REPOSITORY, type OCIRepository, REQUESTED_AT_ANNOTATION } from "./ocirepository.ts";
 
 export const KUSTOMIZATION: ResourceType = { group: KUSTOMIZE_GROUP, version: KUSTOMIZE_VERSION, plural: "kustomizations" };
-export const NAME_LABEL = `${KUSTOMIZE_GROUP}/name`;
-export const NAMESPACE_LABEL = `${KUSTOMIZE_GROUP}/namespace`;
+export { NAME_LABEL, NAMESPACE_LABEL } from "./kustomization-build.ts";
 const REVISION_ANNOTATION = `${KUSTOMIZE_GROUP}/revision`;
 
 export type Kustomization = CustomObject<KustomizationSpecType, KustomizationStatusType>;
+export { buildKustomization } from "./kustomization-build.ts";
 
 export interface KustomizationReconcilerOptions {
   readonly kube: KubeClient;
@@ -174,41 +175,8 @@ export class KustomizationReconciler {
   async #build(object: Kustomization, spec: KustomizationSpecType, source: OCIRepository, target: Target): Promise<ManifestObject[]> {
     const artifact = source.status?.artifact;
     if (!artifact) throw new KustomizationFailure("ArtifactFailed", "source artifact missing", "wait");
-    const variables = spec.postBuild ? await substitutionVariables(this.#options.kube, object.metadata.namespace, spec) : {};
-    let objects: ManifestObject[];
-    try {
-      objects = await buildManifests(join(this.#options.cache.root, artifact.path), spec.path, {
-        overlay: {
-          ...(spec.targetNamespace ? { targetNamespace: spec.targetNamespace } : {}),
-          ...(spec.namePrefix ? { namePrefix: spec.namePrefix } : {}),
-          ...(spec.nameSuffix ? { nameSuffix: spec.nameSuffix } : {}),
-          ...(spec.patches ? { patches: spec.patches } : {}),
-          ...(spec.images ? { images: spec.images } : {}),
-          ...(spec.components ? { components: spec.components } : {}),
-        },
-        variables,
-      });
-    } catch (error) {
-      throw new KustomizationFailure("BuildFailed", (error as Error).message);
-    }
-    const namespace = spec.targetNamespace ?? object.metadata.namespace;
-    try {
-      objects = await target.applier.resolveNamespaces(objects, namespace, spec.targetNamespace !== undefined);
-    } catch (error) {
-      throw new KustomizationFailure("ReconciliationFailed", (error as Error).message);
-    }
-    const common = spec.commonMetadata;
-    // Owner labels mark what this Kustomization manages, so pruning never deletes what it did not create.
-    return objects.map((manifest) => ({
-      ...manifest,
-      metadata: {
-        ...manifest.metadata,
-        labels: { ...manifest.metadata.labels, ...common?.labels, ...this.#ownerLabels(object) },
-        ...(common?.annotations || manifest.metadata.annotations
-          ? { annotations: { ...manifest.metadata.annotations, ...common?.annotations } }
-          : {}),
-      },
-    }));
+    const root = join(this.#options.cache.root, artifact.path);
+    return buildKustomization(root, object, spec, { kube: this.#options.kube, applier: target.applier });
   }
 
   async #apply(
@@ -249,7 +217,7 @@ export class KustomizationReconciler {
   }
 
   #ownerLabels(object: Kustomization): Record<string, string> {
-    return { [NAME_LABEL]: object.metadata.name, [NAMESPACE_LABEL]: object.metadata.namespace };
+    return ownerLabels(object);
   }
 
   /** wait: every applied object; else healthChecks; else no Healthy condition at all. */

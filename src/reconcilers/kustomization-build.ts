@@ -1,0 +1,66 @@
+// Turning a Kustomization's artifact directory into the objects to apply: the kustomize build with the spec's
+// overlay and substitutions, namespaces resolved against the target cluster, and the owner labels and common
+// metadata set. Shared by the reconciler and `ferry diff kustomization`, so both see the same objects.
+import { KUSTOMIZE_GROUP, type KustomizationSpecType } from "../api/kustomize.ts";
+import type { Applier } from "../apply/apply.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { buildManifests, type ManifestObject } from "../kustomize/build.ts";
+import { KustomizationFailure, substitutionVariables } from "./kustomization-inputs.ts";
+
+export const NAME_LABEL = `${KUSTOMIZE_GROUP}/name`;
+export const NAMESPACE_LABEL = `${KUSTOMIZE_GROUP}/namespace`;
+
+interface KustomizationIdentity {
+  readonly metadata: { readonly name: string; readonly namespace: string };
+}
+
+export function ownerLabels(object: KustomizationIdentity): Record<string, string> {
+  return { [NAME_LABEL]: object.metadata.name, [NAMESPACE_LABEL]: object.metadata.namespace };
+}
+
+/**
+ * Builds `spec.path` of the artifact extracted at `root`. Substitution variables are read with `kube` (the
+ * controller's own client); namespaces are resolved with `applier` (the target cluster, as the tenant).
+ */
+export async function buildKustomization(
+  root: string,
+  object: KustomizationIdentity,
+  spec: KustomizationSpecType,
+  clients: { readonly kube: KubeClient; readonly applier: Applier },
+): Promise<ManifestObject[]> {
+  const variables = spec.postBuild ? await substitutionVariables(clients.kube, object.metadata.namespace, spec) : {};
+  let objects: ManifestObject[];
+  try {
+    objects = await buildManifests(root, spec.path, {
+      overlay: {
+        ...(spec.targetNamespace ? { targetNamespace: spec.targetNamespace } : {}),
+        ...(spec.namePrefix ? { namePrefix: spec.namePrefix } : {}),
+        ...(spec.nameSuffix ? { nameSuffix: spec.nameSuffix } : {}),
+        ...(spec.patches ? { patches: spec.patches } : {}),
+        ...(spec.images ? { images: spec.images } : {}),
+        ...(spec.components ? { components: spec.components } : {}),
+      },
+      variables,
+    });
+  } catch (error) {
+    throw new KustomizationFailure("BuildFailed", (error as Error).message);
+  }
+  const namespace = spec.targetNamespace ?? object.metadata.namespace;
+  try {
+    objects = await clients.applier.resolveNamespaces(objects, namespace, spec.targetNamespace !== undefined);
+  } catch (error) {
+    throw new KustomizationFailure("ReconciliationFailed", (error as Error).message);
+  }
+  const common = spec.commonMetadata;
+  // Owner labels mark what this Kustomization manages, so pruning never deletes what it did not create.
+  return objects.map((manifest) => ({
+    ...manifest,
+    metadata: {
+      ...manifest.metadata,
+      labels: { ...manifest.metadata.labels, ...common?.labels, ...ownerLabels(object) },
+      ...(common?.annotations || manifest.metadata.annotations
+        ? { annotations: { ...manifest.metadata.annotations, ...common?.annotations } }
+        : {}),
+    },
+  }));
+}
