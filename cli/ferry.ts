@@ -15,6 +15,7 @@ type Command = (args: readonly string[]) => Promise<unknown>;
 const artifactCommands = () => import("./commands/artifact.ts");
 const signingCommands = () => import("./commands/signing.ts");
 const sourceCommands = () => import("./commands/sources.ts");
+const kustomizationCommands = () => import("./commands/kustomizations.ts");
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   "push artifact": {
@@ -71,23 +72,35 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   },
   "get kustomizations": {
     summary: "List Kustomizations: ferry get kustomizations [NAME…] [-n NS | -A]",
-    load: async () => (await import("./commands/kustomizations.ts")).getKustomizationsCommand,
+    load: async () => (await kustomizationCommands()).getKustomizationsCommand,
   },
   "reconcile kustomization": {
     summary: "Reconcile a Kustomization now and wait (--with-source reconciles its OCIRepository first)",
-    load: async () => (await import("./commands/kustomizations.ts")).reconcileKustomizationCommand,
+    load: async () => (await kustomizationCommands()).reconcileKustomizationCommand,
   },
   "suspend kustomization": {
     summary: "Suspend reconciliation of a Kustomization",
-    load: async () => (await import("./commands/kustomizations.ts")).suspendKustomizationCommand,
+    load: async () => (await kustomizationCommands()).suspendKustomizationCommand,
   },
   "resume kustomization": {
     summary: "Resume reconciliation of a Kustomization and reconcile it now",
-    load: async () => (await import("./commands/kustomizations.ts")).resumeKustomizationCommand,
+    load: async () => (await kustomizationCommands()).resumeKustomizationCommand,
+  },
+  "create kustomization": {
+    summary: "Create or update a Kustomization and wait until Ready (--export prints it): --source=NAME --path=./",
+    load: async () => (await kustomizationCommands()).createKustomizationCommand,
+  },
+  "diff kustomization": {
+    summary: "Diff a local --path, built as the Kustomization would build it, against the cluster; exit 1 on changes",
+    load: async () => (await kustomizationCommands()).diffKustomizationCommand,
+  },
+  "get all": {
+    summary: "List OCIRepositories and Kustomizations: ferry get all [-n NS | -A]",
+    load: async () => (await kustomizationCommands()).getAllCommand,
   },
   "tree kustomization": {
     summary: "Show what a Kustomization applied, from its inventory",
-    load: async () => (await import("./commands/kustomizations.ts")).treeKustomizationCommand,
+    load: async () => (await kustomizationCommands()).treeKustomizationCommand,
   },
   controller: {
     summary: "Run the controller (OCIRepository reconciler) against the current kubeconfig",
@@ -110,7 +123,8 @@ function usage(): string {
     `  ${"version".padEnd(width)}  Print the ferry version`,
     "",
     "Registry flags: --creds user:password, --insecure-registry, --ca-file, --cert-file, --key-file, --timeout 5m",
-    "Exit codes: 0 success, 1 failure, 2 usage error.",
+    "Kubernetes flags: --kubeconfig, -n/--namespace, -A/--all-namespaces (get), -o json|yaml (get, diff)",
+    "Exit codes: 0 success, 1 failure (or differences found by diff), 2 usage error.",
   ].join("\n");
 }
 

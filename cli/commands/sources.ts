@@ -7,6 +7,7 @@ import { OCI_REPOSITORY, type OCIRepository, REQUESTED_AT_ANNOTATION } from "../
 import { UsageError } from "../errors.ts";
 import { parse, parseDuration, requireOne } from "../flags.ts";
 import { parseOutputFormat, printStructured, printTable, status } from "../output.ts";
+import { listObjects, statusHeaders, statusRows } from "./tables.ts";
 
 const KUBE_OPTIONS = {
   kubeconfig: { type: "string" },
@@ -23,34 +24,23 @@ function requireOciNoun(positionals: readonly string[]): string[] {
   return positionals.slice(1);
 }
 
-function ready(object: OCIRepository) {
-  return object.status?.conditions?.find((condition) => condition.type === "Ready");
-}
-
 export async function getSourcesCommand(args: readonly string[]): Promise<void> {
   const { values, positionals } = parse(args, { ...KUBE_OPTIONS, "all-namespaces": { type: "boolean", short: "A" }, output: { type: "string", short: "o" } });
   const names = requireOciNoun(positionals);
   const format = parseOutputFormat(values.output);
   const kube = kubeClient(values);
-  const namespace = values.namespace ?? kube.defaultNamespace();
-  let objects = values["all-namespaces"]
-    ? (await kube.list<OCIRepository>(OCI_REPOSITORY)).items
-    : await kube.listNamespaced<OCIRepository>(OCI_REPOSITORY, namespace);
+  const allNamespaces = values["all-namespaces"] ?? false;
+  const namespace = allNamespaces ? undefined : (values.namespace ?? kube.defaultNamespace());
+  let objects = await listObjects<OCIRepository>(kube, OCI_REPOSITORY, namespace);
   if (names.length > 0) objects = objects.filter((object) => names.includes(object.metadata.name));
   if (format !== "text") {
     printStructured(format, objects);
     return;
   }
-  const rows = objects.map((object) => [
-    ...(values["all-namespaces"] ? [object.metadata.namespace] : []),
-    object.metadata.name,
-    object.status?.artifact?.revision ?? "",
-    String(object.spec.suspend ?? false),
-    ready(object)?.status ?? "Unknown",
-    ready(object)?.message ?? "",
-  ]);
-  printTable([...(values["all-namespaces"] ? ["NAMESPACE"] : []), "NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"], rows);
+  printTable(statusHeaders(allNamespaces), statusRows(objects, { allNamespaces, revision: sourceRevision }));
 }
+
+export const sourceRevision = (object: OCIRepository) => object.status?.artifact?.revision;
 
 interface Reconcilable {
   readonly type: typeof OCI_REPOSITORY;
@@ -101,7 +91,7 @@ export const OCI_SOURCE: Reconcilable = {
   type: OCI_REPOSITORY,
   kind: "OCIRepository",
   verb: "fetched",
-  revision: (object) => (object as OCIRepository).status?.artifact?.revision,
+  revision: (object) => sourceRevision(object as OCIRepository),
 };
 
 export async function reconcileSourceCommand(args: readonly string[]): Promise<boolean> {
