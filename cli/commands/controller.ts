@@ -46,6 +46,8 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
       noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
       ...(values["default-service-account"] ? { defaultServiceAccount: values["default-service-account"] } : {}),
       requeueDependencyMs: parseDuration(values["requeue-dependency"] ?? "30s", "--requeue-dependency"),
+      // Crash-consistency tests kill the controller at the worst moment: after apply, before prune and status.
+      ...(process.env.FERRY_FAULT?.startsWith("exit-after-apply:") ? { exitAfterApplying: process.env.FERRY_FAULT.slice("exit-after-apply:".length) } : {}),
     },
   });
   let waitingForLeadership = false;

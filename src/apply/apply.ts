@@ -2,7 +2,14 @@
 // CRDs are Established), then *Class objects, then everything else. Every object is first planned with a GET and a
 // server-side dry-run: an invalid object fails the whole set before anything is written, and an object whose
 // dry-run equals the live object is left alone ("unchanged"). The field manager is "ferry".
-import { KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
+import {
+  ApiException,
+  HttpMethod,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type ResponseContext,
+} from "@kubernetes/client-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Disposition, FerryError } from "../errors.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
@@ -71,10 +78,30 @@ interface Plan {
   readonly recreate?: boolean;
 }
 
-/** client-node keeps its discovery lookup protected; this subclass exposes it. */
-class DiscoveringObjectApi extends KubernetesObjectApi {
+/**
+ * client-node's generic object API converts objects of built-in kinds through its typed models, which drops
+ * fields the models do not name (x-kubernetes-* in CRD schemas, for one). Ferry sends and receives objects as
+ * plain JSON instead; this subclass also exposes the protected discovery lookup.
+ */
+class RawObjectApi extends KubernetesObjectApi {
   lookup(apiVersion: string, kind: string) {
     return this.resource(apiVersion, kind);
+  }
+
+  protected override async processResponse<T extends KubernetesObject>(response: ResponseContext): Promise<T> {
+    if (response.httpStatusCode >= 200 && response.httpStatusCode <= 299) return JSON.parse(await response.body.text()) as T;
+    throw new ApiException(response.httpStatusCode, "Unsuccessful HTTP Request", await response.getBodyAsAny(), response.headers);
+  }
+
+  async serverSideApply(object: ManifestObject, options: { dryRun: boolean; fieldManager: string }): Promise<unknown> {
+    const context = this.configuration.baseServer.makeRequestContext(await this.specUriPath(object as KubernetesObject, "patch"), HttpMethod.PATCH);
+    context.setHeaderParam("Accept", "application/json");
+    context.setHeaderParam("Content-Type", PatchStrategy.ServerSideApply);
+    if (options.dryRun) context.setQueryParam("dryRun", "All");
+    context.setQueryParam("fieldManager", options.fieldManager);
+    context.setQueryParam("force", "true");
+    context.setBody(JSON.stringify(object));
+    return this.requestPromise(context);
   }
 }
 
@@ -111,16 +138,16 @@ function combined(errors: readonly Error[]): ApplyError {
 }
 
 export class Applier {
-  readonly #api: DiscoveringObjectApi;
+  readonly #api: RawObjectApi;
 
   constructor(kube: KubeClient) {
-    this.#api = kube.config.makeApiClient(DiscoveringObjectApi);
+    this.#api = kube.config.makeApiClient(RawObjectApi);
   }
 
   async #get(object: ManifestObject): Promise<unknown> {
     return this.#api.read(object as never).catch((error: unknown) => {
       if (httpStatusOf(error) === 404) return undefined;
-      throw error;
+      throw new ApplyError(`${describeObject(object)} could not be read: ${apiMessage(error)}`, { cause: error });
     });
   }
 
@@ -129,7 +156,7 @@ export class Applier {
   }
 
   async #serverSideApply(object: ManifestObject, dryRun: boolean): Promise<unknown> {
-    return this.#api.patch(object as never, undefined, dryRun ? "All" : undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    return this.#api.serverSideApply(object, { dryRun, fieldManager: FIELD_MANAGER });
   }
 
   async #plan(object: ManifestObject, force: boolean): Promise<Plan> {

@@ -18,7 +18,10 @@ export interface ManagerOptions {
   readonly concurrency: number;
   readonly resyncMs?: number;
   readonly metrics?: ControllerMetrics;
-  readonly kustomizations?: Pick<KustomizationReconcilerOptions, "noCrossNamespaceRefs" | "defaultServiceAccount" | "requeueDependencyMs">;
+  readonly kustomizations?: Pick<
+    KustomizationReconcilerOptions,
+    "noCrossNamespaceRefs" | "defaultServiceAccount" | "requeueDependencyMs" | "exitAfterApplying"
+  >;
 }
 
 export function jsonLog(message: string, fields: Record<string, unknown> = {}): void {

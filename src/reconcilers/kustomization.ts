@@ -43,6 +43,11 @@ export interface KustomizationReconcilerOptions {
   readonly requeueDependencyMs?: number;
   /** How often health is polled while waiting. */
   readonly healthPollMs?: number;
+  /**
+   * Fault injection for crash-consistency tests: the process exits between apply and prune when this
+   * Kustomization ("namespace/name") applies a new revision.
+   */
+  readonly exitAfterApplying?: string;
 }
 
 type PruneFailure = { entry: InventoryEntryType; error: string };
@@ -94,6 +99,10 @@ export class KustomizationReconciler {
       const objects = await this.#build(object, spec, source, target);
       const applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
       const entries = applied.map((change) => ({ id: change.id, v: change.v }));
+      if (this.#options.exitAfterApplying === `${metadata.namespace}/${metadata.name}` && revision !== object.status?.lastAppliedRevision) {
+        this.#options.log("fault injection: exiting between apply and prune");
+        process.exit(137);
+      }
       const pruneFailures = spec.prune ? await this.#prune(object, target, staleEntries(status.inventory?.entries ?? [], entries)) : [];
       status.inventory = { entries: [...entries, ...pruneFailures.map((failure) => failure.entry)] };
       if (pruneFailures.length > 0) {

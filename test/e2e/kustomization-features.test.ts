@@ -1,0 +1,347 @@
+// The Kustomization spec end to end on the test bed: overlays from the spec, substitution, dependencies, health,
+// tenancy, forced recreation, per-object policies, broken artifacts, podinfo's overlays and kube-prometheus.
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import yaml from "js-yaml";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { condition, DeliveryBed, readyWith } from "../harness/delivery.ts";
+
+const CORPORA = join(import.meta.dirname, "..", "..", "..", "shared", "corpora");
+const PODINFO = join(CORPORA, "podinfo", "kustomize");
+
+/** Writes `files` (name → YAML objects or text) into a fresh directory. */
+async function fixture(files: Record<string, unknown>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "ferry-fixture-"));
+  for (const [name, content] of Object.entries(files)) {
+    await mkdir(join(dir, name, ".."), { recursive: true });
+    const text = typeof content === "string" ? content : (content as unknown[]).map((object) => yaml.dump(object)).join("---\n");
+    await writeFile(join(dir, name), text);
+  }
+  return dir;
+}
+
+const configMap = (name: string, data: Record<string, string>, metadata: Record<string, unknown> = {}) =>
+  ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, ...metadata }, data });
+
+describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "kustomize") }, () => {
+  let bed: DeliveryBed;
+  const fixtures: string[] = [];
+  const makeFixture = async (files: Record<string, unknown>) => {
+    const dir = await fixture(files);
+    fixtures.push(dir);
+    return dir;
+  };
+  const namespace = async (name: string) => {
+    await bed.cluster.kubectl(["create", "namespace", name]);
+    return name;
+  };
+
+  before(async () => {
+    bed = await DeliveryBed.start();
+    bed.startController();
+  });
+  after(async () => {
+    await bed?.stop();
+    await Promise.all(fixtures.map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  test("namePrefix, nameSuffix, commonMetadata, patches (strategic merge and JSON 6902) and images from the spec", async () => {
+    const ns = await namespace("overlay");
+    const digest = await bed.push(PODINFO, "overlay/podinfo");
+    await bed.deliver(ns, "podinfo", "overlay/podinfo", {
+      namePrefix: "pre-",
+      nameSuffix: "-suf",
+      commonMetadata: { labels: { team: "payments" }, annotations: { "example.com/owner": "alice" } },
+      patches: [
+        { patch: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\nspec:\n  replicas: 3\n", target: { kind: "Deployment" } },
+        { patch: "- op: add\n  path: /metadata/labels\n  value:\n    patched: json6902\n", target: { kind: "Service", name: "podinfo" } },
+      ],
+      images: [{ name: "ghcr.io/stefanprodan/podinfo", newTag: "6.0.0" }],
+    });
+    const ks = await bed.waitForKustomization(ns, "podinfo", "Ready", readyWith(digest));
+    assert.deepEqual(ks.status?.inventory?.entries.map((entry) => entry.id).sort(), [
+      "overlay_pre-podinfo-suf__Service",
+      "overlay_pre-podinfo-suf_apps_Deployment",
+      "overlay_pre-podinfo-suf_autoscaling_HorizontalPodAutoscaler",
+    ]);
+    const deployment = await bed.getJson(["deployment", "pre-podinfo-suf", "-n", ns]) as {
+      metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+      spec: { replicas: number; template: { spec: { containers: Array<{ image: string }> } } };
+    };
+    assert.equal(deployment.metadata.labels.team, "payments");
+    assert.equal(deployment.metadata.annotations["example.com/owner"], "alice");
+    assert.equal(deployment.spec.replicas, 3);
+    assert.equal(deployment.spec.template.spec.containers[0]?.image, "ghcr.io/stefanprodan/podinfo:6.0.0");
+    const service = await bed.getJson(["service", "pre-podinfo-suf", "-n", ns]) as { metadata: { labels: Record<string, string> } };
+    assert.equal(service.metadata.labels.patched, "json6902");
+  });
+
+  test("postBuild substitution from a ConfigMap, a Secret and inline values; strict mode names the missing variable", async () => {
+    const ns = await namespace("subst");
+    await bed.applyObjects([
+      configMap("vars", { greeting: "hello", replicas: "2" }, { namespace: ns }),
+      { apiVersion: "v1", kind: "Secret", metadata: { namespace: ns, name: "secret-vars" }, stringData: { token: "s3cr3t", greeting: "from-secret" } },
+    ]);
+    const source = await makeFixture({
+      "app.yaml": [
+        configMap("settings", { greeting: "${greeting}", token: "${token}", region: "${region:=eu-west-1}", cluster: "${cluster}" }),
+        configMap("script", { "run.sh": "echo ${not_a_var}" }, { annotations: { "kustomize.ferry.dev/substitute": "disabled" } }),
+      ],
+    });
+    const digest = await bed.push(source, "subst/app");
+    await bed.deliver(ns, "app", "subst/app", {
+      postBuild: {
+        substitute: { cluster: "prod-1" },
+        substituteFrom: [{ kind: "ConfigMap", name: "vars" }, { kind: "Secret", name: "secret-vars" }, { kind: "ConfigMap", name: "absent", optional: true }],
+      },
+    });
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
+    const settings = await bed.getJson(["configmap", "settings", "-n", ns]) as { data: Record<string, string> };
+    assert.deepEqual(settings.data, { greeting: "from-secret", token: "s3cr3t", region: "eu-west-1", cluster: "prod-1" });
+    const script = await bed.getJson(["configmap", "script", "-n", ns]) as { data: Record<string, string> };
+    assert.equal(script.data["run.sh"], "echo ${not_a_var}");
+
+    const strict = await makeFixture({ "app.yaml": [configMap("settings", { value: "${undefined_variable}" })] });
+    await bed.push(strict, "subst/app");
+    await bed.reconcileSource(ns, "app");
+    const failed = await bed.waitForKustomization(ns, "app", "BuildFailed", (o) => condition(o, "Ready")?.reason === "BuildFailed");
+    assert.match(condition(failed, "Ready")?.message ?? "", /ConfigMap\/settings.*variable not set \(strict mode\): "undefined_variable"/);
+    assert.equal(failed.status?.lastAppliedRevision?.endsWith(digest), true, "the last good revision stays applied");
+  });
+
+  test("dependsOn: a Kustomization waits until its dependency is Ready, then applies", async () => {
+    const ns = await namespace("deps");
+    const appDir = await makeFixture({ "cm.yaml": [configMap("app", { needs: "infra" })] });
+    const infraDir = await makeFixture({ "cm.yaml": [configMap("infra", { ready: "yes" })] });
+    const appDigest = await bed.push(appDir, "deps/app");
+    await bed.deliver(ns, "app", "deps/app", { dependsOn: [{ name: "infra" }] });
+    const waiting = await bed.waitForKustomization(ns, "app", "DependencyNotReady", (o) => condition(o, "Ready")?.reason === "DependencyNotReady");
+    assert.match(condition(waiting, "Ready")?.message ?? "", /dependency 'deps\/infra' not found/);
+    await assert.rejects(bed.cluster.kubectl(["get", "configmap", "app", "-n", ns]), /NotFound/);
+    const infraDigest = await bed.push(infraDir, "deps/infra");
+    await bed.deliver(ns, "infra", "deps/infra", {});
+    await bed.waitForKustomization(ns, "infra", "Ready", readyWith(infraDigest));
+    await bed.waitForKustomization(ns, "app", "Ready after its dependency", readyWith(appDigest), 30_000);
+    const [infraCm, appCm] = await Promise.all([bed.getJson(["configmap", "infra", "-n", ns]), bed.getJson(["configmap", "app", "-n", ns])]);
+    const created = (object: Record<string, unknown>) => Date.parse((object.metadata as { creationTimestamp: string }).creationTimestamp);
+    assert.ok(created(infraCm) <= created(appCm), "the dependency was applied first");
+  });
+
+  test("a workload that cannot become ready fails the health check, naming it; Healthy=False", async () => {
+    const ns = await namespace("health");
+    const source = await makeFixture({
+      "deploy.yaml": [{
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "stuck" },
+        spec: {
+          progressDeadlineSeconds: 2,
+          selector: { matchLabels: { app: "stuck" } },
+          template: {
+            metadata: { labels: { app: "stuck" } },
+            spec: { nodeSelector: { "no-such-node": "true" }, containers: [{ name: "app", image: "example.com/app:1" }] },
+          },
+        },
+      }],
+    });
+    await bed.push(source, "health/stuck");
+    await bed.deliver(ns, "stuck", "health/stuck", { wait: true, timeout: "30s" });
+    const failed = await bed.waitForKustomization(ns, "stuck", "HealthCheckFailed", (o) => condition(o, "Ready")?.reason === "HealthCheckFailed", 60_000);
+    assert.equal(condition(failed, "Healthy")?.status, "False");
+    assert.match(condition(failed, "Ready")?.message ?? "", /health check failed after .*Deployment\/health\/stuck/);
+  });
+
+  test("a tenant ServiceAccount that may not create ClusterRoles gets a clear error, and nothing of the set is applied", async () => {
+    const ns = await namespace("tenant");
+    await bed.applyObjects([
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace: ns, name: "deployer" } },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { namespace: ns, name: "deployer-admin" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+        subjects: [{ kind: "ServiceAccount", namespace: ns, name: "deployer" }],
+      },
+    ]);
+    const source = await makeFixture({
+      "objects.yaml": [
+        configMap("tenant-config", { a: "b" }),
+        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "tenant-escalation" }, rules: [] },
+      ],
+    });
+    await bed.push(source, "tenant/app");
+    await bed.deliver(ns, "app", "tenant/app", { serviceAccountName: "deployer" });
+    const failed = await bed.waitForKustomization(ns, "app", "ReconciliationFailed", (o) => condition(o, "Ready")?.reason === "ReconciliationFailed");
+    const message = condition(failed, "Ready")?.message ?? "";
+    assert.match(message, /ClusterRole\/tenant-escalation/);
+    assert.match(message, /system:serviceaccount:tenant:deployer.*cannot/);
+    await assert.rejects(bed.cluster.kubectl(["get", "configmap", "tenant-config", "-n", ns]), /NotFound/);
+
+    // Within its namespace the tenant may apply.
+    const allowed = await makeFixture({ "objects.yaml": [configMap("tenant-config", { a: "b" })] });
+    const digest = await bed.push(allowed, "tenant/app");
+    await bed.reconcileSource(ns, "app");
+    await bed.waitForKustomization(ns, "app", "Ready as the tenant", readyWith(digest));
+    const applied = await bed.getJson(["configmap", "tenant-config", "-n", ns, "--show-managed-fields"]) as {
+      metadata: { managedFields: Array<{ manager: string }> };
+    };
+    assert.ok(applied.metadata.managedFields.some((field) => field.manager === "ferry"));
+  });
+
+  test("broken artifacts (invalid YAML, unknown kind, remote base) are refused by name and the previous revision stays applied", async () => {
+    const ns = await namespace("broken");
+    const good = await makeFixture({ "cm.yaml": [configMap("keep", { version: "1" })] });
+    const goodDigest = await bed.push(good, "broken/app");
+    await bed.deliver(ns, "app", "broken/app", {});
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(goodDigest));
+
+    const cases: Array<[string, Record<string, unknown>, RegExp, string]> = [
+      ["invalid YAML", { "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n" }, /cm\.yaml is not valid YAML/, "BuildFailed"],
+      ["unknown kind", { "x.yaml": [{ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } }] }, /Widget.*is its CRD installed/, "ReconciliationFailed"],
+      ["remote base", {
+        "kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - https://github.com/stefanprodan/podinfo//kustomize?ref=6.0.0\n",
+      }, /remote bases are refused/, "BuildFailed"],
+    ];
+    for (const [what, files, pattern, reason] of cases) {
+      const digest = await bed.push(await makeFixture(files), "broken/app");
+      await bed.reconcileSource(ns, "app");
+      const failed = await bed.waitForKustomization(ns, "app", what, (o) => o.status?.lastAttemptedRevision?.endsWith(digest) === true && condition(o, "Ready")?.status === "False");
+      assert.equal(condition(failed, "Ready")?.reason, reason, what);
+      assert.match(condition(failed, "Ready")?.message ?? "", pattern, what);
+      assert.equal(failed.status?.lastAppliedRevision?.endsWith(goodDigest), true, `${what}: the last good revision stays the applied one`);
+      const kept = await bed.getJson(["configmap", "keep", "-n", ns]) as { data: Record<string, string> };
+      assert.equal(kept.data.version, "1", `${what}: the previous objects are still applied`);
+    }
+  });
+
+  test("an immutable field change fails without force and recreates the object with spec.force", async () => {
+    const ns = await namespace("immutable");
+    const deployment = (app: string) => ({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "web" },
+      spec: {
+        selector: { matchLabels: { app } },
+        template: { metadata: { labels: { app } }, spec: { containers: [{ name: "web", image: "example.com/web:1" }] } },
+      },
+    });
+    const digest = await bed.push(await makeFixture({ "d.yaml": [deployment("web")] }), "immutable/web");
+    await bed.deliver(ns, "web", "immutable/web", {});
+    await bed.waitForKustomization(ns, "web", "Ready", readyWith(digest));
+    const before = await bed.getJson(["deployment", "web", "-n", ns]) as { metadata: { uid: string } };
+
+    const changed = await bed.push(await makeFixture({ "d.yaml": [deployment("web-v2")] }), "immutable/web");
+    await bed.reconcileSource(ns, "web");
+    const failed = await bed.waitForKustomization(ns, "web", "immutable error", (o) => o.status?.lastAttemptedRevision?.endsWith(changed) === true && condition(o, "Ready")?.status === "False");
+    assert.match(condition(failed, "Ready")?.message ?? "", /Deployment\/immutable\/web has an immutable field change.*spec\.force/);
+
+    await bed.cluster.kubectl(["patch", "kustomization", "web", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { force: true } })]);
+    await bed.waitForKustomization(ns, "web", "Ready with force", readyWith(changed));
+    const recreated = await bed.getJson(["deployment", "web", "-n", ns]) as { metadata: { uid: string }; spec: { selector: { matchLabels: { app: string } } } };
+    assert.notEqual(recreated.metadata.uid, before.metadata.uid);
+    assert.equal(recreated.spec.selector.matchLabels.app, "web-v2");
+  });
+
+  test("per-object policies: ssa IfNotPresent keeps live edits, ssa Ignore is never applied, prune disabled survives removal", async () => {
+    const ns = await namespace("policies");
+    const v1 = await makeFixture({
+      "objects.yaml": [
+        configMap("seeded", { value: "initial" }, { annotations: { "kustomize.ferry.dev/ssa": "IfNotPresent" } }),
+        configMap("ignored", { value: "never" }, { annotations: { "kustomize.ferry.dev/ssa": "Ignore" } }),
+        configMap("kept", { value: "kept" }, { annotations: { "kustomize.ferry.dev/prune": "disabled" } }),
+        configMap("managed", { value: "v1" }),
+      ],
+    });
+    const digest = await bed.push(v1, "policies/app");
+    await bed.deliver(ns, "app", "policies/app", {});
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
+    await assert.rejects(bed.cluster.kubectl(["get", "configmap", "ignored", "-n", ns]), /NotFound/);
+    await bed.cluster.kubectl(["patch", "configmap", "seeded", "-n", ns, "--type=merge", "-p", JSON.stringify({ data: { value: "edited" } })]);
+
+    const v2 = await makeFixture({
+      "objects.yaml": [
+        configMap("seeded", { value: "initial-v2" }, { annotations: { "kustomize.ferry.dev/ssa": "IfNotPresent" } }),
+        configMap("managed", { value: "v2" }),
+      ],
+    });
+    const digest2 = await bed.push(v2, "policies/app");
+    await bed.reconcileSource(ns, "app");
+    await bed.waitForKustomization(ns, "app", "Ready v2", readyWith(digest2));
+    const value = async (name: string) => ((await bed.getJson(["configmap", name, "-n", ns])) as { data: { value: string } }).data.value;
+    assert.equal(await value("seeded"), "edited");
+    assert.equal(await value("managed"), "v2");
+    assert.equal(await value("kept"), "kept");
+  });
+
+  test("every podinfo overlay (dev, staging, production) builds and applies from one artifact", async () => {
+    const ns = await namespace("overlays");
+    const digest = await bed.push(join(CORPORA, "podinfo", "deploy"), "overlays/podinfo");
+    for (const overlay of ["dev", "staging", "production"]) {
+      await bed.deliver(ns, overlay, "overlays/podinfo", { path: `./overlays/${overlay}` });
+    }
+    for (const overlay of ["dev", "staging", "production"]) {
+      const ks = await bed.waitForKustomization(ns, overlay, "Ready", readyWith(digest));
+      const ids = ks.status?.inventory?.entries.map((entry) => entry.id) ?? [];
+      assert.ok(ids.includes(`_${overlay}__Namespace`), `${overlay}: ${ids.join(", ")}`);
+      assert.ok(ids.includes(`${overlay}_frontend_apps_Deployment`), `${overlay}: ${ids.join(", ")}`);
+      await bed.cluster.kubectl(["get", "deployment", "frontend", "backend", "-n", overlay]);
+    }
+  });
+
+  test("kube-prometheus: CRDs too big for client-side apply are applied first, then the custom resources", async () => {
+    const ns = await namespace("monitoring-ks");
+    const digest = await bed.push(join(CORPORA, "kube-prometheus", "manifests"), "kp/manifests");
+    await bed.deliver(ns, "kube-prometheus", "kp/manifests", { timeout: "3m" });
+    const ks = await bed.waitForKustomization(ns, "kube-prometheus", "Ready", readyWith(digest), 180_000);
+    const ids = ks.status?.inventory?.entries.map((entry) => entry.id) ?? [];
+    assert.ok(ids.includes("_prometheuses.monitoring.coreos.com_apiextensions.k8s.io_CustomResourceDefinition"));
+    assert.ok(ids.includes("monitoring_k8s_monitoring.coreos.com_Prometheus"), ids.join(", "));
+    await bed.cluster.kubectl(["get", "prometheus", "k8s", "-n", "monitoring"]);
+    await bed.cluster.kubectl(["get", "servicemonitors", "-n", "monitoring", "prometheus-k8s"]);
+  });
+
+  test("a crash between apply and prune neither orphans nor wrongly deletes anything", async () => {
+    const ns = await namespace("crash");
+    const v1 = await makeFixture({ "objects.yaml": [configMap("stays", { v: "1" }), configMap("leaves", { v: "1" })] });
+    const digest1 = await bed.push(v1, "crash/app");
+    await bed.applyObjects([configMap("bystander", { owner: "someone else" }, { namespace: ns })]);
+    await bed.deliver(ns, "app", "crash/app", {});
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest1));
+
+    await bed.controller?.stop();
+    const crashing = bed.startController([], { FERRY_FAULT: `exit-after-apply:${ns}/app` });
+    const v2 = await makeFixture({ "objects.yaml": [configMap("stays", { v: "2" }), configMap("arrives", { v: "2" })] });
+    const digest2 = await bed.push(v2, "crash/app");
+    await bed.reconcileSource(ns, "app");
+    const exited = await Promise.race([
+      crashing.exited.then(() => false, () => true),
+      new Promise<boolean>((resolve) => setTimeout(resolve, 60_000, false)),
+    ]);
+    assert.ok(exited, "the controller did not exit after applying");
+    const halfway = await bed.kustomization(ns, "app");
+    assert.equal(halfway.status?.lastAppliedRevision?.endsWith(digest1), true, "the status was not written before the crash");
+    await bed.cluster.kubectl(["get", "configmap", "arrives", "leaves", "-n", ns]);
+
+    bed.startController();
+    const ks = await bed.waitForKustomization(ns, "app", "Ready after restart", readyWith(digest2));
+    assert.deepEqual(ks.status?.inventory?.entries.map((entry) => entry.id).sort(), ["crash_arrives__ConfigMap", "crash_stays__ConfigMap"]);
+    await assert.rejects(bed.cluster.kubectl(["get", "configmap", "leaves", "-n", ns]), /NotFound/);
+    await bed.cluster.kubectl(["get", "configmap", "bystander", "stays", "arrives", "-n", ns]);
+  });
+
+  test("--no-cross-namespace-refs stalls a Kustomization that targets another namespace (AccessDenied)", async () => {
+    const ns = await namespace("locked");
+    await bed.controller?.stop();
+    bed.startController(["--no-cross-namespace-refs"]);
+    const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("x", { a: "b" })] }), "locked/app");
+    await bed.deliver(ns, "app", "locked/app", { targetNamespace: "default" });
+    const stalled = await bed.waitForKustomization(ns, "app", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
+    assert.equal(condition(stalled, "Ready")?.reason, "AccessDenied");
+    assert.match(condition(stalled, "Stalled")?.message ?? "", /targetNamespace 'default' is not allowed/);
+    await bed.cluster.kubectl(["patch", "kustomization", "app", "-n", ns, "--type=json", "-p", JSON.stringify([{ op: "remove", path: "/spec/targetNamespace" }])]);
+    await bed.waitForKustomization(ns, "app", "Ready in its own namespace", readyWith(digest));
+  });
+});
