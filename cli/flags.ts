@@ -35,8 +35,22 @@ export function parse<T extends OptionSpec>(args: readonly string[], options: T)
     if (!match?.[1] || options[match[1]]?.type !== "boolean") return arg;
     return match[2] === "true" ? `--${match[1]}` : `--no-${match[1]}`;
   });
+  // Flags whose own name starts with "no-" (flux's --no-cross-namespace-refs) would read as negations.
+  const literalNo = new Map<string, boolean>();
+  const remaining = normalised.filter((arg) => {
+    for (const [name, option] of Object.entries(options)) {
+      if (!name.startsWith("no-") || option.type !== "boolean") continue;
+      if (arg === `--${name}`) literalNo.set(name, true);
+      else if (arg === `--no-${name}`) literalNo.set(name, false);
+      else continue;
+      return false;
+    }
+    return true;
+  });
   try {
-    return parseArgs({ args: normalised, options, allowPositionals: true, allowNegative: true, strict: true });
+    const parsed = parseArgs({ args: remaining, options, allowPositionals: true, allowNegative: true, strict: true });
+    Object.assign(parsed.values, Object.fromEntries(literalNo));
+    return parsed;
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

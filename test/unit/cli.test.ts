@@ -171,3 +171,10 @@ test("lineDiff keeps the longest common subsequence", () => {
   const ops = lineDiff(["a", "b", "c", "d"], ["a", "x", "c", "d", "e"]);
   assert.deepEqual(ops.map((op) => `${op.kind}${op.line}`), [" a", "-b", "+x", " c", " d", "+e"]);
 });
+
+test("flags named no-… (flux's --no-cross-namespace-refs) are flags of their own, not negations; --flag=false works for them too", () => {
+  const options = { "no-cross-namespace-refs": { type: "boolean" }, wait: { type: "boolean" } } as const;
+  assert.deepEqual({ ...parse(["--no-cross-namespace-refs", "--no-wait"], options).values }, { "no-cross-namespace-refs": true, wait: false });
+  assert.deepEqual({ ...parse(["--no-cross-namespace-refs=false"], options).values }, { "no-cross-namespace-refs": false });
+  assert.deepEqual({ ...parse([], options).values }, {});
+});
