@@ -89,10 +89,8 @@ try {
     { timeoutMs: 180_000, intervalMs: 500, process: controller },
   );
 
-  step("ferry get sources oci -n podinfo");
-  process.stdout.write(await ferry(["get", "sources", "oci", "-n", "podinfo", ...kube]));
-  step("ferry get kustomizations -n podinfo");
-  process.stdout.write(await ferry(["get", "kustomizations", "-n", "podinfo", ...kube]));
+  step("ferry get all -n podinfo");
+  process.stdout.write(await ferry(["get", "all", "-n", "podinfo", ...kube]));
   step("ferry tree kustomization podinfo -n podinfo");
   process.stdout.write(await ferry(["tree", "kustomization", "podinfo", "-n", "podinfo", ...kube]));
   step("kubectl get deployment,service,hpa -n podinfo");
