@@ -2,7 +2,7 @@
 // wait: true, run by `ferry controller` (the bundle, with its RBAC) against a full control plane whose kwok node makes
 // the pods Ready. Reports the time until all are Ready, a requested no-change reconcile of all, and peak RSS.
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { controllerRbac } from "../src/api/rbac.ts";
 import { binary } from "../test/harness/binaries.ts";
@@ -111,7 +111,7 @@ export async function runControllerBench(count: number): Promise<void> {
       const { peak, now } = await memoryMiB(controller.pid);
 
       const line = (label: string, value: string) => console.log(`  ${label.padEnd(34)}${value}`);
-      console.log(`\nferry controller (bundle), --concurrency=${CONTROLLER_CONCURRENCY}; full control plane with kwok, zot; 2 cores`);
+      console.log(`\nferry controller (bundle), --concurrency=${CONTROLLER_CONCURRENCY}; full control plane with kwok, zot; ${cpus().length} cores`);
       console.log(`${count} podinfo Kustomizations (wait: true, own namespace each), one OCIRepository already Ready:`);
       line("first Ready after", `${((firstReadyMs ?? Number.NaN) / 1000).toFixed(1)} s`);
       line(`all ${count} Ready after`, `${(allReadyMs / 1000).toFixed(1)} s`);

@@ -3,14 +3,11 @@
 // no-change reconcile and a one-object change. Prints medians, the Ferry/kubectl ratio and the targets. Then (unless
 // BENCH_SKIP_CONTROLLER=1) 100 podinfo Kustomizations run by the ferry controller: time to Ready and peak RSS.
 // Env: BENCH_RUNS (3), BENCH_RECONCILES (5 per run), BENCH_CHANGES (3 per run), BENCH_CONCURRENCY (the Applier's
-// default unless set), BENCH_KUSTOMIZATIONS (100), BENCH_SKIP_APPLY=1, BENCH_RAW_OBJECTS=1 (no client-node workaround).
+// default unless set), BENCH_KUSTOMIZATIONS (100), BENCH_CONTROLLER_CONCURRENCY (4), BENCH_SKIP_APPLY=1.
 import { execFile } from "node:child_process";
-import { isDeepStrictEqual } from "node:util";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { ObjectSerializer } from "@kubernetes/client-node/dist/serializer.js";
-import { getSerializationType } from "@kubernetes/client-node/dist/util.js";
 import yaml from "js-yaml";
 import { Applier, type Change } from "../src/apply/apply.ts";
 import { type ManifestObject, buildManifests } from "../src/kustomize/build.ts";
@@ -67,25 +64,6 @@ function tally(changes: readonly Change[]): string {
   return [...counts].map(([action, count]) => `${count} ${action}`).join(", ");
 }
 
-/**
- * client-node's KubernetesObjectApi serializes a known kind through its generated model, which reads camelCase
- * properties: a plain manifest loses `x-kubernetes-*` in CRD schemas and NetworkPolicy `from` (kubernetes-client/javascript
- * #2483), so the apiserver refuses kube-prometheus's CRDs. Handing the Applier the model's own shape (deserialize) makes
- * the body it sends equal to the manifest; refused unless that round trip is lossless for every object.
- */
-function shapedForClientNode(objects: readonly ManifestObject[]): { shaped: ManifestObject[]; repaired: string[] } {
-  const repaired: string[] = [];
-  const shaped = objects.map((object) => {
-    const type = getSerializationType(object.apiVersion, object.kind);
-    const wire = (value: unknown) => JSON.parse(JSON.stringify(ObjectSerializer.serialize(value, type)));
-    const model = ObjectSerializer.deserialize(structuredClone(object), type) as ManifestObject;
-    if (!isDeepStrictEqual(wire(model), object)) throw new Error(`${object.kind}/${object.metadata.name} does not survive client-node's model`);
-    if (!isDeepStrictEqual(wire(object), object)) repaired.push(`${object.kind}/${object.metadata.name}`);
-    return model;
-  });
-  return { shaped, repaired };
-}
-
 function ferryDriver(cluster: ControlPlane): Driver {
   // One Applier per plane, as the controller caches one per target cluster: later applies reuse its discovery.
   const applier = new Applier(KubeClient.fromFile(cluster.kubeconfig));
@@ -134,7 +112,10 @@ function kubectlDriver(cluster: ControlPlane, dir: string): Driver {
   };
 }
 
-/** apiserver_request_total by verb (dry-run PATCHes apart), to see how many requests each tool needs. */
+/**
+ * apiserver_request_total by verb (dry-run applies apart), to see how many requests each tool needs; a few PUTs and
+ * POSTs are the apiserver's own (CRD and namespace controllers).
+ */
 async function requestCounts(cluster: ControlPlane): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
   for (const line of (await cluster.kubectl(["get", "--raw", "/metrics"])).split("\n")) {
@@ -170,39 +151,58 @@ function withChange(objects: readonly ManifestObject[], value: string): Manifest
   });
 }
 
-async function session(tool: Tool, manifests: readonly ManifestObject[], run: number) {
-  const objects = tool === "ferry" ? ferrySet(manifests) : manifests;
-  const recorded = run > 0;
+interface Bed {
+  readonly tool: Tool;
+  readonly cluster: ControlPlane;
+  readonly dir: string;
+  readonly driver: Driver;
+}
+
+async function bed(tool: Tool): Promise<Bed> {
   const cluster = await startControlPlane({ apiserverOnly: true });
   const dir = await mkdtemp(join(tmpdir(), "ferry-bench-apply-"));
+  return { tool, cluster, dir, driver: tool === "ferry" ? ferryDriver(cluster) : kubectlDriver(cluster, dir) };
+}
+
+/**
+ * One run: a fresh plane per tool (SSA field managers would otherwise fight), both up at once so that every Ferry
+ * measurement has a kubectl one taken moments apart: on a shared machine the load drifts more than the tools differ.
+ */
+async function pairedRun(manifests: readonly ManifestObject[], run: number) {
+  const recorded = run > 0;
+  const order: Tool[] = run % 2 === 0 ? ["ferry", "kubectl"] : ["kubectl", "ferry"];
+  const beds = await Promise.all(order.map(bed));
   try {
-    const driver = tool === "ferry" ? ferryDriver(cluster) : kubectlDriver(cluster, dir);
-    const step = async (scenario: Scenario, action: () => Promise<Timed>) => {
+    const step = async ({ tool, cluster, driver }: Bed, scenario: Scenario, objects: readonly ManifestObject[], first = false) => {
+      const set = structuredClone(objects);
       const before = await requestCounts(cluster);
-      const { ms, outcome } = await action();
+      const { ms, outcome } = await (first ? driver.first(set) : driver.again(set));
       const counts = difference(await requestCounts(cluster), before);
       if (recorded) record(scenario, tool, ms, counts, outcome);
       console.error(`  run ${run}${recorded ? "" : " (warm-up)"} ${tool} ${scenario}: ${ms.toFixed(0)} ms, ${outcome}`);
     };
-    await step("first apply", () => driver.first(structuredClone(objects)));
-    if (tool === "ferry") await checkFidelity(cluster, dir, manifests);
+    for (const one of beds) await step(one, "first apply", manifests, true);
+    const ferryBed = beds.find((one) => one.tool === "ferry") as Bed;
+    await checkFidelity(ferryBed.cluster, ferryBed.dir, manifests);
     for (let index = 0; index < (recorded ? RECONCILES : 1); index++) {
-      await step("no-change reconcile", () => driver.again(structuredClone(objects)));
+      for (const one of index % 2 === 0 ? beds : [...beds].reverse()) await step(one, "no-change reconcile", manifests);
     }
     for (let index = 0; index < (recorded ? CHANGES : 1); index++) {
       const changed = withChange(manifests, `${run}-${index}`);
-      await step("one-object change", () => driver.again(tool === "ferry" ? ferrySet(changed) : changed));
+      for (const one of index % 2 === 0 ? beds : [...beds].reverse()) await step(one, "one-object change", changed);
     }
   } finally {
-    await cluster.stop();
-    await rm(dir, { recursive: true, force: true });
+    for (const one of beds) {
+      await one.cluster.stop();
+      await rm(one.dir, { recursive: true, force: true });
+    }
   }
 }
 
-const rawObjects = process.env.BENCH_RAW_OBJECTS === "1";
-const ferrySet = (objects: readonly ManifestObject[]) => (rawObjects ? [...objects] : shapedForClientNode(objects).shaped);
-
-/** What Ferry applied must be what kubectl would: `kubectl diff --server-side` of the manifests finds nothing to change. */
+/**
+ * What Ferry applied must be what kubectl would, or the timings compare different work (client-node's typed models once
+ * dropped x-kubernetes-* and NetworkPolicy `from`): `kubectl diff --server-side` of the manifests finds nothing to change.
+ */
 async function checkFidelity(cluster: ControlPlane, dir: string, manifests: readonly ManifestObject[]) {
   const file = join(dir, "fidelity.yaml");
   await writeFile(file, manifests.map((object) => yaml.dump(object, { noRefs: true, lineWidth: -1 })).join("---\n"));
@@ -233,23 +233,18 @@ async function applyBench() {
   process.env.FERRY_KUSTOMIZE = binary("kustomize");
   // No kustomization.yaml in the corpus: the generated one takes manifests/ and manifests/setup/, as Flux would.
   const objects = await buildManifests(CORPUS, "manifests");
-  if (!rawObjects) {
-    const { repaired } = shapedForClientNode(objects);
-    console.log(`client-node workaround (kubernetes-client/javascript#2483): ${repaired.length} objects would otherwise lose fields: `
-      + `${repaired.length > 4 ? `${repaired.slice(0, 4).join(", ")}, ...` : repaired.join(", ")}`);
-  }
   const kinds = (kind: string) => objects.filter((object) => object.kind === kind).length;
   console.log(
     `kube-prometheus: ${objects.length} objects (${kinds("CustomResourceDefinition")} CRDs, ${kinds("Namespace")} Namespace); `
-    + `Ferry Applier concurrency ${CONCURRENCY ?? "default (8)"}; bare kube-apiserver + etcd per tool and run, 2 cores`,
+    + `Ferry Applier concurrency ${CONCURRENCY ?? "default (8)"}; bare kube-apiserver + etcd per tool and run, ${cpus().length} cores`,
   );
-  console.log(`${RUNS} runs (+1 warm-up), alternating which tool goes first; per run ${RECONCILES} no-change reconciles and ${CHANGES} changes`);
-  for (let run = 0; run <= RUNS; run++) {
-    const order: Tool[] = run % 2 === 0 ? ["ferry", "kubectl"] : ["kubectl", "ferry"];
-    for (const tool of order) await session(tool, objects, run);
-  }
+  console.log(`${RUNS} runs (+1 warm-up), alternating which tool goes first, each step paired; per run ${RECONCILES} no-change reconciles and ${CHANGES} changes`);
+  const load = () => loadavg().map((value) => value.toFixed(1)).join(" ");
+  console.log(`load average before: ${load()}`);
+  for (let run = 0; run <= RUNS; run++) await pairedRun(objects, run);
+  console.log(`load average after: ${load()}`);
 
-  const rows = [["scenario", "ferry ms", "kubectl ms", "ferry/kubectl", "requests ferry", "requests kubectl", "target"]];
+  const rows = [["scenario", "ferry ms", "kubectl ms", "ferry/kubectl", "apiserver requests ferry", "kubectl", "target"]];
   const details: string[] = [];
   for (const scenario of SCENARIOS) {
     const ferryMs = median(times.get(`${scenario}|ferry`) ?? []);
