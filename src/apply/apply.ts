@@ -14,8 +14,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Disposition, FerryError } from "../errors.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
 import { httpStatusOf, type KubeClient } from "../kube/client.ts";
-import { inventoryId, type ObjectRef, toEntry } from "../inventory/inventory.ts";
+import { groupOf, inventoryId, type ObjectRef, toEntry } from "../inventory/inventory.ts";
 import {
+  appliedAndUntouched,
   describeObject,
   dryRunMatches,
   forceEnabled,
@@ -24,6 +25,7 @@ import {
   sortForApply,
   ssaPolicy,
   stageOf,
+  withChecksum,
 } from "./policy.ts";
 
 export const FIELD_MANAGER = "ferry";
@@ -71,6 +73,8 @@ export interface PlannedChange extends Change {
 
 interface Plan {
   readonly existing?: unknown;
+  /** Known to be as applied without a dry-run (see appliedAndUntouched). */
+  readonly unchanged?: boolean;
   readonly dryRun?: unknown;
   readonly skip?: boolean;
   /** The kind is not served yet or the namespace does not exist yet: it comes from an earlier stage. */
@@ -165,6 +169,7 @@ export class Applier {
     if (!(await this.#served(object))) return { deferred: true };
     const existing = await this.#get(object);
     if (existing && policy === "IfNotPresent") return { skip: true };
+    if (existing && appliedAndUntouched(object, existing)) return { existing, unchanged: true };
     try {
       return { existing, dryRun: await this.#serverSideApply(object, true) };
     } catch (error) {
@@ -209,8 +214,11 @@ export class Applier {
       if (!(await this.#served(object))) {
         throw new ApplyError(`${describeObject(object)}: no kind ${object.kind} is served in ${object.apiVersion} (is its CRD installed?)`);
       }
-      return this.#execute(object, await this.#plan(object, options.force), options);
+      // Its kind or namespace did not exist when it was planned, so neither did the object.
+      await this.#apply(object);
+      return "created";
     }
+    if (plan.unchanged) return "unchanged";
     if (plan.recreate) {
       await this.#recreate(object, options.timeoutMs);
       return "created";
@@ -231,7 +239,7 @@ export class Applier {
   async apply(objects: readonly ManifestObject[], options: ApplyOptions): Promise<ApplyResult> {
     const concurrency = options.concurrency ?? 8;
     const force = options.force ?? false;
-    const sorted = sortForApply(objects);
+    const sorted = sortForApply(objects.map(withChecksum));
     const plans = new Map<ManifestObject, Plan>();
     const planErrors = await inPool(sorted, concurrency, async (object) => {
       plans.set(object, await this.#plan(object, force));
@@ -239,12 +247,13 @@ export class Applier {
     if (planErrors.length > 0) throw combined(planErrors);
 
     const actions = new Map<ManifestObject, ChangeAction>();
-    let earlierStageChanged = false;
+    // A CRD changed in stage 0 may change how its custom resources default; only their dry-runs are stale then.
+    const changedKinds = new Set<string>();
     for (const stage of [0, 1, 2]) {
       const batch = sorted.filter((object) => stageOf(object) === stage);
       const errors = await inPool(batch, concurrency, async (object) => {
         let plan = plans.get(object) ?? { deferred: true };
-        if (earlierStageChanged && !plan.skip && !plan.deferred) plan = await this.#plan(object, force);
+        if (plan.existing && changedKinds.has(`${groupOf(object.apiVersion)}/${object.kind}`)) plan = await this.#plan(object, force);
         actions.set(object, await this.#execute(object, plan, { timeoutMs: options.timeoutMs, force }));
       });
       if (errors.length > 0) {
@@ -255,7 +264,11 @@ export class Applier {
       for (const crd of batch.filter((object) => object.kind === "CustomResourceDefinition")) {
         await this.#waitEstablished(crd, options.timeoutMs);
       }
-      earlierStageChanged ||= batch.some((object) => actions.get(object) === "created" || actions.get(object) === "configured");
+      for (const crd of batch) {
+        if (crd.kind !== "CustomResourceDefinition" || actions.get(crd) === "unchanged" || actions.get(crd) === "skipped") continue;
+        const { group, names } = (crd as { spec?: { group?: string; names?: { kind?: string } } }).spec ?? {};
+        changedKinds.add(`${group}/${names?.kind}`);
+      }
     }
     return { changes: this.#changes(sorted, actions) };
   }
@@ -268,7 +281,7 @@ export class Applier {
 
   /** What applying would do to each object, by server-side dry-run; nothing is written. */
   async plan(objects: readonly ManifestObject[], options: { concurrency?: number; force?: boolean } = {}): Promise<PlannedChange[]> {
-    const sorted = sortForApply(objects);
+    const sorted = sortForApply(objects.map(withChecksum));
     const planned = new Map<ManifestObject, PlannedChange>();
     const errors = await inPool(sorted, options.concurrency ?? 8, async (object) => {
       const plan = await this.#plan(object, options.force ?? false);
@@ -276,6 +289,7 @@ export class Applier {
       let action: ChangeAction;
       if (plan.skip) action = "skipped";
       else if (!plan.existing) action = "created";
+      else if (plan.unchanged) action = "unchanged";
       else if (plan.recreate || plan.deferred) action = "configured";
       else action = dryRunMatches(plan.existing, plan.dryRun) ? "unchanged" : "configured";
       const shown = { ...(plan.existing ? { live: plan.existing } : {}), ...(plan.dryRun ? { merged: plan.dryRun } : {}) };

@@ -1,5 +1,6 @@
 // The pure rules of applying: stage and order of kinds (as Flux orders them), per-object policies read from
 // annotations or labels, and when a dry-run result means "nothing would change".
+import { createHash } from "node:crypto";
 import type { ManifestObject } from "../kustomize/build.ts";
 
 export const SSA_POLICY_KEY = "kustomize.ferry.dev/ssa";
@@ -75,6 +76,48 @@ export function isImmutableFieldError(message: string): boolean {
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export const CHECKSUM_ANNOTATION = "kustomize.ferry.dev/checksum";
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value).filter(([, child]) => child !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([key, child]) => `${JSON.stringify(key)}:${canonical(child)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The object with an annotation holding the checksum of everything else in it: what Ferry last applied. */
+export function withChecksum<T extends ManifestObject>(object: T): T {
+  const annotations = Object.fromEntries(Object.entries(object.metadata.annotations ?? {}).filter(([key]) => key !== CHECKSUM_ANNOTATION));
+  const bare = { ...object, metadata: { ...object.metadata, annotations } };
+  const checksum = createHash("sha256").update(canonical(bare)).digest("hex").slice(0, 32);
+  return { ...object, metadata: { ...object.metadata, annotations: { ...annotations, [CHECKSUM_ANNOTATION]: checksum } } };
+}
+
+/** Every field of `desired` is in `live` with the same value (live may have more: defaults, others' fields). */
+export function containedIn(desired: unknown, live: unknown): boolean {
+  if (desired === live) return true;
+  if (typeof desired !== "object" || typeof live !== "object" || desired === null || live === null) return false;
+  if (Array.isArray(desired) || Array.isArray(live)) {
+    return Array.isArray(desired) && Array.isArray(live) && desired.length === live.length
+      && desired.every((item, index) => containedIn(item, live[index]));
+  }
+  return Object.entries(desired).every(([key, value]) => value === undefined || containedIn(value, (live as Record<string, unknown>)[key]));
+}
+
+/**
+ * True when applying `desired` (stamped by withChecksum) cannot change `live`: the live object carries the same
+ * checksum, so the manifest is the one applied last time and no field was dropped from it, and every field of the
+ * manifest still has its value, so nobody edited it since. Values the server normalises make this false, never
+ * wrongly true; those objects are compared by server-side dry-run instead.
+ */
+export function appliedAndUntouched(desired: ManifestObject, live: unknown): boolean {
+  const liveAnnotations = (live as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations;
+  const checksum = desired.metadata.annotations?.[CHECKSUM_ANNOTATION];
+  return checksum !== undefined && liveAnnotations?.[CHECKSUM_ANNOTATION] === checksum && containedIn(desired, live);
+}
 
 /** Server-maintained metadata that changes without the object changing. */
 function comparable(object: unknown): Json {

@@ -1,6 +1,6 @@
 // The Kubernetes edge for the controller: typed access to Ferry's custom resources and the Secrets they reference,
 // on @kubernetes/client-node. Errors carry the HTTP status so callers can tell "gone" from "failed".
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   CoordinationV1Api,
   CoreV1Api,
@@ -41,6 +41,35 @@ export function httpStatusOf(error: unknown): number | undefined {
   return typeof code === "number" ? code : undefined;
 }
 
+type AgentFactory = (cluster: { server?: string; proxyUrl?: string } | null, options: Record<string, unknown>) => unknown;
+
+function fingerprint(value: unknown): string {
+  if (value === undefined || value === null) return "";
+  return createHash("sha256").update(Buffer.isBuffer(value) ? value : String(value)).digest("hex").slice(0, 16);
+}
+
+/**
+ * client-node builds a new https.Agent for every request, so every request pays a TCP and TLS handshake (and the
+ * CA is parsed again). One keep-alive agent per server, TLS settings and client certificate is reused instead.
+ */
+function reuseAgents(config: KubeConfig): void {
+  const target = config as unknown as { createAgent: AgentFactory };
+  const create = target.createAgent.bind(config);
+  const agents = new Map<string, unknown>();
+  target.createAgent = (cluster, options) => {
+    const key = [
+      cluster?.server, cluster?.proxyUrl, options.rejectUnauthorized, options.servername,
+      fingerprint(options.ca), fingerprint(options.cert), fingerprint(options.key), fingerprint(options.pfx),
+    ].join("|");
+    let agent = agents.get(key);
+    if (!agent) {
+      agent = create(cluster, { ...options, keepAlive: true });
+      agents.set(key, agent);
+    }
+    return agent;
+  };
+}
+
 export class KubeClient {
   readonly config: KubeConfig;
   readonly #custom: CustomObjectsApi;
@@ -48,6 +77,7 @@ export class KubeClient {
   readonly #coordination: CoordinationV1Api;
 
   constructor(config: KubeConfig) {
+    reuseAgents(config);
     this.config = config;
     this.#custom = config.makeApiClient(CustomObjectsApi);
     this.#core = config.makeApiClient(CoreV1Api);

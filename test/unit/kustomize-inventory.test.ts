@@ -6,7 +6,17 @@ import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { FerryError } from "../../src/errors.ts";
 import { inventoryId, parseEntry, staleEntries, toEntry } from "../../src/inventory/inventory.ts";
-import { buildManifests } from "../../src/kustomize/build.ts";
+import { buildManifests, type ManifestObject } from "../../src/kustomize/build.ts";
+import {
+  appliedAndUntouched,
+  CHECKSUM_ANNOTATION,
+  isImmutableFieldError,
+  pruneDisabled,
+  sortForApply,
+  ssaPolicy,
+  stageOf,
+  withChecksum,
+} from "../../src/apply/policy.ts";
 import { binary, skipUnlessBuilt } from "../harness/binaries.ts";
 
 describe("inventory", () => {
@@ -55,5 +65,66 @@ describe("manifest build", { skip: skipUnlessBuilt("kustomize") }, () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe("apply policy", () => {
+  type Workload = ManifestObject & { spec: { replicas?: number; template: { spec: { containers: unknown[] } } } };
+  const desired: Workload = withChecksum<Workload>({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "web", namespace: "apps", labels: { app: "web" } },
+    spec: { replicas: 2, template: { spec: { containers: [{ name: "web", image: "web:1" }] } } },
+  });
+  const live: Workload = structuredClone({
+    ...desired,
+    metadata: { ...desired.metadata, uid: "u", resourceVersion: "7", managedFields: [] },
+    spec: {
+      ...desired.spec,
+      strategy: { type: "RollingUpdate" },
+      template: { spec: { containers: [{ name: "web", image: "web:1", imagePullPolicy: "IfNotPresent" }] } },
+    },
+    status: { replicas: 2 },
+  });
+
+  test("an object whose live copy has its checksum and every field (plus server defaults) needs no apply", () => {
+    assert.equal(appliedAndUntouched(desired, live), true);
+  });
+
+  test("an edited field, a changed manifest, a missing checksum or a normalised value all mean: compare by dry-run", () => {
+    const edited = structuredClone(live);
+    edited.spec.replicas = 3;
+    assert.equal(appliedAndUntouched(desired, edited), false);
+    const changed = withChecksum({ ...desired, spec: { ...desired.spec, replicas: 5 } });
+    assert.notEqual(changed.metadata.annotations?.[CHECKSUM_ANNOTATION], desired.metadata.annotations?.[CHECKSUM_ANNOTATION]);
+    assert.equal(appliedAndUntouched(changed, live), false);
+    const unstamped = structuredClone(live);
+    delete unstamped.metadata.annotations?.[CHECKSUM_ANNOTATION];
+    assert.equal(appliedAndUntouched(desired, unstamped), false);
+    const extraContainer = structuredClone(live);
+    extraContainer.spec.template.spec.containers.push({ name: "sidecar" });
+    assert.equal(appliedAndUntouched(desired, extraContainer), false);
+  });
+
+  test("the checksum ignores key order and its own previous value", () => {
+    const reordered = withChecksum<ManifestObject>({ kind: "Deployment", apiVersion: "apps/v1", spec: desired.spec, metadata: { labels: { app: "web" }, namespace: "apps", name: "web" } });
+    assert.equal(reordered.metadata.annotations?.[CHECKSUM_ANNOTATION], desired.metadata.annotations?.[CHECKSUM_ANNOTATION]);
+    assert.equal(withChecksum(desired).metadata.annotations?.[CHECKSUM_ANNOTATION], desired.metadata.annotations?.[CHECKSUM_ANNOTATION]);
+  });
+
+  test("stages and order follow Flux: CRDs and Namespaces first, classes next, webhooks last", () => {
+    const object = (kind: string, name = "x") => ({ apiVersion: "v1", kind, metadata: { name } });
+    const sorted = sortForApply([object("ValidatingWebhookConfiguration"), object("Deployment"), object("Namespace"), object("CustomResourceDefinition"), object("ConfigMap")]);
+    assert.deepEqual(sorted.map((entry) => entry.kind), ["CustomResourceDefinition", "Namespace", "ConfigMap", "Deployment", "ValidatingWebhookConfiguration"]);
+    assert.deepEqual([object("CustomResourceDefinition"), object("StorageClass"), object("Service")].map(stageOf), [0, 1, 2]);
+  });
+
+  test("policies are read from annotations or labels, case-insensitively; immutable-field errors are recognised", () => {
+    assert.equal(ssaPolicy({ annotations: { "kustomize.ferry.dev/ssa": "ifnotpresent" } }), "IfNotPresent");
+    assert.equal(ssaPolicy({ labels: { "kustomize.ferry.dev/ssa": "Ignore" } }), "Ignore");
+    assert.equal(ssaPolicy(undefined), "Override");
+    assert.equal(pruneDisabled({ annotations: { "kustomize.ferry.dev/prune": "Disabled" } }), true);
+    assert.equal(isImmutableFieldError("Deployment.apps \"web\" is invalid: spec.selector: Invalid value: ...: field is immutable"), true);
+    assert.equal(isImmutableFieldError("spec.replicas: Invalid value: -1"), false);
   });
 });
