@@ -1,6 +1,7 @@
 // What `ferry diff kustomization` shows of a drifted object: the live object and the server-side dry-run result,
 // stripped of what the server maintains on its own, as YAML, compared line by line. Pure.
 import yaml from "js-yaml";
+import { CHECKSUM_ANNOTATION } from "../src/apply/policy.ts";
 
 const SERVER_METADATA = new Set(["managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"]);
 const MASK = "*****";
@@ -25,6 +26,13 @@ function stripped(object: unknown): Record<string, Json> | undefined {
   const copy = structuredClone(object) as Record<string, Json> & { metadata?: Record<string, Json> };
   delete copy.status;
   if (copy.metadata) copy.metadata = Object.fromEntries(Object.entries(copy.metadata).filter(([key]) => !SERVER_METADATA.has(key)));
+  // Ferry's own bookkeeping changes whenever anything else does; it is not a difference to show.
+  const annotations = copy.metadata?.annotations as Record<string, Json> | undefined;
+  if (annotations && CHECKSUM_ANNOTATION in annotations) {
+    const rest = Object.fromEntries(Object.entries(annotations).filter(([key]) => key !== CHECKSUM_ANNOTATION));
+    if (Object.keys(rest).length > 0) (copy.metadata as Record<string, Json>).annotations = rest;
+    else delete (copy.metadata as Record<string, Json>).annotations;
+  }
   return copy;
 }
 
