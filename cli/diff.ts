@@ -5,6 +5,7 @@ import { CHECKSUM_ANNOTATION } from "../src/apply/policy.ts";
 
 const SERVER_METADATA = new Set(["managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"]);
 const MASK = "*****";
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -40,7 +41,14 @@ function stripped(object: unknown): Record<string, Json> | undefined {
 export function comparableYaml(live: unknown, merged: unknown): { before: string; after: string } {
   const before = stripped(live);
   const after = stripped(merged);
-  if (before?.kind === "Secret" || after?.kind === "Secret") maskSecretData(before, after);
+  if (before?.kind === "Secret" || after?.kind === "Secret") {
+    maskSecretData(before, after);
+    // kubectl's client-side apply keeps the whole Secret, data included, in this annotation.
+    for (const side of [before, after]) {
+      const annotations = (side?.metadata as { annotations?: Record<string, Json> } | undefined)?.annotations;
+      if (annotations?.[LAST_APPLIED] !== undefined) annotations[LAST_APPLIED] = MASK;
+    }
+  }
   const dump = (value: unknown) => (value === undefined ? "" : yaml.dump(value, { sortKeys: true, lineWidth: -1, noRefs: true }));
   return { before: dump(before), after: dump(after) };
 }

@@ -30,6 +30,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "renew-deadline": { type: "string" },
     "retry-period": { type: "string" },
     "no-cross-namespace-refs": { type: "boolean" },
+    "no-cross-namespace-targets": { type: "boolean" },
     "default-service-account": { type: "string" },
     "requeue-dependency": { type: "string" },
   });
@@ -44,6 +45,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     concurrency,
     kustomizations: {
       noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
+      noCrossNamespaceTargets: values["no-cross-namespace-targets"] ?? false,
       ...(values["default-service-account"] ? { defaultServiceAccount: values["default-service-account"] } : {}),
       requeueDependencyMs: parseDuration(values["requeue-dependency"] ?? "30s", "--requeue-dependency"),
       // Crash-consistency tests kill the controller at the worst moment: after apply, before prune and status.

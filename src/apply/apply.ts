@@ -150,13 +150,18 @@ export class Applier {
 
   async #get(object: ManifestObject): Promise<unknown> {
     return this.#api.read(object as never).catch((error: unknown) => {
-      if (httpStatusOf(error) === 404) return undefined;
+      // A kind no longer served (its CRD was deleted) took its objects with it.
+      if (httpStatusOf(error) === 404 || /Unrecognized API version and kind/.test((error as Error).message)) return undefined;
       throw new ApplyError(`${describeObject(object)} could not be read: ${apiMessage(error)}`, { cause: error });
     });
   }
 
   async #served(object: ManifestObject): Promise<boolean> {
-    return (await this.#api.lookup(object.apiVersion, object.kind).catch(() => undefined)) !== undefined;
+    const resource = await this.#api.lookup(object.apiVersion, object.kind).catch((error: unknown) => {
+      if (httpStatusOf(error) === 404) return undefined;
+      throw new ApplyError(`discovery of ${object.apiVersion} failed: ${apiMessage(error)}`, { cause: error });
+    });
+    return resource !== undefined;
   }
 
   async #serverSideApply(object: ManifestObject, dryRun: boolean): Promise<unknown> {
@@ -256,13 +261,15 @@ export class Applier {
         if (plan.existing && changedKinds.has(`${groupOf(object.apiVersion)}/${object.kind}`)) plan = await this.#plan(object, force);
         actions.set(object, await this.#execute(object, plan, { timeoutMs: options.timeoutMs, force }));
       });
+      const written = (object: ManifestObject) => actions.get(object) === "created" || actions.get(object) === "configured";
+      for (const crd of batch.filter((object) => object.kind === "CustomResourceDefinition" && written(object))) {
+        if (errors.length > 0) break;
+        await this.#waitEstablished(crd, options.timeoutMs).catch((error: unknown) => errors.push(error as Error));
+      }
       if (errors.length > 0) {
         const failure = combined(errors);
         failure.applied = this.#changes(sorted, actions).filter((change) => change.action === "created" || change.action === "configured");
         throw failure;
-      }
-      for (const crd of batch.filter((object) => object.kind === "CustomResourceDefinition")) {
-        await this.#waitEstablished(crd, options.timeoutMs);
       }
       for (const crd of batch) {
         if (crd.kind !== "CustomResourceDefinition" || actions.get(crd) === "unchanged" || actions.get(crd) === "skipped") continue;
@@ -334,8 +341,8 @@ export class Applier {
   async #waitEstablished(crd: ManifestObject, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const current = (await this.#api.read(crd as never)) as { status?: { conditions?: Array<{ type: string; status: string }> } };
-      if (current.status?.conditions?.some((condition) => condition.type === "Established" && condition.status === "True")) return;
+      const current = (await this.#get(crd)) as { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
+      if (current?.status?.conditions?.some((condition) => condition.type === "Established" && condition.status === "True")) return;
       await sleep(200);
     }
     throw new ApplyError(`${describeObject(crd)} was not Established within ${timeoutMs} ms`);

@@ -36,12 +36,20 @@ export class ArtifactCache {
     await rename(staging, target);
   }
 
-  /** Removes every artifact of the object except `keep` (and any staging left by a crash). */
+  /**
+   * Removes the object's artifacts except `keep` and the newest one before it, and any staging left by a crash.
+   * The previous artifact stays because a Kustomization may be copying it for a build right now; removing it
+   * under that copy would make the build silently miss files, and the prune after it delete their objects.
+   */
   async prune(kind: string, namespace: string, name: string, keep?: string): Promise<void> {
     const dir = this.objectDir(kind, namespace, name);
     const entries = await readdir(dir).catch(() => [] as string[]);
+    const artifacts = await Promise.all(entries
+      .filter((entry) => !entry.startsWith(".staging-") && !(keep && join(dir, entry) === join(this.root, keep)))
+      .map(async (entry) => ({ entry, modified: (await stat(join(dir, entry)).catch(() => undefined))?.mtimeMs ?? 0 })));
+    const previous = artifacts.sort((a, b) => b.modified - a.modified)[0]?.entry;
     for (const entry of entries) {
-      if (keep && join(dir, entry) === join(this.root, keep)) continue;
+      if ((keep && join(dir, entry) === join(this.root, keep)) || entry === previous) continue;
       await rm(join(dir, entry), { recursive: true, force: true });
     }
   }

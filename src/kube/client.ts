@@ -84,16 +84,36 @@ export class KubeClient {
     this.#coordination = config.makeApiClient(CoordinationV1Api);
   }
 
-  /** A client for the cluster of a kubeconfig held in memory (a Kustomization's kubeConfig Secret). */
-  static fromString(kubeconfig: string): KubeClient {
+  /**
+   * A client for the cluster of a kubeconfig a tenant put in a Secret. Only inline credentials are accepted: exec
+   * plugins and auth providers would run commands in the controller, and file references would read its files
+   * (its own ServiceAccount token among them).
+   */
+  static fromUntrustedString(kubeconfig: string): KubeClient {
     const config = new KubeConfig();
-    config.loadFromString(kubeconfig);
+    try {
+      config.loadFromString(kubeconfig);
+    } catch (error) {
+      // The parser's message quotes the document, which may hold credentials.
+      const mark = (error as { mark?: { line?: number } }).mark;
+      throw new Error(`not a valid kubeconfig${mark?.line !== undefined ? ` (YAML error on line ${mark.line + 1})` : ""}`, { cause: error });
+    }
+    for (const user of config.getUsers()) {
+      if (user.exec || user.authProvider) throw new Error(`user '${user.name}' uses an exec plugin or auth provider; only inline credentials are allowed`);
+      if (user.certFile || user.keyFile) throw new Error(`user '${user.name}' references files; use client-certificate-data and client-key-data`);
+    }
+    for (const cluster of config.getClusters()) {
+      if (cluster.caFile) throw new Error(`cluster '${cluster.name}' references a CA file; use certificate-authority-data`);
+    }
+    if (!config.getCurrentCluster()) throw new Error("the kubeconfig has no current context with a cluster");
     return new KubeClient(config);
   }
 
   /** The same cluster and credentials, acting as `user` through Kubernetes impersonation (Impersonate-User). */
   impersonating(user: string): KubeClient {
     const current = this.config.getCurrentUser();
+    // Without a user entry to mark, the client would silently act as the controller itself.
+    if (!current) throw new Error("the kubeconfig has no current user to impersonate from");
     const config = new KubeConfig();
     config.loadFromOptions({
       clusters: this.config.getClusters(),
@@ -213,6 +233,16 @@ export class KubeClient {
   /** Replaces a Lease; fails with 409 when someone else changed it since `resourceVersion`. */
   async replaceLease(namespace: string, name: string, resourceVersion: string, spec: Record<string, unknown>): Promise<void> {
     await this.#coordination.replaceNamespacedLease({ namespace, name, body: { metadata: { name, namespace, resourceVersion }, spec } });
+  }
+
+  async serviceAccountExists(namespace: string, name: string): Promise<boolean> {
+    try {
+      await this.#core.readNamespacedServiceAccount({ namespace, name });
+      return true;
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return false;
+      throw error;
+    }
   }
 
   /** Names of a ServiceAccount's imagePullSecrets; empty when it has none or does not exist. */

@@ -10,6 +10,7 @@ import { type Disposition, FerryError } from "../errors.ts";
 import { isInside } from "../artifact/tarball.ts";
 import { type KustomizeOverlay, prepareKustomization, refuseRemoteBases } from "./generate.ts";
 import { substituteManifests } from "./substitute.ts";
+import { yamlErrorSummary } from "./yaml-error.ts";
 
 export class BuildError extends FerryError {
   readonly code = "BUILD_FAILED";
@@ -70,7 +71,7 @@ export function parseManifests(text: string, origin: string): ManifestObject[] {
   try {
     documents = yaml.loadAll(text);
   } catch (error) {
-    throw new BuildError(`${origin} is not valid YAML: ${(error as Error).message}`, { cause: error });
+    throw new BuildError(`${origin} is not valid YAML: ${yamlErrorSummary(error)}`, { cause: error });
   }
   const objects: ManifestObject[] = [];
   for (const document of documents) {

@@ -8,6 +8,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import yaml from "js-yaml";
 import { type Disposition, FerryError } from "../errors.ts";
 import { isInside } from "../artifact/tarball.ts";
+import { yamlErrorSummary } from "./yaml-error.ts";
 
 /** A kustomization references something outside the artifact: a remote base or a path leaving the root. */
 export class RemoteBaseError extends FerryError {
@@ -91,7 +92,7 @@ function checkManifestFile(text: string, origin: string): void {
   try {
     documents = yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA });
   } catch (error) {
-    throw new KustomizationInputError(`${origin} is not valid YAML: ${(error as Error).message}`, { cause: error });
+    throw new KustomizationInputError(`${origin} is not valid YAML: ${yamlErrorSummary(error)}`, { cause: error });
   }
   documents.forEach((document, index) => {
     if (document === null || document === undefined) return;
@@ -230,7 +231,7 @@ function loadKustomization(text: string, file: string): Mapping {
   try {
     document = yaml.load(text, { schema: yaml.CORE_SCHEMA, filename: file });
   } catch (error) {
-    throw new KustomizationInputError(`${file} is not valid YAML: ${(error as Error).message}`, { cause: error });
+    throw new KustomizationInputError(`${file} is not valid YAML: ${yamlErrorSummary(error)}`, { cause: error });
   }
   if (document === null || document === undefined) return {};
   if (!isMapping(document)) throw new KustomizationInputError(`${file} is not a kustomization: it is not a mapping`);

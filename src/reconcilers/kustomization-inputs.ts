@@ -62,7 +62,7 @@ export class Targets {
 
   #kubeFrom(kubeconfig: string, secret: string): KubeClient {
     try {
-      return KubeClient.fromString(kubeconfig);
+      return KubeClient.fromUntrustedString(kubeconfig);
     } catch (error) {
       throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' is not a valid kubeconfig: ${(error as Error).message}`, "stall");
     }

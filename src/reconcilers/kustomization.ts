@@ -35,8 +35,10 @@ export interface KustomizationReconcilerOptions {
   readonly cache: ArtifactCache;
   readonly log: (message: string, fields?: Record<string, unknown>) => void;
   readonly recordEvents?: boolean;
-  /** Refuse sourceRefs and dependsOn in other namespaces, and a targetNamespace other than the Kustomization's own. */
+  /** Refuse sourceRefs and dependsOn in other namespaces (Flux's --no-cross-namespace-refs). */
   readonly noCrossNamespaceRefs?: boolean;
+  /** Refuse a targetNamespace other than the Kustomization's own namespace. */
+  readonly noCrossNamespaceTargets?: boolean;
   /** Impersonated when a Kustomization names no serviceAccountName (multi-tenancy lockdown). */
   readonly defaultServiceAccount?: string;
   /** How soon to look again at a Kustomization waiting for its dependencies or source. */
@@ -52,7 +54,8 @@ export interface KustomizationReconcilerOptions {
 
 type PruneFailure = { entry: InventoryEntryType; error: string };
 
-const jitter = (ms: number) => Math.round(ms * (0.95 + Math.random() * 0.1));
+/** Interval with ±5% jitter, at least a second: a zero interval must not turn into a busy loop. */
+const jitter = (ms: number) => Math.round(Math.max(ms, 1000) * (0.95 + Math.random() * 0.1));
 
 export class KustomizationReconciler {
   readonly #options: KustomizationReconcilerOptions;
@@ -63,9 +66,13 @@ export class KustomizationReconciler {
     this.#targets = new Targets(options.kube, options.defaultServiceAccount);
   }
 
-  async reconcile(object: Kustomization): Promise<{ requeueAfterMs?: number }> {
+  async reconcile(cached: Kustomization): Promise<{ requeueAfterMs?: number }> {
+    // The informer's copy must keep the last status it saw, or status watch events would compare equal to it.
+    const object = structuredClone(cached);
     const { metadata } = object;
-    const spec = KustomizationSpec.parse(object.spec);
+    const parsed = KustomizationSpec.safeParse(object.spec);
+    if (!parsed.success) return this.#invalidSpec(object, parsed.error.message);
+    const spec = parsed.data;
     if (metadata.deletionTimestamp) return this.#finalize(object, spec);
     if (!metadata.finalizers?.includes(FINALIZER)) {
       await this.#options.kube.setFinalizers(KUSTOMIZATION, metadata, [...(metadata.finalizers ?? []), FINALIZER]);
@@ -113,12 +120,16 @@ export class KustomizationReconciler {
       conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
       conditions = setCondition(conditions, "Ready", "True", "ReconciliationSucceeded", `Applied revision: ${revision}`, generation);
       const origin = source.status?.artifact?.metadata?.["org.opencontainers.image.revision"];
+      // Status is written as a merge patch: a field that no longer applies must be sent as null to go away.
+      const staleOrigin = !origin && status.lastAppliedOriginRevision !== undefined;
+      delete status.lastAppliedOriginRevision;
       await this.#writeStatus(object, {
         ...status,
         conditions,
         observedGeneration: generation,
         lastAppliedRevision: revision,
         ...(origin ? { lastAppliedOriginRevision: origin } : {}),
+        ...(staleOrigin ? ({ lastAppliedOriginRevision: null } as unknown as object) : {}),
       });
       const changed = applied.filter((change) => change.action === "created" || change.action === "configured");
       this.#options.log("applied", {
@@ -141,22 +152,49 @@ export class KustomizationReconciler {
       }
       const latest = await this.#options.kube.get<Kustomization>(KUSTOMIZATION, metadata.namespace, metadata.name).catch(() => undefined);
       await this.#writeStatus(latest ?? object, { ...status, conditions, ...(failure.disposition === "stall" ? { observedGeneration: generation } : {}) });
-      await this.#event(object, "Warning", failure.reason, failure.message, revision);
+      const previous = object.status?.conditions?.find((condition) => condition.type === "Ready");
+      // A Kustomization waiting on the same thing for hours should not write an Event every few seconds.
+      if (previous?.reason !== failure.reason || previous.message !== failure.message) {
+        await this.#event(object, "Warning", failure.reason, failure.message, revision);
+      }
       if (failure.disposition === "stall") return {};
-      if (failure.disposition === "wait") return { requeueAfterMs: retryMs ?? this.#options.requeueDependencyMs ?? 30_000 };
+      if (failure.disposition === "wait") return { requeueAfterMs: this.#options.requeueDependencyMs ?? 30_000 };
       if (retryMs !== undefined) return { requeueAfterMs: jitter(retryMs) };
       throw failure;
     }
   }
 
+  /** A spec the schema refuses (the CRD and this controller disagree): stall, but never block deletion. */
+  async #invalidSpec(object: Kustomization, message: string): Promise<{ requeueAfterMs?: number }> {
+    const { metadata } = object;
+    if (metadata.deletionTimestamp) {
+      const finalizers = metadata.finalizers ?? [];
+      if (finalizers.includes(FINALIZER)) {
+        await this.#options.kube.setFinalizers(KUSTOMIZATION, metadata, finalizers.filter((finalizer) => finalizer !== FINALIZER));
+      }
+      return {};
+    }
+    const generation = metadata.generation ?? 0;
+    let conditions = setCondition(object.status?.conditions ?? [], "Ready", "False", "InvalidSpec", message, generation);
+    conditions = removeCondition(conditions, "Reconciling");
+    conditions = setCondition(conditions, "Stalled", "True", "InvalidSpec", `Reconciliation failed terminally due to configuration error: ${message}`, generation);
+    await this.#writeStatus(object, { ...object.status, conditions, observedGeneration: generation });
+    return {};
+  }
+
   #checkAccess(object: Kustomization, spec: KustomizationSpecType): void {
-    if (!this.#options.noCrossNamespaceRefs) return;
     const own = object.metadata.namespace;
-    const denied = (what: string) => new KustomizationFailure("AccessDenied", `${what} is not allowed: this controller runs with --no-cross-namespace-refs`, "stall");
-    if (spec.sourceRef.namespace && spec.sourceRef.namespace !== own) throw denied(`cross-namespace sourceRef to '${spec.sourceRef.namespace}/${spec.sourceRef.name}'`);
-    if (spec.targetNamespace && spec.targetNamespace !== own) throw denied(`targetNamespace '${spec.targetNamespace}'`);
+    const denied = (what: string, flag: string) =>
+      new KustomizationFailure("AccessDenied", `${what} is not allowed: this controller runs with ${flag}`, "stall");
+    if (this.#options.noCrossNamespaceTargets && spec.targetNamespace && spec.targetNamespace !== own) {
+      throw denied(`targetNamespace '${spec.targetNamespace}'`, "--no-cross-namespace-targets");
+    }
+    if (!this.#options.noCrossNamespaceRefs) return;
+    if (spec.sourceRef.namespace && spec.sourceRef.namespace !== own) {
+      throw denied(`cross-namespace sourceRef to '${spec.sourceRef.namespace}/${spec.sourceRef.name}'`, "--no-cross-namespace-refs");
+    }
     const foreign = spec.dependsOn?.find((dependency) => dependency.namespace && dependency.namespace !== own);
-    if (foreign) throw denied(`cross-namespace dependsOn '${foreign.namespace}/${foreign.name}'`);
+    if (foreign) throw denied(`cross-namespace dependsOn '${foreign.namespace}/${foreign.name}'`, "--no-cross-namespace-refs");
   }
 
   async #source(object: Kustomization, spec: KustomizationSpecType): Promise<OCIRepository> {
@@ -265,7 +303,8 @@ export class KustomizationReconciler {
     for (;;) {
       const results = await Promise.all(refs.map(async (ref): Promise<{ id: string; result: HealthResult }> => ({
         id: subjectOf(ref),
-        result: computeHealth(await target.applier.read(ref)),
+        // One failed read (a 5xx) makes that object Unknown for this poll, not the whole reconcile a failure.
+        result: await target.applier.read(ref).then(computeHealth, (error: unknown) => ({ status: "Unknown", message: (error as Error).message })),
       })));
       const unhealthy = results.filter(({ result }) => result.status !== "Current");
       const failed = unhealthy.filter(({ result }) => result.status === "Failed");
@@ -288,12 +327,7 @@ export class KustomizationReconciler {
     const inventory = object.status?.inventory?.entries ?? [];
     const deletes = policy === "Delete" || policy === "WaitForTermination" || (policy === "MirrorPrune" && spec.prune);
     if (deletes && !spec.suspend && inventory.length > 0) {
-      let target: Target | undefined;
-      try {
-        target = await this.#targets.for(metadata.namespace, spec);
-      } catch (error) {
-        this.#options.log("deleting without pruning: the target cluster is unavailable", { object: `${metadata.namespace}/${metadata.name}`, error: (error as Error).message });
-      }
+      const target = await this.#deletionTarget(object, spec);
       if (target) {
         const refs = inventory.map(parseEntry);
         const { failed } = await target.applier.delete(refs, this.#ownerLabels(object));
@@ -315,6 +349,30 @@ export class KustomizationReconciler {
     }
     await this.#options.kube.setFinalizers(KUSTOMIZATION, metadata, metadata.finalizers.filter((finalizer) => finalizer !== FINALIZER));
     return {};
+  }
+
+  /**
+   * The cluster to delete from, or undefined when it is gone for good: its kubeConfig Secret or the impersonated
+   * ServiceAccount no longer exists (a tenant namespace being deleted removes them first). Transient errors throw,
+   * so the finalizer stays and the deletion is retried rather than orphaning the objects.
+   */
+  async #deletionTarget(object: Kustomization, spec: KustomizationSpecType): Promise<Target | undefined> {
+    const { metadata } = object;
+    const gone = async (why: string) => {
+      this.#options.log("deleting without pruning", { object: `${metadata.namespace}/${metadata.name}`, why });
+      await this.#event(object, "Warning", "DeletionSkipped", `the inventory was not deleted: ${why}`);
+      return undefined;
+    };
+    const serviceAccount = spec.serviceAccountName ?? this.#options.defaultServiceAccount;
+    if (serviceAccount && !spec.kubeConfig && !(await this.#options.kube.serviceAccountExists(metadata.namespace, serviceAccount))) {
+      return gone(`ServiceAccount '${metadata.namespace}/${serviceAccount}' no longer exists`);
+    }
+    try {
+      return await this.#targets.for(metadata.namespace, spec);
+    } catch (error) {
+      if (error instanceof KustomizationFailure && error.disposition !== "retry") return gone(error.message);
+      throw error;
+    }
   }
 
   async #event(object: Kustomization, type: "Normal" | "Warning", reason: string, message: string, revision?: string): Promise<void> {

@@ -332,10 +332,10 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     await bed.cluster.kubectl(["get", "configmap", "bystander", "stays", "arrives", "-n", ns]);
   });
 
-  test("--no-cross-namespace-refs stalls a Kustomization that targets another namespace (AccessDenied)", async () => {
+  test("--no-cross-namespace-targets stalls a Kustomization that targets another namespace (AccessDenied)", async () => {
     const ns = await namespace("locked");
     await bed.controller?.stop();
-    bed.startController(["--no-cross-namespace-refs"]);
+    bed.startController(["--no-cross-namespace-refs", "--no-cross-namespace-targets"]);
     const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("x", { a: "b" })] }), "locked/app");
     await bed.deliver(ns, "app", "locked/app", { targetNamespace: "default" });
     const stalled = await bed.waitForKustomization(ns, "app", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
