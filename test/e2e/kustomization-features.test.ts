@@ -1,7 +1,7 @@
 // The Kustomization spec end to end on the test bed: overlays from the spec, substitution, dependencies, health,
 // tenancy, forced recreation, per-object policies, broken artifacts, podinfo's overlays and kube-prometheus.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -274,6 +274,67 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(await value("seeded"), "edited");
     assert.equal(await value("managed"), "v2");
     assert.equal(await value("kept"), "kept");
+  });
+
+  test("kubeConfig: objects are applied to the cluster and as the user of a kubeconfig Secret", async () => {
+    const ns = await namespace("hub");
+    const remote = await namespace("remote");
+    await bed.applyObjects([
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace: remote, name: "deployer" } },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { namespace: remote, name: "deployer-admin" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+        subjects: [{ kind: "ServiceAccount", namespace: remote, name: "deployer" }],
+      },
+    ]);
+    const token = (await bed.cluster.kubectl(["create", "token", "deployer", "-n", remote, "--duration=1h"])).trim();
+    const kubeconfig = yaml.dump({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "remote", cluster: { server: bed.cluster.server, "certificate-authority-data": (await readFile(bed.cluster.caFile)).toString("base64") } }],
+      users: [{ name: "deployer", user: { token } }],
+      contexts: [{ name: "remote", context: { cluster: "remote", user: "deployer", namespace: remote } }],
+      "current-context": "remote",
+    });
+    await bed.applyObjects([{ apiVersion: "v1", kind: "Secret", metadata: { namespace: ns, name: "remote-kubeconfig" }, stringData: { value: kubeconfig } }]);
+    const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("delivered", { to: "remote" })] }), "hub/app");
+    await bed.deliver(ns, "app", "hub/app", { kubeConfig: { secretRef: { name: "remote-kubeconfig" } }, targetNamespace: remote });
+    await bed.waitForKustomization(ns, "app", "Ready on the remote cluster", readyWith(digest));
+    await bed.cluster.kubectl(["get", "configmap", "delivered", "-n", remote]);
+
+    // The same Kustomization aimed at a namespace that user may not write to fails with that user's name.
+    await bed.cluster.kubectl(["patch", "kustomization", "app", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { targetNamespace: ns } })]);
+    const denied = await bed.waitForKustomization(ns, "app", "denied as the kubeconfig's user", (o) => condition(o, "Ready")?.reason === "ReconciliationFailed");
+    assert.match(condition(denied, "Ready")?.message ?? "", /system:serviceaccount:remote:deployer/);
+
+    // Deleting it with deletionPolicy Orphan leaves what it applied.
+    await bed.cluster.kubectl(["patch", "kustomization", "app", "-n", ns, "--type=json", "-p", JSON.stringify([
+      { op: "replace", path: "/spec/targetNamespace", value: remote },
+      { op: "add", path: "/spec/deletionPolicy", value: "Orphan" },
+    ])]);
+    await bed.waitForKustomization(ns, "app", "Ready again", (o) => condition(o, "Ready")?.status === "True" && o.status?.observedGeneration === o.metadata.generation);
+    await bed.cluster.kubectl(["delete", "kustomization", "app", "-n", ns, "--timeout=60s"]);
+    await bed.cluster.kubectl(["get", "configmap", "delivered", "-n", remote]);
+  });
+
+  test("events record each change set: created, configured and deleted objects", async () => {
+    const ns = await namespace("events");
+    const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("first", { v: "1" }), configMap("second", { v: "1" })] }), "events/app");
+    await bed.deliver(ns, "app", "events/app", {});
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
+    const digest2 = await bed.push(await makeFixture({ "cm.yaml": [configMap("first", { v: "2" })] }), "events/app");
+    await bed.reconcileSource(ns, "app");
+    await bed.waitForKustomization(ns, "app", "Ready v2", readyWith(digest2));
+    const events = (await bed.getJson(["events", "-n", ns, "--field-selector", "involvedObject.kind=Kustomization"])) as {
+      items: Array<{ reason: string; message: string; type: string }>;
+    };
+    const messages = events.items.map((event) => event.message).join("\n");
+    assert.match(messages, /ConfigMap\/events\/first created/);
+    assert.match(messages, /ConfigMap\/events\/second created/);
+    assert.match(messages, /ConfigMap\/events\/first configured/);
+    assert.match(messages, /ConfigMap\/events\/second deleted/);
   });
 
   test("every podinfo overlay (dev, staging, production) builds and applies from one artifact", async () => {
