@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 export const SIZED_ENV = "FERRY_CONTROLLER_HEAP_SIZED";
 const MIB = 1024 * 1024;
 
-/** --max-heap-mib, else half the cgroup memory limit, else 96 MiB. */
+/** --max-heap-mib, else half the cgroup memory limit, else 192 MiB (kube-prometheus, 131 objects with large CRDs, fits with room). */
 export function heapBudgetMiB(args: readonly string[]): number {
   const index = args.findIndex((arg) => arg.startsWith("--max-heap-mib"));
   const flag = index === -1 ? undefined : (args[index]?.split("=")[1] ?? args[index + 1]);
@@ -22,7 +22,7 @@ export function heapBudgetMiB(args: readonly string[]): number {
   } catch {
     // no cgroup v2 limit visible
   }
-  return 96;
+  return 192;
 }
 
 /** True when this process should re-run itself with a heap budget (no explicit setting, not already sized). */

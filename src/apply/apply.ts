@@ -71,15 +71,21 @@ export interface PlannedChange extends Change {
   readonly merged?: unknown;
 }
 
+/**
+ * What applying one object will do. Only verdicts are kept, not the objects: a plan of the whole set is held until
+ * every stage is applied, and live and dry-run copies of large CRDs would not fit a small heap.
+ */
 interface Plan {
-  readonly existing?: unknown;
-  /** Known to be as applied without a dry-run (see appliedAndUntouched). */
+  readonly exists?: boolean;
+  /** Applying would change nothing: checksum and fields intact, or the dry-run equals the live object. */
   readonly unchanged?: boolean;
-  readonly dryRun?: unknown;
   readonly skip?: boolean;
   /** The kind is not served yet or the namespace does not exist yet: it comes from an earlier stage. */
   readonly deferred?: boolean;
   readonly recreate?: boolean;
+  /** For `ferry diff`: the live object and the dry-run result. */
+  readonly live?: unknown;
+  readonly merged?: unknown;
 }
 
 /**
@@ -168,20 +174,23 @@ export class Applier {
     return this.#api.serverSideApply(object, { dryRun, fieldManager: FIELD_MANAGER });
   }
 
-  async #plan(object: ManifestObject, force: boolean): Promise<Plan> {
+  async #plan(object: ManifestObject, force: boolean, keepObjects = false): Promise<Plan> {
     const policy = ssaPolicy(object.metadata);
     if (policy === "Ignore") return { skip: true };
     if (!(await this.#served(object))) return { deferred: true };
     const existing = await this.#get(object);
     if (existing && policy === "IfNotPresent") return { skip: true };
-    if (existing && appliedAndUntouched(object, existing)) return { existing, unchanged: true };
+    const exists = existing !== undefined;
+    if (exists && appliedAndUntouched(object, existing)) return { exists, unchanged: true, ...(keepObjects ? { live: existing } : {}) };
     try {
-      return { existing, dryRun: await this.#serverSideApply(object, true) };
+      const merged = await this.#serverSideApply(object, true);
+      const unchanged = exists && dryRunMatches(existing, merged);
+      return { exists, unchanged, ...(keepObjects ? { live: existing, merged } : {}) };
     } catch (error) {
       const message = apiMessage(error);
-      if (httpStatusOf(error) === 404 && /namespaces? .*not found/i.test(message)) return { existing, deferred: true };
-      if (existing && httpStatusOf(error) === 422 && isImmutableFieldError(message)) {
-        if (force || forceEnabled(object.metadata)) return { existing, recreate: true };
+      if (httpStatusOf(error) === 404 && /namespaces? .*not found/i.test(message)) return { exists, deferred: true };
+      if (exists && httpStatusOf(error) === 422 && isImmutableFieldError(message)) {
+        if (force || forceEnabled(object.metadata)) return { exists, recreate: true, ...(keepObjects ? { live: existing } : {}) };
         throw new ApplyError(
           `${describeObject(object)} has an immutable field change (set spec.force or the kustomize.ferry.dev/force: enabled annotation `
           + `to recreate it): ${message}`,
@@ -228,11 +237,10 @@ export class Applier {
       await this.#recreate(object, options.timeoutMs);
       return "created";
     }
-    if (!plan.existing) {
+    if (!plan.exists) {
       await this.#apply(object);
       return "created";
     }
-    if (dryRunMatches(plan.existing, plan.dryRun)) return "unchanged";
     await this.#apply(object);
     return "configured";
   }
@@ -258,7 +266,7 @@ export class Applier {
       const batch = sorted.filter((object) => stageOf(object) === stage);
       const errors = await inPool(batch, concurrency, async (object) => {
         let plan = plans.get(object) ?? { deferred: true };
-        if (plan.existing && changedKinds.has(`${groupOf(object.apiVersion)}/${object.kind}`)) plan = await this.#plan(object, force);
+        if (plan.exists && changedKinds.has(`${groupOf(object.apiVersion)}/${object.kind}`)) plan = await this.#plan(object, force);
         actions.set(object, await this.#execute(object, plan, { timeoutMs: options.timeoutMs, force }));
       });
       const written = (object: ManifestObject) => actions.get(object) === "created" || actions.get(object) === "configured";
@@ -291,15 +299,13 @@ export class Applier {
     const sorted = sortForApply(objects.map(withChecksum));
     const planned = new Map<ManifestObject, PlannedChange>();
     const errors = await inPool(sorted, options.concurrency ?? 8, async (object) => {
-      const plan = await this.#plan(object, options.force ?? false);
+      const plan = await this.#plan(object, options.force ?? false, true);
       const base = { ...toEntry(refOf(object)), subject: describeObject(object) };
       let action: ChangeAction;
       if (plan.skip) action = "skipped";
-      else if (!plan.existing) action = "created";
-      else if (plan.unchanged) action = "unchanged";
-      else if (plan.recreate || plan.deferred) action = "configured";
-      else action = dryRunMatches(plan.existing, plan.dryRun) ? "unchanged" : "configured";
-      const shown = { ...(plan.existing ? { live: plan.existing } : {}), ...(plan.dryRun ? { merged: plan.dryRun } : {}) };
+      else if (!plan.exists) action = "created";
+      else action = plan.unchanged ? "unchanged" : "configured";
+      const shown = { ...(plan.live ? { live: plan.live } : {}), ...(plan.merged ? { merged: plan.merged } : {}) };
       planned.set(object, { ...base, action, ...shown });
     });
     if (errors.length > 0) throw combined(errors);

@@ -1,6 +1,6 @@
 // The pure rules of applying: stage and order of kinds (as Flux orders them), per-object policies read from
 // annotations or labels, and when a dry-run result means "nothing would change".
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import type { ManifestObject } from "../kustomize/build.ts";
 
 export const SSA_POLICY_KEY = "kustomize.ferry.dev/ssa";
@@ -79,20 +79,33 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 export const CHECKSUM_ANNOTATION = "kustomize.ferry.dev/checksum";
 
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value && typeof value === "object") {
+/** Feeds a canonical JSON form (sorted keys) to the hash piece by piece; CRDs are too big to build as one string. */
+function hashCanonical(hash: Hash, value: unknown): void {
+  if (Array.isArray(value)) {
+    hash.update("[");
+    value.forEach((item, index) => {
+      if (index > 0) hash.update(",");
+      hashCanonical(hash, item);
+    });
+    hash.update("]");
+  } else if (value && typeof value === "object") {
+    hash.update("{");
     const entries = Object.entries(value).filter(([, child]) => child !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
-    return `{${entries.map(([key, child]) => `${JSON.stringify(key)}:${canonical(child)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
+    entries.forEach(([key, child], index) => {
+      hash.update(`${index > 0 ? "," : ""}${JSON.stringify(key)}:`);
+      hashCanonical(hash, child);
+    });
+    hash.update("}");
+  } else hash.update(JSON.stringify(value) ?? "null");
 }
 
 /** The object with an annotation holding the checksum of everything else in it: what Ferry last applied. */
 export function withChecksum<T extends ManifestObject>(object: T): T {
   const annotations = Object.fromEntries(Object.entries(object.metadata.annotations ?? {}).filter(([key]) => key !== CHECKSUM_ANNOTATION));
   const bare = { ...object, metadata: { ...object.metadata, annotations } };
-  const checksum = createHash("sha256").update(canonical(bare)).digest("hex").slice(0, 32);
+  const hash = createHash("sha256");
+  hashCanonical(hash, bare);
+  const checksum = hash.digest("hex").slice(0, 32);
   return { ...object, metadata: { ...object.metadata, annotations: { ...annotations, [CHECKSUM_ANNOTATION]: checksum } } };
 }
 

@@ -54,12 +54,25 @@ export interface KustomizationReconcilerOptions {
 
 type PruneFailure = { entry: InventoryEntryType; error: string };
 
+/** A health check in progress: what was applied, for which revision, and until when to wait. */
+interface HealthWait {
+  readonly revision: string;
+  readonly generation: number;
+  readonly requestedAt?: string;
+  readonly refs: readonly ObjectRef[];
+  readonly target: Target;
+  readonly applied: readonly Change[];
+  readonly started: number;
+  readonly deadline: number;
+}
+
 /** Interval with ±5% jitter, at least a second: a zero interval must not turn into a busy loop. */
 const jitter = (ms: number) => Math.round(Math.max(ms, 1000) * (0.95 + Math.random() * 0.1));
 
 export class KustomizationReconciler {
   readonly #options: KustomizationReconcilerOptions;
   readonly #targets: Targets;
+  readonly #healthWaits = new Map<string, HealthWait>();
 
   constructor(options: KustomizationReconcilerOptions) {
     this.#options = options;
@@ -93,29 +106,59 @@ export class KustomizationReconciler {
       this.#checkAccess(object, spec);
       const source = await this.#source(object, spec);
       revision = source.status?.artifact?.revision as string;
-      await this.#checkDependencies(object, spec, source);
-      if (revision !== status.lastAppliedRevision || generation !== status.observedGeneration) {
-        conditions = setCondition(conditions, "Ready", "Unknown", "Progressing", "Reconciliation in progress", generation);
-        conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
-          `Fetching manifests for revision ${revision} with a timeout of ${formatDuration(timeoutMs)}`, generation);
-        await this.#writeStatus(object, { ...status, conditions, lastAttemptedRevision: revision });
-      }
-      status.lastAttemptedRevision = revision;
+      const key = `${metadata.namespace}/${metadata.name}`;
+      const waiting = this.#healthWaits.get(key);
+      this.#healthWaits.delete(key);
+      let applied: readonly Change[];
+      let health: HealthWait | undefined;
+      if (waiting && waiting.revision === revision && waiting.generation === generation && waiting.requestedAt === requestedAt) {
+        // Applied and pruned already; only the health check was still running.
+        applied = waiting.applied;
+        health = waiting;
+      } else {
+        // A new revision, spec or request cancels a running health check and starts over.
+        await this.#checkDependencies(object, spec, source);
+        if (revision !== status.lastAppliedRevision || generation !== status.observedGeneration) {
+          conditions = setCondition(conditions, "Ready", "Unknown", "Progressing", "Reconciliation in progress", generation);
+          conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
+            `Fetching manifests for revision ${revision} with a timeout of ${formatDuration(timeoutMs)}`, generation);
+          await this.#writeStatus(object, { ...status, conditions, lastAttemptedRevision: revision });
+        }
+        status.lastAttemptedRevision = revision;
 
-      const target = await this.#targets.for(metadata.namespace, spec);
-      const objects = await this.#build(object, spec, source, target);
-      const applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
-      const entries = applied.map((change) => ({ id: change.id, v: change.v }));
-      if (this.#options.exitAfterApplying === `${metadata.namespace}/${metadata.name}` && revision !== object.status?.lastAppliedRevision) {
-        this.#options.log("fault injection: exiting between apply and prune");
-        process.exit(137);
+        const target = await this.#targets.for(metadata.namespace, spec);
+        const objects = await this.#build(object, spec, source, target);
+        applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
+        const entries = applied.map((change) => ({ id: change.id, v: change.v }));
+        if (this.#options.exitAfterApplying === key && revision !== object.status?.lastAppliedRevision) {
+          this.#options.log("fault injection: exiting between apply and prune");
+          process.exit(137);
+        }
+        const pruneFailures = spec.prune ? await this.#prune(object, target, staleEntries(status.inventory?.entries ?? [], entries)) : [];
+        status.inventory = { entries: [...entries, ...pruneFailures.map((failure) => failure.entry)] };
+        if (pruneFailures.length > 0) {
+          throw new KustomizationFailure("PruneFailed", `prune failed: ${pruneFailures.map((failure) => failure.error).join("; ")}`);
+        }
+        health = this.#healthWait(object, spec, applied, target, timeoutMs, revision, requestedAt);
+        if (!health) conditions = removeCondition(conditions, "Healthy");
+        else if (applied.some((change) => change.action === "created" || change.action === "configured") || revision !== status.lastAppliedRevision) {
+          conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
+            `Running health checks for revision ${revision} with a timeout of ${formatDuration(timeoutMs)}`, generation);
+          if (conditions.find((condition) => condition.type === "Healthy")?.status !== "True") {
+            conditions = setCondition(conditions, "Healthy", "Unknown", "Progressing", "Health check in progress", generation);
+          }
+          await this.#writeStatus(object, { ...status, conditions });
+        }
       }
-      const pruneFailures = spec.prune ? await this.#prune(object, target, staleEntries(status.inventory?.entries ?? [], entries)) : [];
-      status.inventory = { entries: [...entries, ...pruneFailures.map((failure) => failure.entry)] };
-      if (pruneFailures.length > 0) {
-        throw new KustomizationFailure("PruneFailed", `prune failed: ${pruneFailures.map((failure) => failure.error).join("; ")}`);
+      if (health) {
+        // Between polls the worker is free for other Kustomizations; the next poll is a requeue.
+        if (!(await this.#pollHealth(health))) {
+          this.#healthWaits.set(key, health);
+          return { requeueAfterMs: Math.min(this.#options.healthPollMs ?? 2_000, Math.max(100, health.deadline - Date.now())) };
+        }
+        conditions = setCondition(conditions, "Healthy", "True", "Succeeded", `Health check passed in ${formatDuration(Date.now() - health.started)}`, generation);
       }
-      conditions = await this.#checkHealth(object, spec, applied, target, timeoutMs, revision, conditions, status);
+      const entries = status.inventory?.entries ?? [];
 
       conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
       conditions = setCondition(conditions, "Ready", "True", "ReconciliationSucceeded", `Applied revision: ${revision}`, generation);
@@ -267,18 +310,16 @@ export class KustomizationReconciler {
     return ownerLabels(object);
   }
 
-  /** wait: every applied object; else healthChecks; else no Healthy condition at all. */
-  async #checkHealth(
+  /** wait: every applied object; else healthChecks; else nothing to wait for. */
+  #healthWait(
     object: Kustomization,
     spec: KustomizationSpecType,
     applied: readonly Change[],
     target: Target,
     timeoutMs: number,
     revision: string,
-    conditions: ConditionType[],
-    status: KustomizationStatusType,
-  ): Promise<ConditionType[]> {
-    const generation = object.metadata.generation ?? 0;
+    requestedAt: string | undefined,
+  ): HealthWait | undefined {
     let refs: ObjectRef[];
     if (spec.wait) refs = applied.filter((change) => change.action !== "skipped").map(parseEntry);
     else if (spec.healthChecks?.length) {
@@ -288,36 +329,35 @@ export class KustomizationReconciler {
         name: check.name,
         namespace: check.namespace ?? object.metadata.namespace,
       }));
-    } else return removeCondition(conditions, "Healthy");
-    const changedSomething = applied.some((change) => change.action === "created" || change.action === "configured");
-    if (changedSomething || revision !== status.lastAppliedRevision) {
-      conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
-        `Running health checks for revision ${revision} with a timeout of ${formatDuration(timeoutMs)}`, generation);
-      if (conditions.find((condition) => condition.type === "Healthy")?.status !== "True") {
-        conditions = setCondition(conditions, "Healthy", "Unknown", "Progressing", "Health check in progress", generation);
-      }
-      await this.#writeStatus(object, { ...status, conditions });
-    }
+    } else return undefined;
     const started = Date.now();
-    const deadline = started + timeoutMs;
-    for (;;) {
-      const results = await Promise.all(refs.map(async (ref): Promise<{ id: string; result: HealthResult }> => ({
-        id: subjectOf(ref),
-        // One failed read (a 5xx) makes that object Unknown for this poll, not the whole reconcile a failure.
-        result: await target.applier.read(ref).then(computeHealth, (error: unknown) => ({ status: "Unknown", message: (error as Error).message })),
-      })));
-      const unhealthy = results.filter(({ result }) => result.status !== "Current");
-      const failed = unhealthy.filter(({ result }) => result.status === "Failed");
-      if (unhealthy.length === 0) {
-        const message = `Health check passed in ${formatDuration(Date.now() - started)}`;
-        return setCondition(conditions, "Healthy", "True", "Succeeded", message, generation);
-      }
-      if (failed.length > 0 || Date.now() >= deadline) {
-        const message = `health check failed after ${formatDuration(Date.now() - started)}: ${summarizeUnhealthy(failed.length > 0 ? failed : unhealthy)}`;
-        throw new KustomizationFailure("HealthCheckFailed", message);
-      }
-      await sleep(Math.min(this.#options.healthPollMs ?? 2_000, Math.max(0, deadline - Date.now())));
+    return {
+      revision,
+      generation: object.metadata.generation ?? 0,
+      ...(requestedAt ? { requestedAt } : {}),
+      refs,
+      target,
+      applied,
+      started,
+      deadline: started + timeoutMs,
+    };
+  }
+
+  /** One look at every object's kstatus: true when all are Current; throws when one Failed or time is up. */
+  async #pollHealth(wait: HealthWait): Promise<boolean> {
+    const results = await Promise.all(wait.refs.map(async (ref): Promise<{ id: string; result: HealthResult }> => ({
+      id: subjectOf(ref),
+      // One failed read (a 5xx) makes that object Unknown for this poll, not the whole reconcile a failure.
+      result: await wait.target.applier.read(ref).then(computeHealth, (error: unknown) => ({ status: "Unknown", message: (error as Error).message })),
+    })));
+    const unhealthy = results.filter(({ result }) => result.status !== "Current");
+    if (unhealthy.length === 0) return true;
+    const failed = unhealthy.filter(({ result }) => result.status === "Failed");
+    if (failed.length > 0 || Date.now() >= wait.deadline) {
+      const elapsed = formatDuration(Date.now() - wait.started);
+      throw new KustomizationFailure("HealthCheckFailed", `health check failed after ${elapsed}: ${summarizeUnhealthy(failed.length > 0 ? failed : unhealthy)}`);
     }
+    return false;
   }
 
   async #finalize(object: Kustomization, spec: KustomizationSpecType): Promise<{ requeueAfterMs?: number }> {
