@@ -21,10 +21,13 @@ import {
   dryRunMatches,
   forceEnabled,
   isImmutableFieldError,
+  LAST_APPLIED_ANNOTATION,
+  type ManagedFieldsEntry,
   pruneDisabled,
   sortForApply,
   ssaPolicy,
   stageOf,
+  takeOverManagedFields,
   withChecksum,
 } from "./policy.ts";
 
@@ -83,6 +86,8 @@ interface Plan {
   /** The kind is not served yet or the namespace does not exist yet: it comes from an earlier stage. */
   readonly deferred?: boolean;
   readonly recreate?: boolean;
+  /** JSON patch that hands kubectl's fields to Ferry before the apply (ssa Override, the default). */
+  readonly takeOver?: readonly unknown[];
   /** For `ferry diff`: the live object and the dry-run result. */
   readonly live?: unknown;
   readonly merged?: unknown;
@@ -103,6 +108,14 @@ class RawObjectApi extends KubernetesObjectApi {
     throw new ApiException(response.httpStatusCode, "Unsuccessful HTTP Request", await response.getBodyAsAny(), response.headers);
   }
 
+  async jsonPatch(object: ManifestObject, operations: readonly unknown[]): Promise<unknown> {
+    const context = this.configuration.baseServer.makeRequestContext(await this.specUriPath(object as KubernetesObject, "patch"), HttpMethod.PATCH);
+    context.setHeaderParam("Accept", "application/json");
+    context.setHeaderParam("Content-Type", PatchStrategy.JsonPatch);
+    context.setBody(JSON.stringify(operations));
+    return this.requestPromise(context);
+  }
+
   async serverSideApply(object: ManifestObject, options: { dryRun: boolean; fieldManager: string }): Promise<unknown> {
     const context = this.configuration.baseServer.makeRequestContext(await this.specUriPath(object as KubernetesObject, "patch"), HttpMethod.PATCH);
     context.setHeaderParam("Accept", "application/json");
@@ -113,6 +126,23 @@ class RawObjectApi extends KubernetesObjectApi {
     context.setBody(JSON.stringify(object));
     return this.requestPromise(context);
   }
+}
+
+/**
+ * The JSON patch that takes kubectl's fields over and drops its last-applied annotation, guarded by the live
+ * resourceVersion so a concurrent writer is not overwritten. Undefined when there is nothing to take over.
+ */
+function takeOverPatch(object: ManifestObject, live: unknown): unknown[] | undefined {
+  type LiveMetadata = { managedFields?: ManagedFieldsEntry[]; annotations?: Record<string, string>; resourceVersion?: string };
+  const metadata = (live as { metadata?: LiveMetadata }).metadata;
+  const managedFields = takeOverManagedFields(metadata?.managedFields, FIELD_MANAGER, object.apiVersion);
+  const lastApplied = metadata?.annotations?.[LAST_APPLIED_ANNOTATION] !== undefined;
+  if (!managedFields && !lastApplied) return undefined;
+  return [
+    { op: "test", path: "/metadata/resourceVersion", value: metadata?.resourceVersion },
+    ...(managedFields ? [{ op: "replace", path: "/metadata/managedFields", value: managedFields }] : []),
+    ...(lastApplied ? [{ op: "remove", path: `/metadata/annotations/${LAST_APPLIED_ANNOTATION.replace("~", "~0").replace("/", "~1")}` }] : []),
+  ];
 }
 
 function apiMessage(error: unknown): string {
@@ -181,6 +211,13 @@ export class Applier {
     const existing = await this.#get(object);
     if (existing && policy === "IfNotPresent") return { skip: true };
     const exists = existing !== undefined;
+    const takeOver = exists && policy === "Override" ? takeOverPatch(object, existing) : undefined;
+    if (takeOver) {
+      await this.#serverSideApply(object, true).catch((error: unknown) => {
+        throw new ApplyError(`${describeObject(object)} dry-run failed: ${apiMessage(error)}`, { cause: error });
+      });
+      return { exists, takeOver, ...(keepObjects ? { live: existing } : {}) };
+    }
     if (exists && appliedAndUntouched(object, existing)) return { exists, unchanged: true, ...(keepObjects ? { live: existing } : {}) };
     try {
       const merged = await this.#serverSideApply(object, true);
@@ -240,6 +277,11 @@ export class Applier {
     if (!plan.exists) {
       await this.#apply(object);
       return "created";
+    }
+    if (plan.takeOver) {
+      await this.#api.jsonPatch(object, plan.takeOver).catch((error: unknown) => {
+        throw new ApplyError(`${describeObject(object)}: taking over kubectl's fields failed: ${apiMessage(error)}`, { cause: error });
+      });
     }
     await this.#apply(object);
     return "configured";

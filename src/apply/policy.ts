@@ -157,3 +157,61 @@ function equalJson(a: Json, b: Json): boolean {
 export function dryRunMatches(live: unknown, dryRun: unknown): boolean {
   return equalJson(comparable(live), comparable(dryRun));
 }
+
+/** What kubectl and first applies leave behind; Flux's Override takes these fields over so removals apply. */
+const TAKEN_OVER = [
+  { manager: "kubectl", operation: "Apply" },
+  { manager: "kubectl", operation: "Update" },
+  { manager: "kubectl-client-side-apply", operation: "Update" },
+  { manager: "before-first-apply", operation: "Update" },
+];
+export const LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration";
+
+export interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  apiVersion?: string;
+  fieldsType?: string;
+  fieldsV1?: Record<string, unknown>;
+  time?: string;
+  subresource?: string;
+}
+
+function mergeFieldSets(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...a };
+  for (const [key, value] of Object.entries(b)) {
+    const existing = merged[key];
+    merged[key] = existing && typeof existing === "object" && value && typeof value === "object"
+      ? mergeFieldSets(existing as Record<string, unknown>, value as Record<string, unknown>)
+      : value;
+  }
+  return merged;
+}
+
+/**
+ * The managedFields after `manager` takes over the fields kubectl's applies and edits own: their field sets join
+ * the manager's Apply entry, so the next server-side apply removes what the manifest no longer has. Undefined when
+ * nothing is to be taken over.
+ */
+export function takeOverManagedFields(
+  entries: readonly ManagedFieldsEntry[] | undefined,
+  manager: string,
+  apiVersion: string,
+): ManagedFieldsEntry[] | undefined {
+  const isTaken = (entry: ManagedFieldsEntry) =>
+    !entry.subresource && TAKEN_OVER.some((taken) => taken.manager === entry.manager && taken.operation === entry.operation);
+  const taken = (entries ?? []).filter(isTaken);
+  if (taken.length === 0) return undefined;
+  const kept = (entries ?? []).filter((entry) => !isTaken(entry));
+  const ours = kept.find((entry) => entry.manager === manager && entry.operation === "Apply" && !entry.subresource);
+  const fields = taken.reduce((set, entry) => mergeFieldSets(set, entry.fieldsV1 ?? {}), ours?.fieldsV1 ?? {});
+  const replacement: ManagedFieldsEntry = {
+    manager,
+    operation: "Apply",
+    apiVersion: ours?.apiVersion ?? apiVersion,
+    fieldsType: "FieldsV1",
+    fieldsV1: fields,
+    time: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+  };
+  return [...kept.filter((entry) => entry !== ours), replacement];
+}

@@ -60,8 +60,11 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
         { patch: "- op: add\n  path: /metadata/labels\n  value:\n    patched: json6902\n", target: { kind: "Service", name: "podinfo" } },
       ],
       images: [{ name: "ghcr.io/stefanprodan/podinfo", newTag: "6.0.0" }],
+      healthChecks: [{ kind: "Deployment", name: "pre-podinfo-suf" }],
+      timeout: "60s",
     });
     const ks = await bed.waitForKustomization(ns, "podinfo", "Ready", readyWith(digest));
+    assert.equal(condition(ks, "Healthy")?.status, "True", "healthChecks named the prefixed Deployment, which became Available");
     assert.deepEqual(ks.status?.inventory?.entries.map((entry) => entry.id).sort(), [
       "overlay_pre-podinfo-suf__Service",
       "overlay_pre-podinfo-suf_apps_Deployment",
@@ -274,6 +277,26 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(await value("seeded"), "edited");
     assert.equal(await value("managed"), "v2");
     assert.equal(await value("kept"), "kept");
+  });
+
+  test("ssa Override (the default) takes over fields kubectl applied, so a field dropped from the manifest is removed; Merge keeps them", async () => {
+    const ns = await namespace("takeover");
+    const byKubectl = (name: string) => configMap(name, { a: "1", b: "from-kubectl" }, { namespace: ns });
+    await bed.cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: [byKubectl("owned"), byKubectl("merged")] }) });
+    const digest = await bed.push(await makeFixture({
+      "cm.yaml": [configMap("owned", { a: "1" }), configMap("merged", { a: "1" }, { annotations: { "kustomize.ferry.dev/ssa": "Merge" } })],
+    }), "takeover/app");
+    await bed.deliver(ns, "app", "takeover/app", {});
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
+    const owned = await bed.getJson(["configmap", "owned", "-n", ns, "--show-managed-fields"]) as {
+      data: Record<string, string>;
+      metadata: { annotations?: Record<string, string>; managedFields: Array<{ manager: string }> };
+    };
+    assert.deepEqual(owned.data, { a: "1" });
+    assert.equal(owned.metadata.annotations?.["kubectl.kubernetes.io/last-applied-configuration"], undefined);
+    assert.deepEqual(owned.metadata.managedFields.map((field) => field.manager), ["ferry"]);
+    const merged = await bed.getJson(["configmap", "merged", "-n", ns]) as { data: Record<string, string> };
+    assert.deepEqual(merged.data, { a: "1", b: "from-kubectl" });
   });
 
   test("kubeConfig: objects are applied to the cluster and as the user of a kubeconfig Secret", async () => {

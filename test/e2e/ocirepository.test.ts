@@ -159,9 +159,14 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     const table = await cluster.kubectl(["get", "ocirepo", "demo"]);
     assert.match(table, new RegExp(`demo\\s+True\\s+stored artifact for revision 'v1@${first}'`));
 
+    // The previous artifact stays while a Kustomization may still be building from it; the one before goes.
     const second = await push(registry, "apps/demo", "v1");
-    await waitFor("demo", "the new revision within the interval", (o) => o.status?.artifact?.revision === `v1@${second}`);
-    assert.ok(!existsSync(stored), "the previous artifact was not garbage-collected");
+    const secondObject = await waitFor("demo", "the new revision within the interval", (o) => o.status?.artifact?.revision === `v1@${second}`);
+    assert.ok(existsSync(stored), "the previous artifact was removed while it may still be in use");
+    const third = await push(registry, "apps/demo", "v1");
+    await waitFor("demo", "a third revision", (o) => o.status?.artifact?.revision === `v1@${third}`);
+    assert.ok(!existsSync(stored), "the artifact two revisions back was not garbage-collected");
+    assert.ok(existsSync(join(cacheDir, artifactOf(secondObject).path)), "the previous artifact was removed");
   });
 
   test("reconcile.ferry.dev/requestedAt triggers an immediate reconcile and is echoed in status", async () => {

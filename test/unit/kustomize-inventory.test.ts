@@ -1,6 +1,6 @@
 // Inventory ids and manifest building as pure logic: ids survive names with "_", builds refuse bad input by name.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
@@ -15,6 +15,7 @@ import {
   sortForApply,
   ssaPolicy,
   stageOf,
+  takeOverManagedFields,
   withChecksum,
 } from "../../src/apply/policy.ts";
 import { binary, skipUnlessBuilt } from "../harness/binaries.ts";
@@ -43,7 +44,26 @@ describe("inventory", () => {
   });
 });
 
-describe("manifest build", { skip: skipUnlessBuilt("kustomize") }, () => {
+describe("manifest build", { skip: skipUnlessBuilt("kustomize", "kubectl") }, () => {
+  test("without FERRY_KUSTOMIZE or kustomize on the PATH, `kubectl kustomize` builds", async () => {
+    const root = await mkdtemp(join(tmpdir(), "ferry-build-kubectl-"));
+    const saved = { path: process.env.PATH, kustomize: process.env.FERRY_KUSTOMIZE };
+    try {
+      await mkdir(join(root, "bin"));
+      await symlink(binary("kubectl"), join(root, "bin", "kubectl"));
+      await mkdir(join(root, "app"));
+      await writeFile(join(root, "app", "cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n");
+      process.env.PATH = join(root, "bin");
+      delete process.env.FERRY_KUSTOMIZE;
+      const objects = await buildManifests(join(root, "app"), "", { overlay: { namePrefix: "x-" } });
+      assert.deepEqual(objects.map((object) => object.metadata.name), ["x-a"]);
+    } finally {
+      process.env.PATH = saved.path;
+      if (saved.kustomize !== undefined) process.env.FERRY_KUSTOMIZE = saved.kustomize;
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   before(() => {
     process.env.FERRY_KUSTOMIZE = binary("kustomize");
   });
@@ -126,5 +146,21 @@ describe("apply policy", () => {
     assert.equal(pruneDisabled({ annotations: { "kustomize.ferry.dev/prune": "Disabled" } }), true);
     assert.equal(isImmutableFieldError("Deployment.apps \"web\" is invalid: spec.selector: Invalid value: ...: field is immutable"), true);
     assert.equal(isImmutableFieldError("spec.replicas: Invalid value: -1"), false);
+  });
+});
+
+describe("field manager takeover", () => {
+  test("kubectl's apply and update entries join Ferry's Apply entry; other managers and subresources stay", () => {
+    const entries = [
+      { manager: "kubectl-client-side-apply", operation: "Update", apiVersion: "v1", fieldsType: "FieldsV1", fieldsV1: { "f:data": { "f:b": {} } } },
+      { manager: "ferry", operation: "Apply", apiVersion: "v1", fieldsType: "FieldsV1", fieldsV1: { "f:data": { "f:a": {} } } },
+      { manager: "kube-controller-manager", operation: "Update", apiVersion: "v1", fieldsV1: { "f:status": {} }, subresource: "status" },
+      { manager: "kubectl-edit", operation: "Update", apiVersion: "v1", fieldsV1: { "f:data": { "f:c": {} } } },
+    ];
+    const result = takeOverManagedFields(entries, "ferry", "v1");
+    assert.deepEqual(result?.map((entry) => entry.manager), ["kube-controller-manager", "kubectl-edit", "ferry"]);
+    assert.deepEqual(result?.at(-1)?.fieldsV1, { "f:data": { "f:a": {}, "f:b": {} } });
+    assert.equal(result?.at(-1)?.operation, "Apply");
+    assert.equal(takeOverManagedFields(entries.slice(1), "ferry", "v1"), undefined);
   });
 });
