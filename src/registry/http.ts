@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { rootCertificates } from "node:tls";
-import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent } from "undici";
+import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent, type ResponseData } from "./undici.ts";
 import { parseChallenges } from "./challenge.ts";
 import type { CredentialSource, Credentials } from "./credentials.ts";
 import {
@@ -59,7 +59,7 @@ export interface RegistryRequest {
   readonly signal?: AbortSignal;
 }
 
-export type RegistryResponse = Dispatcher.ResponseData;
+export type RegistryResponse = ResponseData;
 
 interface CachedToken {
   readonly header: string;
