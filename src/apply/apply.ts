@@ -414,11 +414,13 @@ export class Applier {
       const metadata = { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
       const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata };
       try {
-        type Meta = { metadata?: { annotations?: Record<string, string>; labels?: Record<string, string> } };
+        type Meta = { metadata?: { annotations?: Record<string, string>; labels?: Record<string, string>; uid?: string } };
         const current = (await this.#api.read(spec as never)) as Meta;
         if (pruneDisabled(current.metadata)) continue;
         if (Object.entries(ownerLabels).some(([key, value]) => current.metadata?.labels?.[key] !== value)) continue;
-        await this.#api.delete(spec as never, undefined, undefined, undefined, undefined, "Background");
+        // Only the object just checked: one recreated in between by someone else is not ours to delete.
+        const preconditions = current.metadata?.uid ? { preconditions: { uid: current.metadata.uid } } : {};
+        await this.#api.delete(spec as never, undefined, undefined, undefined, undefined, "Background", preconditions);
         deleted.push(inventoryId(ref));
       } catch (error) {
         // A kind no longer served (its CRD was deleted) took its objects with it.

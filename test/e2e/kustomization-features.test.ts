@@ -399,7 +399,9 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     const crashing = bed.startController([], { FERRY_FAULT: `exit-after-apply:${ns}/app` });
     const v2 = await makeFixture({ "objects.yaml": [configMap("stays", { v: "2" }), configMap("arrives", { v: "2" })] });
     const digest2 = await bed.push(v2, "crash/app");
-    await bed.reconcileSource(ns, "app");
+    // Ask for the new revision without waiting on it: the controller may already be fetching it on its own start,
+    // and it exits right after applying.
+    await bed.cluster.kubectl(["annotate", "ocirepository", "app", "-n", ns, "--overwrite", `reconcile.ferry.dev/requestedAt=${Date.now()}`]);
     const exited = await Promise.race([
       crashing.exited.then(() => false, () => true),
       new Promise<boolean>((resolve) => setTimeout(resolve, 60_000, false)),
