@@ -115,6 +115,24 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(failed.status?.lastAppliedRevision?.endsWith(digest), true, "the last good revision stays applied");
   });
 
+  test("retryInterval: a failing Kustomization is retried at that pace, not with a growing backoff", async () => {
+    const ns = await namespace("retry");
+    const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("settings", { region: "${region}" })] }), "retry/app");
+    await bed.deliver(ns, "app", "retry/app", {
+      retryInterval: "1s",
+      postBuild: { substitute: { team: "a" }, substituteFrom: [{ kind: "ConfigMap", name: "vars", optional: true }] },
+    });
+    await bed.waitForKustomization(ns, "app", "BuildFailed", (o) => condition(o, "Ready")?.reason === "BuildFailed");
+    // Long enough for an exponential backoff (0.75 s doubling) to be waiting 10 s or more by now.
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    await bed.applyObjects([configMap("vars", { region: "eu-west-1" }, { namespace: ns })]);
+    const started = Date.now();
+    await bed.waitForKustomization(ns, "app", "Ready on the next retry", readyWith(digest), 5_000);
+    assert.ok(Date.now() - started < 5_000);
+    const settings = await bed.getJson(["configmap", "settings", "-n", ns]) as { data: Record<string, string> };
+    assert.equal(settings.data.region, "eu-west-1");
+  });
+
   test("dependsOn: a Kustomization waits until its dependency is Ready, then applies", async () => {
     const ns = await namespace("deps");
     const appDir = await makeFixture({ "cm.yaml": [configMap("app", { needs: "infra" })] });
@@ -429,5 +447,16 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.match(condition(stalled, "Stalled")?.message ?? "", /targetNamespace 'default' is not allowed/);
     await bed.cluster.kubectl(["patch", "kustomization", "app", "-n", ns, "--type=json", "-p", JSON.stringify([{ op: "remove", path: "/spec/targetNamespace" }])]);
     await bed.waitForKustomization(ns, "app", "Ready in its own namespace", readyWith(digest));
+
+    // A sourceRef into another namespace is refused too, while one in its own namespace works.
+    await bed.applyObjects([{
+      apiVersion: "kustomize.ferry.dev/v1",
+      kind: "Kustomization",
+      metadata: { namespace: ns, name: "borrowed" },
+      spec: { sourceRef: { kind: "OCIRepository", name: "app", namespace: "crash" }, path: "./", interval: "1h", prune: true },
+    }]);
+    const borrowed = await bed.waitForKustomization(ns, "borrowed", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
+    assert.equal(condition(borrowed, "Ready")?.reason, "AccessDenied");
+    assert.match(condition(borrowed, "Stalled")?.message ?? "", /cross-namespace sourceRef to 'crash\/app' is not allowed/);
   });
 });
