@@ -35,36 +35,35 @@ export class Targets {
   }
 
   async for(namespace: string, spec: KustomizationSpecType): Promise<Target> {
-    let base = this.#kube;
-    let key = "local";
-    if (spec.kubeConfig) {
-      const { name, key: secretKey } = spec.kubeConfig.secretRef;
-      const data = await this.#kube.secretData(namespace, name);
-      if (!data) throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${namespace}/${name}' not found`, "wait");
-      const value = secretKey ? data[secretKey] : (data.value ?? data["value.yaml"]);
-      if (!value) {
-        throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${namespace}/${name}' has no key '${secretKey ?? "value"}'`, "stall");
-      }
-      key = createHash("sha256").update(value).digest("hex");
-      const cached = this.#cache.get(key);
-      base = cached?.kube ?? this.#kubeFrom(value.toString("utf8"), `${namespace}/${name}`);
-    }
+    const kubeconfig = spec.kubeConfig ? await this.#kubeconfig(namespace, spec.kubeConfig.secretRef) : undefined;
     const serviceAccount = spec.serviceAccountName ?? this.#defaultServiceAccount;
-    if (serviceAccount) key += `|system:serviceaccount:${namespace}:${serviceAccount}`;
+    const user = serviceAccount ? `system:serviceaccount:${namespace}:${serviceAccount}` : undefined;
+    const key = `${kubeconfig ? createHash("sha256").update(kubeconfig.text).digest("hex") : "local"}|${user ?? ""}`;
     const cached = this.#cache.get(key);
     if (cached) return cached;
-    const kube = serviceAccount ? base.impersonating(`system:serviceaccount:${namespace}:${serviceAccount}`) : base;
+    const base = kubeconfig ? this.#kubeFrom(kubeconfig.text, kubeconfig.secret) : this.#kube;
+    const kube = user ? base.impersonating(user) : base;
     const target = { kube, applier: new Applier(kube) };
     if (this.#cache.size > 256) this.#cache.clear();
     this.#cache.set(key, target);
     return target;
   }
 
+  /** The kubeconfig text of a kubeConfig.secretRef. Secrets are not watched, so problems are retried, not stalled. */
+  async #kubeconfig(namespace: string, reference: { name: string; key?: string | undefined }): Promise<{ text: string; secret: string }> {
+    const secret = `${namespace}/${reference.name}`;
+    const data = await this.#kube.secretData(namespace, reference.name);
+    if (!data) throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' not found`, "wait");
+    const value = reference.key ? data[reference.key] : (data.value ?? data["value.yaml"]);
+    if (!value) throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' has no key '${reference.key ?? "value"}'`, "wait");
+    return { text: value.toString("utf8"), secret };
+  }
+
   #kubeFrom(kubeconfig: string, secret: string): KubeClient {
     try {
       return KubeClient.fromUntrustedString(kubeconfig);
     } catch (error) {
-      throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' is not a valid kubeconfig: ${(error as Error).message}`, "stall");
+      throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' is not a valid kubeconfig: ${(error as Error).message}`, "wait");
     }
   }
 }
