@@ -296,8 +296,14 @@ export class Applier {
     const force = options.force ?? false;
     const sorted = sortForApply(objects.map(withChecksum));
     const plans = new Map<ManifestObject, Plan>();
+    // Objects in a namespace this set creates cannot exist yet: no GET or dry-run until the namespace does.
+    const newNamespaces = new Set<string>();
+    await inPool(sorted.filter((object) => object.kind === "Namespace" && object.apiVersion === "v1"), concurrency, async (namespace) => {
+      if (!(await this.#get(namespace))) newNamespaces.add(namespace.metadata.name);
+    });
     const planErrors = await inPool(sorted, concurrency, async (object) => {
-      plans.set(object, await this.#plan(object, force));
+      const waitsForNamespace = object.metadata.namespace !== undefined && newNamespaces.has(object.metadata.namespace);
+      plans.set(object, waitsForNamespace && ssaPolicy(object.metadata) !== "Ignore" ? { deferred: true } : await this.#plan(object, force));
     });
     if (planErrors.length > 0) throw combined(planErrors);
 
