@@ -192,12 +192,16 @@ export class Applier {
     });
   }
 
-  async #served(object: ManifestObject): Promise<boolean> {
-    const resource = await this.#api.lookup(object.apiVersion, object.kind).catch((error: unknown) => {
+  /** The API resource serving the object's kind, undefined when none does; discovery failures are errors. */
+  async #resource(object: ManifestObject) {
+    return this.#api.lookup(object.apiVersion, object.kind).catch((error: unknown) => {
       if (httpStatusOf(error) === 404) return undefined;
       throw new ApplyError(`discovery of ${object.apiVersion} failed: ${apiMessage(error)}`, { cause: error });
     });
-    return resource !== undefined;
+  }
+
+  async #served(object: ManifestObject): Promise<boolean> {
+    return (await this.#resource(object)) !== undefined;
   }
 
   async #serverSideApply(object: ManifestObject, dryRun: boolean): Promise<unknown> {
@@ -376,7 +380,7 @@ export class Applier {
     const resolved: ManifestObject[] = [];
     for (const object of objects) {
       let namespaced: boolean;
-      const resource = await this.#api.lookup(object.apiVersion, object.kind).catch(() => undefined);
+      const resource = await this.#resource(object);
       if (resource) namespaced = resource.namespaced;
       else {
         const group = object.apiVersion.split("/")[0];
@@ -421,17 +425,18 @@ export class Applier {
       const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata };
       try {
         type Meta = { metadata?: { annotations?: Record<string, string>; labels?: Record<string, string>; uid?: string } };
-        const current = (await this.#api.read(spec as never)) as Meta;
-        if (pruneDisabled(current.metadata)) continue;
-        if (Object.entries(ownerLabels).some(([key, value]) => current.metadata?.labels?.[key] !== value)) continue;
-        // Only the object just checked: one recreated in between by someone else is not ours to delete.
-        const preconditions = current.metadata?.uid ? { preconditions: { uid: current.metadata.uid } } : {};
-        await this.#api.delete(spec as never, undefined, undefined, undefined, undefined, "Background", preconditions);
+        const current = (await this.#get(spec)) as Meta | undefined;
+        if (current) {
+          if (pruneDisabled(current.metadata)) continue;
+          if (Object.entries(ownerLabels).some(([key, value]) => current.metadata?.labels?.[key] !== value)) continue;
+          // Only the object just checked: one recreated in between by someone else is not ours to delete.
+          const preconditions = current.metadata?.uid ? { preconditions: { uid: current.metadata.uid } } : {};
+          await this.#api.delete(spec as never, undefined, undefined, undefined, undefined, "Background", preconditions);
+        }
         deleted.push(inventoryId(ref));
       } catch (error) {
-        // A kind no longer served (its CRD was deleted) took its objects with it.
-        if (httpStatusOf(error) === 404 || /Unrecognized API version and kind/.test((error as Error).message)) deleted.push(inventoryId(ref));
-        else failed.push({ id: inventoryId(ref), error: `${describeObject(spec)}: ${apiMessage(error)}` });
+        if (httpStatusOf(error) === 404) deleted.push(inventoryId(ref));
+        else failed.push({ id: inventoryId(ref), error: error instanceof ApplyError ? error.message : `${describeObject(spec)}: ${apiMessage(error)}` });
       }
     }
     return { deleted, failed };

@@ -11,7 +11,7 @@ import {
   type InventoryEntryType,
 } from "../api/kustomize.ts";
 import { formatDuration, specDurationMs } from "../api/duration.ts";
-import type { ConditionType } from "../api/meta.ts";
+import type { ArtifactType, ConditionType } from "../api/meta.ts";
 import { ApplyError, type Change } from "../apply/apply.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
 import { computeHealth, type HealthResult, summarizeUnhealthy } from "../health/kstatus.ts";
@@ -66,6 +66,11 @@ interface HealthWait {
   readonly deadline: number;
 }
 
+/** Flux's GetTimeout: spec.timeout, else interval - 30s, and never under 30s. */
+function timeoutOf(spec: KustomizationSpecType): number {
+  return Math.max(30_000, spec.timeout ? specDurationMs(spec.timeout) : specDurationMs(spec.interval) - 30_000);
+}
+
 /** Interval with ±5% jitter, at least a second: a zero interval must not turn into a busy loop. */
 const jitter = (ms: number) => Math.round(Math.max(ms, 1000) * (0.95 + Math.random() * 0.1));
 
@@ -95,7 +100,7 @@ export class KustomizationReconciler {
     const generation = metadata.generation ?? 0;
     const interval = specDurationMs(spec.interval);
     const retryMs = spec.retryInterval ? specDurationMs(spec.retryInterval) : undefined;
-    const timeoutMs = Math.max(30_000, spec.timeout ? specDurationMs(spec.timeout) : interval - 30_000);
+    const timeoutMs = timeoutOf(spec);
     const started = Date.now();
     const status: KustomizationStatusType = { ...object.status };
     const requestedAt = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
@@ -104,8 +109,8 @@ export class KustomizationReconciler {
     let revision: string | undefined;
     try {
       this.#checkAccess(object, spec);
-      const source = await this.#source(object, spec);
-      revision = source.status?.artifact?.revision as string;
+      const artifact = await this.#artifact(object, spec);
+      revision = artifact.revision;
       const key = `${metadata.namespace}/${metadata.name}`;
       const waiting = this.#healthWaits.get(key);
       this.#healthWaits.delete(key);
@@ -117,7 +122,7 @@ export class KustomizationReconciler {
         health = waiting;
       } else {
         // A new revision, spec or request cancels a running health check and starts over.
-        await this.#checkDependencies(object, spec, source);
+        await this.#checkDependencies(object, spec, revision);
         if (revision !== status.lastAppliedRevision || generation !== status.observedGeneration) {
           conditions = setCondition(conditions, "Ready", "Unknown", "Progressing", "Reconciliation in progress", generation);
           conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
@@ -127,7 +132,7 @@ export class KustomizationReconciler {
         status.lastAttemptedRevision = revision;
 
         const target = await this.#targets.for(metadata.namespace, spec);
-        const objects = await this.#build(object, spec, source, target);
+        const objects = await this.#build(object, spec, artifact, target);
         applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
         const entries = applied.map((change) => ({ id: change.id, v: change.v }));
         if (this.#options.exitAfterApplying === key && revision !== object.status?.lastAppliedRevision) {
@@ -162,7 +167,7 @@ export class KustomizationReconciler {
 
       conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
       conditions = setCondition(conditions, "Ready", "True", "ReconciliationSucceeded", `Applied revision: ${revision}`, generation);
-      const origin = source.status?.artifact?.metadata?.["org.opencontainers.image.revision"];
+      const origin = artifact.metadata?.["org.opencontainers.image.revision"];
       // Status is written as a merge patch: a field that no longer applies must be sent as null to go away.
       const staleOrigin = !origin && status.lastAppliedOriginRevision !== undefined;
       delete status.lastAppliedOriginRevision;
@@ -193,8 +198,7 @@ export class KustomizationReconciler {
         conditions = removeCondition(conditions, "Stalled");
         conditions = setCondition(conditions, "Reconciling", "True", "ProgressingWithRetry", failure.message, generation);
       }
-      const latest = await this.#options.kube.get<Kustomization>(KUSTOMIZATION, metadata.namespace, metadata.name).catch(() => undefined);
-      await this.#writeStatus(latest ?? object, { ...status, conditions, ...(failure.disposition === "stall" ? { observedGeneration: generation } : {}) });
+      await this.#writeStatus(object, { ...status, conditions, ...(failure.disposition === "stall" ? { observedGeneration: generation } : {}) });
       const previous = object.status?.conditions?.find((condition) => condition.type === "Ready");
       // A Kustomization waiting on the same thing for hours should not write an Event every few seconds.
       if (previous?.reason !== failure.reason || previous.message !== failure.message) {
@@ -240,31 +244,29 @@ export class KustomizationReconciler {
     if (foreign) throw denied(`cross-namespace dependsOn '${foreign.namespace}/${foreign.name}'`, "--no-cross-namespace-refs");
   }
 
-  async #source(object: Kustomization, spec: KustomizationSpecType): Promise<OCIRepository> {
+  /** The artifact the source has stored; waits (ArtifactFailed) until the source and its artifact exist. */
+  async #artifact(object: Kustomization, spec: KustomizationSpecType): Promise<ArtifactType> {
     const namespace = spec.sourceRef.namespace ?? object.metadata.namespace;
     const source = await this.#options.kube.get<OCIRepository>(OCI_REPOSITORY, namespace, spec.sourceRef.name);
     if (!source) throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' not found`, "wait");
-    if (!source.status?.artifact) {
-      throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' has no artifact yet`, "wait");
-    }
-    return source;
+    const artifact = source.status?.artifact;
+    if (!artifact) throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' has no artifact yet`, "wait");
+    return artifact;
   }
 
-  async #checkDependencies(object: Kustomization, spec: KustomizationSpecType, source: OCIRepository): Promise<void> {
+  async #checkDependencies(object: Kustomization, spec: KustomizationSpecType, revision: string): Promise<void> {
     for (const reference of spec.dependsOn ?? []) {
       const namespace = reference.namespace ?? object.metadata.namespace;
       const dependency = await this.#options.kube.get<Kustomization>(KUSTOMIZATION, namespace, reference.name);
       const sameSource = dependency
         && dependency.spec.sourceRef.name === spec.sourceRef.name
         && (dependency.spec.sourceRef.namespace ?? namespace) === (spec.sourceRef.namespace ?? object.metadata.namespace);
-      const reason = dependencyNotReady(`${namespace}/${reference.name}`, dependency, sameSource ? source.status?.artifact?.revision : undefined);
+      const reason = dependencyNotReady(`${namespace}/${reference.name}`, dependency, sameSource ? revision : undefined);
       if (reason) throw new KustomizationFailure("DependencyNotReady", reason, "wait");
     }
   }
 
-  async #build(object: Kustomization, spec: KustomizationSpecType, source: OCIRepository, target: Target): Promise<ManifestObject[]> {
-    const artifact = source.status?.artifact;
-    if (!artifact) throw new KustomizationFailure("ArtifactFailed", "source artifact missing", "wait");
+  async #build(object: Kustomization, spec: KustomizationSpecType, artifact: ArtifactType, target: Target): Promise<ManifestObject[]> {
     const root = join(this.#options.cache.root, artifact.path);
     return buildKustomization(root, object, spec, { kube: this.#options.kube, applier: target.applier });
   }
@@ -298,16 +300,12 @@ export class KustomizationReconciler {
   /** Deletes stale objects; returns those that could not be deleted, to be kept in the inventory and retried. */
   async #prune(object: Kustomization, target: Target, stale: InventoryEntryType[]): Promise<PruneFailure[]> {
     if (stale.length === 0) return [];
-    const { deleted, failed } = await target.applier.delete(stale.map(parseEntry), this.#ownerLabels(object));
+    const { deleted, failed } = await target.applier.delete(stale.map(parseEntry), ownerLabels(object));
     if (deleted.length > 0) {
       this.#options.log("pruned", { object: `${object.metadata.namespace}/${object.metadata.name}`, deleted });
       await this.#event(object, "Normal", "Progressing", deleted.map((id) => `${describeEntry(id, stale)} deleted`).join("\n"), object.status?.lastAttemptedRevision);
     }
     return failed.map((failure) => ({ entry: stale.find((entry) => entry.id === failure.id) as InventoryEntryType, error: failure.error }));
-  }
-
-  #ownerLabels(object: Kustomization): Record<string, string> {
-    return ownerLabels(object);
   }
 
   /** wait: every applied object; else healthChecks; else nothing to wait for. */
@@ -370,10 +368,10 @@ export class KustomizationReconciler {
       const target = await this.#deletionTarget(object, spec);
       if (target) {
         const refs = inventory.map(parseEntry);
-        const { failed } = await target.applier.delete(refs, this.#ownerLabels(object));
+        const { failed } = await target.applier.delete(refs, ownerLabels(object));
         if (failed.length > 0) throw new Error(`deleting the inventory failed: ${failed.map((failure) => failure.error).join("; ")}`);
         if (policy === "WaitForTermination") {
-          const timeoutMs = Math.max(30_000, spec.timeout ? specDurationMs(spec.timeout) : specDurationMs(spec.interval) - 30_000);
+          const timeoutMs = timeoutOf(spec);
           const deadline = Date.now() + timeoutMs;
           for (;;) {
             const remaining = (await Promise.all(refs.map((ref) => target.applier.read(ref)))).filter(Boolean).length;
