@@ -23,6 +23,18 @@ async function fixture(files: Record<string, unknown>): Promise<string> {
   return dir;
 }
 
+/** A ServiceAccount bound to the built-in admin ClusterRole in its own namespace only: a tenant. */
+const namespaceAdmin = (namespace: string, name: string) => [
+  { apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace, name } },
+  {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { namespace, name: `${name}-admin` },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+    subjects: [{ kind: "ServiceAccount", namespace, name }],
+  },
+];
+
 const configMap = (name: string, data: Record<string, string>, metadata: Record<string, unknown> = {}) =>
   ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, ...metadata }, data });
 
@@ -177,16 +189,7 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
 
   test("a tenant ServiceAccount that may not create ClusterRoles gets a clear error, and nothing of the set is applied", async () => {
     const ns = await namespace("tenant");
-    await bed.applyObjects([
-      { apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace: ns, name: "deployer" } },
-      {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "RoleBinding",
-        metadata: { namespace: ns, name: "deployer-admin" },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
-        subjects: [{ kind: "ServiceAccount", namespace: ns, name: "deployer" }],
-      },
-    ]);
+    await bed.applyObjects(namespaceAdmin(ns, "deployer"));
     const source = await makeFixture({
       "objects.yaml": [
         configMap("tenant-config", { a: "b" }),
@@ -320,16 +323,7 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
   test("kubeConfig: objects are applied to the cluster and as the user of a kubeconfig Secret", async () => {
     const ns = await namespace("hub");
     const remote = await namespace("remote");
-    await bed.applyObjects([
-      { apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace: remote, name: "deployer" } },
-      {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "RoleBinding",
-        metadata: { namespace: remote, name: "deployer-admin" },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
-        subjects: [{ kind: "ServiceAccount", namespace: remote, name: "deployer" }],
-      },
-    ]);
+    await bed.applyObjects(namespaceAdmin(remote, "deployer"));
     const token = (await bed.cluster.kubectl(["create", "token", "deployer", "-n", remote, "--duration=1h"])).trim();
     const kubeconfig = yaml.dump({
       apiVersion: "v1",
