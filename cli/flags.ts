@@ -28,6 +28,37 @@ export const SIGNING_OPTIONS = {
   "signature-format": { type: "string" },
 } as const satisfies OptionSpec;
 
+export const VERIFY_OPTIONS = {
+  key: { type: "string", multiple: true },
+  "certificate-identity": { type: "string" },
+  "certificate-identity-regexp": { type: "string" },
+  "certificate-oidc-issuer": { type: "string" },
+  "certificate-oidc-issuer-regexp": { type: "string" },
+  "trusted-root": { type: "string" },
+  "insecure-ignore-tlog": { type: "boolean" },
+} as const satisfies OptionSpec;
+
+export interface VerifyFlagValues {
+  key?: string[];
+  "certificate-identity"?: string;
+  "certificate-identity-regexp"?: string;
+  "certificate-oidc-issuer"?: string;
+  "certificate-oidc-issuer-regexp"?: string;
+  "trusted-root"?: string;
+  "insecure-ignore-tlog"?: boolean;
+}
+
+/** Whether any --certificate-* flag asks for keyless verification. */
+export function usesKeylessIdentity(values: VerifyFlagValues): boolean {
+  const identityFlags = ["certificate-identity", "certificate-identity-regexp", "certificate-oidc-issuer", "certificate-oidc-issuer-regexp"] as const;
+  return identityFlags.some((flag) => values[flag] !== undefined);
+}
+
+/** Whether verification flags were given; commands load the signing code (and sigstore) only then. */
+export function wantsVerification(values: VerifyFlagValues): boolean {
+  return Boolean(values.key?.length) || usesKeylessIdentity(values);
+}
+
 export function parse<T extends OptionSpec>(args: readonly string[], options: T) {
   // cosign and flux users write boolean flags as --flag=false; parseArgs only knows --flag and --no-flag.
   const normalised = args.map((arg) => {

@@ -19,6 +19,8 @@ import {
   requireOne,
   SIGNING_OPTIONS,
   timeoutSignal,
+  VERIFY_OPTIONS,
+  wantsVerification,
 } from "../flags.ts";
 import { detectSourceRevision } from "../git.ts";
 import { type OutputFormat, parseOutputFormat, printStructured, printTable, status } from "../output.ts";
@@ -126,12 +128,12 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
 }
 
 export async function pullArtifactCommand(args: readonly string[]): Promise<void> {
-  const { VERIFY_OPTIONS, trustFromFlags } = await import("./signing.ts");
   const { values, positionals } = parse(args, { ...REGISTRY_OPTIONS, ...VERIFY_OPTIONS, output: { type: "string", short: "o" } });
   const reference = parseUrl(requireOne(positionals, "artifact URL"));
   if (!values.output) throw new UsageError("--output is required: the directory to extract into");
   const output = resolve(values.output);
-  const trust = await trustFromFlags(values);
+  // The signing code pulls in sigstore; a pull without verification flags does not pay for loading it.
+  const trust = wantsVerification(values) ? await (await import("./signing.ts")).trustFromFlags(values) : undefined;
   status("►", `pulling artifact from ${formatReference(reference)}`);
   const progress = createProgress("  layer");
   const result = await withClient(values, async (client, signal) => {

@@ -9,7 +9,10 @@ import { type SignatureFormatOption, signArtifact } from "../../src/signing/sign
 import { loadTrustedRoot } from "../../src/signing/trusted-root.ts";
 import { verifyArtifact } from "../../src/signing/verify.ts";
 import { UsageError } from "../errors.ts";
-import { clientOptions, parse, REGISTRY_OPTIONS, requireOne, SIGNING_OPTIONS } from "../flags.ts";
+import {
+  clientOptions, parse, REGISTRY_OPTIONS, requireOne, SIGNING_OPTIONS, usesKeylessIdentity, VERIFY_OPTIONS, type VerifyFlagValues,
+  wantsVerification,
+} from "../flags.ts";
 import { parseOutputFormat, printStructured, status } from "../output.ts";
 
 /** Reads a key from a file path or `env://VARIABLE`, as cosign accepts key references. */
@@ -131,31 +134,10 @@ export async function signCommand(args: readonly string[]): Promise<void> {
 }
 
 /** Flags that say what signature to require, shared by `verify artifact` and `pull artifact`. */
-export const VERIFY_OPTIONS = {
-  key: { type: "string", multiple: true },
-  "certificate-identity": { type: "string" },
-  "certificate-identity-regexp": { type: "string" },
-  "certificate-oidc-issuer": { type: "string" },
-  "certificate-oidc-issuer-regexp": { type: "string" },
-  "trusted-root": { type: "string" },
-  "insecure-ignore-tlog": { type: "boolean" },
-} as const;
-
-export interface VerifyFlagValues {
-  key?: string[];
-  "certificate-identity"?: string;
-  "certificate-identity-regexp"?: string;
-  "certificate-oidc-issuer"?: string;
-  "certificate-oidc-issuer-regexp"?: string;
-  "trusted-root"?: string;
-  "insecure-ignore-tlog"?: boolean;
-}
-
 /** What to verify with, or undefined when no verification flag was given. */
 export async function trustFromFlags(values: VerifyFlagValues): Promise<Parameters<typeof verifyArtifact>[2] | undefined> {
-  const identityFlags = ["certificate-identity", "certificate-identity-regexp", "certificate-oidc-issuer", "certificate-oidc-issuer-regexp"] as const;
-  const keyless = identityFlags.some((flag) => values[flag] !== undefined);
-  if (!values.key?.length && !keyless) return undefined;
+  if (!wantsVerification(values)) return undefined;
+  const keyless = usesKeylessIdentity(values);
   if (values.key?.length && keyless) throw new UsageError("--key and the --certificate-* flags are exclusive");
   if (!keyless) {
     const publicKeys = await Promise.all(

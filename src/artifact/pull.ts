@@ -1,6 +1,5 @@
 // Pulling an artifact: resolve to a digest, fetch the manifest by that digest, download the content layer to a
 // temporary file verified against its digest, and only then extract it safely.
-import { createReadStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +7,7 @@ import type { RegistryClient } from "../registry/client.ts";
 import { type Descriptor, DOCKER_MANIFEST, type ImageManifest, OCI_MANIFEST } from "../registry/oci.ts";
 import { formatReference, type Reference, withDigest } from "../registry/reference.ts";
 import { ArtifactFormatError } from "./errors.ts";
-import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractResult, extractArchive } from "./extract.ts";
+import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractResult, extractArchiveFile } from "./extract.ts";
 import { ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONTENT_MEDIA_TYPE } from "./format.ts";
 
 export interface ArtifactInfo {
@@ -91,7 +90,7 @@ export async function pullArtifact(
       onProgress: (transferred) => options.onProgress?.({ phase: "layer", transferred, total: layer.size }),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    const extracted = await extractArchive(createReadStream(blob), output, limits);
+    const extracted = await extractArchiveFile(blob, output, limits);
     return { ...info, layer, extracted };
   } finally {
     await rm(scratch, { recursive: true, force: true });

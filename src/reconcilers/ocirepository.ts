@@ -1,7 +1,6 @@
 // The OCIRepository reconciler: resolve the ref to a digest with one request; when the digest is the one in
 // storage, stop there. Otherwise verify (when asked), pull by digest, extract into the cache, publish the artifact.
 // A failed verification or fetch never replaces the last good artifact.
-import { createReadStream } from "node:fs";
 import { mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import semver from "semver";
@@ -10,7 +9,7 @@ import type { ConditionType } from "../api/meta.ts";
 import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatusType, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
 import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
-import { extractArchive } from "../artifact/extract.ts";
+import { extractArchiveFile } from "../artifact/extract.ts";
 import { removeIgnored } from "../artifact/ignore.ts";
 import { inspectArtifact, selectLayer } from "../artifact/pull.ts";
 import { FerryError } from "../errors.ts";
@@ -288,7 +287,7 @@ export class OCIRepositoryReconciler {
           // The blob is kept as it is (a Helm chart, say), under its title when that is a plain file name.
           await rename(blob, join(staging, copiedFileName(layer.annotations?.["org.opencontainers.image.title"], layer.digest)));
         } else {
-          await extractArchive(createReadStream(blob), staging);
+          await extractArchiveFile(blob, staging);
           if (spec.ignore !== undefined) await removeIgnored(staging, spec.ignore);
         }
         await this.#deps.cache.publish(staging, path);
