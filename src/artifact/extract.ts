@@ -210,7 +210,9 @@ export async function extractArchive(
     const limit = byteLimit(limits.maxBytes + 1024 * 1024);
     // Errors anywhere in the chain destroy the last stream, so the loop below sees them.
     const ignore = () => undefined;
-    const decoded = gzipped ? chain(Readable.from(replay()), createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), limit, ignore) : chain(Readable.from(replay()), limit, ignore);
+    const decoded = gzipped
+      ? chain(Readable.from(replay()), createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), limit, ignore)
+      : chain(Readable.from(replay()), limit, ignore);
     const feed = async () => {
       try {
         for await (const chunk of decoded as AsyncIterable<Buffer>) {
