@@ -1,5 +1,4 @@
 // Printing results for people (text) or scripts (`-o json|yaml`), and status lines on stderr.
-import yaml from "js-yaml";
 import { UsageError } from "./errors.ts";
 
 export type OutputFormat = "text" | "json" | "yaml";
@@ -10,8 +9,14 @@ export function parseOutputFormat(value: string | undefined): OutputFormat {
   throw new UsageError(`--output must be json or yaml, not "${value}"`);
 }
 
-export function printStructured(format: "json" | "yaml", value: unknown): void {
-  process.stdout.write(format === "json" ? `${JSON.stringify(value, null, 2)}\n` : yaml.dump(value, { lineWidth: -1, noRefs: true }));
+/** js-yaml is loaded only for `-o yaml`: most runs never print YAML and should not pay for parsing it. */
+export async function printStructured(format: "json" | "yaml", value: unknown): Promise<void> {
+  if (format === "json") {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    return;
+  }
+  const { default: yaml } = await import("js-yaml");
+  process.stdout.write(yaml.dump(value, { lineWidth: -1, noRefs: true }));
 }
 
 /** Status for people goes to stderr, so stdout stays clean for scripts. */

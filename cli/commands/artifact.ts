@@ -4,7 +4,6 @@ import { createReadStream } from "node:fs";
 import { copyFile, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import semver from "semver";
 import { pullArtifact } from "../../src/artifact/pull.ts";
 import { pushArtifact } from "../../src/artifact/push.ts";
 import { buildTarball, collectEntries, stdinToFile } from "../../src/artifact/tarball.ts";
@@ -115,7 +114,7 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
     status("✔", `artifact successfully pushed to ${pushed}`);
     if (format === "text") process.stdout.write(`${result.digest}\n`);
     else {
-      printStructured(format, {
+      await printStructured(format, {
         url: formatUrl({ registry: reference.registry, repository: reference.repository, digest: result.digest }),
         repository: `${reference.registry}/${reference.repository}`,
         tag: result.reference.tag,
@@ -212,7 +211,9 @@ export async function listArtifactsCommand(args: readonly string[]): Promise<voi
   const format: OutputFormat = parseOutputFormat(values.output);
   const constraint = values.semver ?? values["filter-semver"];
   const pattern = values.filter ?? values["filter-regex"];
-  if (constraint !== undefined && semver.validRange(constraint) === null) throw new UsageError(`--semver "${constraint}" is not a semver range`);
+  // semver is loaded only for --semver, so that the other artifact commands start without it.
+  const semver = constraint === undefined ? undefined : (await import("semver")).default;
+  if (constraint !== undefined && semver?.validRange(constraint) === null) throw new UsageError(`--semver "${constraint}" is not a semver range`);
   let regex: RegExp | undefined;
   try {
     regex = pattern !== undefined ? new RegExp(pattern) : undefined;
@@ -223,7 +224,7 @@ export async function listArtifactsCommand(args: readonly string[]): Promise<voi
   const artifacts = await withClient(values, async (client, signal) => {
     let tags = (await client.listTags(reference.registry, reference.repository, { signal })).filter((tag) => !isMetadataTag(tag));
     if (regex) tags = tags.filter((tag) => regex.test(tag));
-    if (constraint !== undefined) {
+    if (constraint !== undefined && semver) {
       tags = tags.filter((tag) => {
         const version = semver.coerce(tag, { includePrerelease: true }) && semver.valid(tag.replace(/^v/, ""));
         return version !== null && version !== "" && semver.satisfies(version, constraint, { includePrerelease: true });
@@ -245,7 +246,7 @@ export async function listArtifactsCommand(args: readonly string[]): Promise<voi
     });
   });
   if (format !== "text") {
-    printStructured(format, artifacts);
+    await printStructured(format, artifacts);
     return;
   }
   printTable(
@@ -295,7 +296,7 @@ export async function diffArtifactCommand(args: readonly string[]): Promise<bool
     }
     for (const path of remote.keys()) if (!local.has(path)) changes.push({ path, change: "removed" });
     changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    if (format !== "text") printStructured(format, { url: formatUrl(reference), changes });
+    if (format !== "text") await printStructured(format, { url: formatUrl(reference), changes });
     else if (changes.length === 0) status("✔", "no changes detected");
     else {
       const symbol = { added: "+", removed: "-", modified: "~" } as const;

@@ -62,7 +62,7 @@ export async function getKustomizationsCommand(args: readonly string[]): Promise
   let objects = await listObjects<Kustomization>(kube, KUSTOMIZATION, namespace);
   if (positionals.length > 0) objects = objects.filter((object) => positionals.includes(object.metadata.name));
   if (format !== "text") {
-    printStructured(format, objects);
+    await printStructured(format, objects);
     return;
   }
   printTable(statusHeaders(allNamespaces), statusRows(objects, { allNamespaces, revision: kustomizationRevision }));
@@ -81,7 +81,7 @@ export async function getAllCommand(args: readonly string[]): Promise<void> {
     listObjects<Kustomization>(kube, KUSTOMIZATION, namespace),
   ]);
   if (format !== "text") {
-    printStructured(format, { apiVersion: "v1", kind: "List", items: [...sources, ...kustomizations] });
+    await printStructured(format, { apiVersion: "v1", kind: "List", items: [...sources, ...kustomizations] });
     return;
   }
   const tables = [
@@ -372,7 +372,7 @@ export async function diffKustomizationCommand(args: readonly string[]): Promise
       if ((await applier.read(ref).catch(() => undefined)) !== undefined) entries.push({ subject: describeRef(ref), action: "deleted" });
     }
   }
-  if (format !== "text") printStructured(format, entries);
+  if (format !== "text") await printStructured(format, entries);
   else {
     for (const entry of entries) process.stdout.write(`► ${entry.subject} ${entry.action}\n${entry.diff ? `${entry.diff}\n` : ""}`);
   }

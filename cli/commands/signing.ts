@@ -176,7 +176,7 @@ export async function verifyArtifactCommand(args: readonly string[]): Promise<bo
     const signer = verified.keyFingerprint ? `key ${verified.keyFingerprint}` : `${verified.identity} (issuer ${verified.issuer})`;
     const url = formatUrl({ registry: reference.registry, repository: reference.repository, digest: verified.digest });
     if (format !== "text") {
-      printStructured(format, {
+      await printStructured(format, {
         url,
         digest: verified.digest,
         verified: true,

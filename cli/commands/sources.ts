@@ -34,7 +34,7 @@ export async function getSourcesCommand(args: readonly string[]): Promise<void> 
   let objects = await listObjects<OCIRepository>(kube, OCI_REPOSITORY, namespace);
   if (names.length > 0) objects = objects.filter((object) => names.includes(object.metadata.name));
   if (format !== "text") {
-    printStructured(format, objects);
+    await printStructured(format, objects);
     return;
   }
   printTable(statusHeaders(allNamespaces), statusRows(objects, { allNamespaces, revision: sourceRevision }));

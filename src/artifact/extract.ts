@@ -20,7 +20,7 @@ export interface ExtractLimits {
 const SMALL_FILE_BYTES = 1024 * 1024;
 
 /** Archives up to this size (compressed) expanding to at most IN_MEMORY_EXPANDED_BYTES are decompressed in one call. */
-const IN_MEMORY_BLOB_BYTES = 16 * 1024 * 1024;
+export const IN_MEMORY_BLOB_BYTES = 16 * 1024 * 1024;
 const IN_MEMORY_EXPANDED_BYTES = 128 * 1024 * 1024;
 
 /** Zlib's default 16 KiB output chunks cost a thread-pool round trip each: ~350 for kube-prometheus. */
@@ -84,15 +84,22 @@ function publish(staging: string, destination: string): void {
   }
 }
 
+/** Hands the decoded tar bytes to the parser; reports read errors through `fail`. */
+type Feed = (parser: Parser, failed: () => boolean, fail: (error: Error) => void) => Promise<void>;
+
 /**
  * Extracts a tar or tar+gzip stream into `destination` (created if missing). Content is staged in a hidden
  * directory inside `destination` and published only when the whole archive was read and accepted.
  */
-export async function extractArchive(
+export function extractArchive(
   input: Readable,
   destination: string,
   limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
 ): Promise<ExtractResult> {
+  return extractTar(streamFeed(input, limits), destination, limits);
+}
+
+async function extractTar(feed: Feed, destination: string, limits: ExtractLimits): Promise<ExtractResult> {
   await mkdir(destination, { recursive: true });
   const staging = await mkdtemp(join(destination, ".ferry-extract-"));
   const result = { files: 0, directories: 0, bytes: 0, skippedLinks: [] as string[] };
@@ -194,6 +201,19 @@ export async function extractArchive(
       parser.on("end", () => resolve());
     });
 
+    await Promise.all([feed(parser, () => failure !== undefined, fail), parsed.catch(() => undefined)]);
+    await Promise.all(writes);
+    if (failure) throw failure;
+    publish(staging, destination);
+    return result;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** Decodes a (possibly gzipped) stream with a bound on the decompressed size, feeding the parser with backpressure. */
+function streamFeed(input: Readable, limits: ExtractLimits): Feed {
+  return async (parser, failed, fail) => {
     const first: Buffer[] = [];
     const iterator = input[Symbol.asyncIterator]();
     const head = await iterator.next();
@@ -213,50 +233,61 @@ export async function extractArchive(
     const decoded = gzipped
       ? chain(Readable.from(replay()), createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), limit, ignore)
       : chain(Readable.from(replay()), limit, ignore);
-    const feed = async () => {
-      try {
-        for await (const chunk of decoded as AsyncIterable<Buffer>) {
-          if (failure) break;
-          if (!parser.write(chunk)) await new Promise((resolve) => parser.once("drain", resolve));
-        }
-        parser.end();
-      } catch (error) {
-        const cause = error as Error;
-        fail(cause instanceof UnsafeArchiveError ? cause : new UnsafeArchiveError(`archive cannot be read: ${cause.message}`, { cause }));
+    try {
+      for await (const chunk of decoded as AsyncIterable<Buffer>) {
+        if (failed()) break;
+        if (!parser.write(chunk)) await new Promise((resolve) => parser.once("drain", resolve));
       }
-    };
-    await Promise.all([feed(), parsed.catch(() => undefined)]);
-    await Promise.all(writes);
-    if (failure) throw failure;
-    publish(staging, destination);
-    return result;
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+      parser.end();
+    } catch (error) {
+      const cause = error as Error;
+      fail(cause instanceof UnsafeArchiveError ? cause : new UnsafeArchiveError(`archive cannot be read: ${cause.message}`, { cause }));
+    }
+  };
+}
+
+/** Feeds an already decoded tar held in memory in one write. */
+function bufferFeed(tar: Buffer, limits: ExtractLimits): Feed {
+  return async (parser, _failed, fail) => {
+    if (tar.length > limits.maxBytes + 1024 * 1024) {
+      fail(new UnsafeArchiveError(`archive expands to more than ${limits.maxBytes} bytes`));
+      return;
+    }
+    parser.write(tar);
+    parser.end();
+  };
 }
 
 /**
- * Extracts a downloaded (already digest-verified) layer file. A typical manifest archive is decompressed in one
- * call and parsed from memory, which avoids dozens of thread-pool round trips; big ones are streamed.
+ * Extracts a layer held in memory (already digest-verified). A typical manifest archive is decompressed in one
+ * call and parsed from memory, which avoids dozens of thread-pool round trips.
  */
-export async function extractArchiveFile(
-  file: string,
+export function extractArchiveBuffer(
+  bytes: Buffer,
   destination: string,
   limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
 ): Promise<ExtractResult> {
-  if (statSync(file).size > IN_MEMORY_BLOB_BYTES) return extractArchive(createReadStream(file), destination, limits);
-  const bytes = readFileSync(file);
-  if (!isGzip(bytes)) return extractArchive(Readable.from([bytes]), destination, limits);
+  if (!isGzip(bytes)) return extractTar(bufferFeed(bytes, limits), destination, limits);
   const cap = Math.min(limits.maxBytes + 1024 * 1024, IN_MEMORY_EXPANDED_BYTES);
   let expanded: Buffer;
   try {
     expanded = gunzipSync(bytes, { maxOutputLength: cap });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ERR_BUFFER_TOO_LARGE" && cap < limits.maxBytes) return extractArchive(createReadStream(file), destination, limits);
-    if (code === "ERR_BUFFER_TOO_LARGE") throw new UnsafeArchiveError(`archive expands to more than ${limits.maxBytes} bytes`);
+    if (code === "ERR_BUFFER_TOO_LARGE" && cap < limits.maxBytes) return extractArchive(Readable.from([bytes]), destination, limits);
+    if (code === "ERR_BUFFER_TOO_LARGE") return Promise.reject(new UnsafeArchiveError(`archive expands to more than ${limits.maxBytes} bytes`));
     // Corrupt or truncated gzip: the streaming path reports it the same way as any other unreadable archive.
     return extractArchive(Readable.from([bytes]), destination, limits);
   }
-  return extractArchive(Readable.from([expanded]), destination, limits);
+  return extractTar(bufferFeed(expanded, limits), destination, limits);
+}
+
+/** Extracts a downloaded (already digest-verified) layer file: in memory when small, else streamed. */
+export function extractArchiveFile(
+  file: string,
+  destination: string,
+  limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
+): Promise<ExtractResult> {
+  if (statSync(file).size > IN_MEMORY_BLOB_BYTES) return extractArchive(createReadStream(file), destination, limits);
+  return extractArchiveBuffer(readFileSync(file), destination, limits);
 }

@@ -7,7 +7,14 @@ import type { RegistryClient } from "../registry/client.ts";
 import { type Descriptor, DOCKER_MANIFEST, type ImageManifest, OCI_MANIFEST } from "../registry/oci.ts";
 import { formatReference, type Reference, withDigest } from "../registry/reference.ts";
 import { ArtifactFormatError } from "./errors.ts";
-import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractResult, extractArchiveFile } from "./extract.ts";
+import {
+  DEFAULT_EXTRACT_LIMITS,
+  type ExtractLimits,
+  type ExtractResult,
+  extractArchiveBuffer,
+  extractArchiveFile,
+  IN_MEMORY_BLOB_BYTES,
+} from "./extract.ts";
 import { ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONTENT_MEDIA_TYPE } from "./format.ts";
 
 export interface ArtifactInfo {
@@ -49,11 +56,14 @@ export function parseImageManifest(bytes: Buffer, reference: Reference): ImageMa
   return manifest;
 }
 
-/** Resolves a reference and reads its manifest by digest. */
+/**
+ * Reads an artifact's manifest. A tag is read in one request, as `flux pull` does: the digest is computed from the
+ * bytes received (and checked against Docker-Content-Digest), so what is parsed is exactly what the digest names.
+ */
 export async function inspectArtifact(client: RegistryClient, reference: Reference, signal?: AbortSignal): Promise<ArtifactInfo> {
-  const digest = reference.digest ?? (await client.resolve(reference, signal)).digest;
+  const { bytes, descriptor } = await client.fetchManifest(reference, signal);
+  const digest = descriptor.digest;
   const pinned = withDigest(reference, digest);
-  const { bytes } = await client.fetchManifest(pinned, signal);
   const manifest = parseImageManifest(bytes, reference);
   const annotations = manifest.annotations ?? {};
   return {
@@ -82,14 +92,18 @@ export async function pullArtifact(
   const info = await inspectArtifact(client, reference, options.signal);
   const layer = selectLayer(info.manifest, options.layerMediaType);
   const limits = options.limits ?? DEFAULT_EXTRACT_LIMITS;
+  const onProgress = (transferred: number) => options.onProgress?.({ phase: "layer", transferred, total: layer.size });
+  const signal = options.signal ? { signal: options.signal } : {};
+  if (layer.size <= IN_MEMORY_BLOB_BYTES) {
+    const maxBytes = Math.min(IN_MEMORY_BLOB_BYTES, limits.maxBytes);
+    const bytes = await client.fetchBlobToMemory(reference.registry, reference.repository, layer, { maxBytes, onProgress, ...signal });
+    return { ...info, layer, extracted: await extractArchiveBuffer(bytes, output, limits) };
+  }
   const scratch = await mkdtemp(join(tmpdir(), "ferry-pull-"));
   try {
     const blob = join(scratch, "layer");
-    await client.fetchBlobToFile(reference.registry, reference.repository, layer, blob, {
-      maxBytes: limits.maxBytes,
-      onProgress: (transferred) => options.onProgress?.({ phase: "layer", transferred, total: layer.size }),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    const download = { maxBytes: limits.maxBytes, onProgress, ...signal };
+    await client.fetchBlobToFile(reference.registry, reference.repository, layer, blob, download);
     const extracted = await extractArchiveFile(blob, output, limits);
     return { ...info, layer, extracted };
   } finally {

@@ -295,6 +295,47 @@ export class RegistryClient {
   }
 
   /**
+   * Reads a blob into memory, verifying size and digest with the same checks and messages as fetchBlobToFile.
+   * For layers small enough to hold: no temporary file to write, rename and read back.
+   */
+  async fetchBlobToMemory(
+    registry: string,
+    repository: string,
+    descriptor: Descriptor,
+    options: { maxBytes: number; onProgress?: ProgressCallback; signal?: AbortSignal },
+  ): Promise<Buffer> {
+    if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0) {
+      throw new IntegrityError(`blob ${descriptor.digest} has an invalid size in its manifest: ${descriptor.size}`);
+    }
+    if (descriptor.size > options.maxBytes) {
+      throw new LimitExceededError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${options.maxBytes}-byte limit`);
+    }
+    const response = await this.#openBlob(registry, repository, descriptor, options.signal);
+    const bytes = Buffer.allocUnsafe(descriptor.size);
+    let received = 0;
+    try {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        if (received + chunk.length > descriptor.size) {
+          response.body.destroy();
+          throw new IntegrityError(`blob ${descriptor.digest} is longer than the ${descriptor.size} bytes the manifest says`);
+        }
+        chunk.copy(bytes, received);
+        received += chunk.length;
+        options.onProgress?.(received);
+      }
+    } catch (error) {
+      if (error instanceof IntegrityError) throw error;
+      throw new IntegrityError(`download of blob ${descriptor.digest} failed: ${(error as Error).message}`, { cause: error });
+    }
+    if (received !== descriptor.size) {
+      throw new IntegrityError(`blob ${descriptor.digest} was truncated: ${received} of ${descriptor.size} bytes`);
+    }
+    const digest = digestOf(bytes, descriptor.digest);
+    if (digest !== descriptor.digest) throw new IntegrityError(`blob ${descriptor.digest} has digest ${digest}`);
+    return bytes;
+  }
+
+  /**
    * Streams a blob to `destination`, verifying size and digest; the file appears only once verified, and
    * nothing is left behind on failure.
    */

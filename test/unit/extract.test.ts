@@ -8,7 +8,7 @@ import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { UnsafeArchiveError } from "../../src/artifact/errors.ts";
-import { extractArchive } from "../../src/artifact/extract.ts";
+import { type ExtractLimits, type ExtractResult, extractArchive, extractArchiveBuffer } from "../../src/artifact/extract.ts";
 import { BLOCK, END_OF_ARCHIVE } from "../../src/artifact/tar-header.ts";
 
 /** A raw USTAR entry with any name, type and link target: the kind of archive an attacker writes by hand. */
@@ -39,7 +39,15 @@ function archive(...entries: Buffer[]): Buffer {
 
 const file = (name: string, text: string) => rawEntry(name, "0", { content: Buffer.from(text) });
 
-describe("safe extraction", () => {
+type Extract = (bytes: Buffer, destination: string, limits?: ExtractLimits) => Promise<ExtractResult>;
+
+// The CLI and controller extract small layers from memory and big ones as a stream: both must refuse the same things.
+const WAYS: ReadonlyArray<readonly [string, Extract]> = [
+  ["streamed", (bytes, destination, limits) => extractArchive(Readable.from([bytes]), destination, limits)],
+  ["in memory", extractArchiveBuffer],
+];
+
+for (const [way, extract] of WAYS) describe(`safe extraction (${way})`, () => {
   let dir: string;
   let count = 0;
   before(async () => {
@@ -54,7 +62,7 @@ describe("safe extraction", () => {
     const destination = join(parent, "out");
     await mkdir(destination, { recursive: true });
     await writeFile(join(destination, "existing.yaml"), "kept\n");
-    await assert.rejects(extractArchive(Readable.from([bytes]), destination, limits), (error: unknown) => {
+    await assert.rejects(extract(bytes, destination, limits), (error: unknown) => {
       assert.ok(error instanceof UnsafeArchiveError, `expected UnsafeArchiveError, got ${String(error)}`);
       assert.match(error.message, reason);
       return true;
@@ -69,10 +77,7 @@ describe("safe extraction", () => {
     const destination = join(dir, "ok");
     await mkdir(join(destination, "apps"), { recursive: true });
     await writeFile(join(destination, "apps", "old.yaml"), "old\n");
-    const result = await extractArchive(
-      Readable.from([archive(rawEntry(".", "5"), rawEntry("apps", "5"), file("apps/a.yaml", "a\n"), file("b.yaml", "b\n"))]),
-      destination,
-    );
+    const result = await extract(archive(rawEntry(".", "5"), rawEntry("apps", "5"), file("apps/a.yaml", "a\n"), file("b.yaml", "b\n")), destination);
     assert.deepEqual(result, { files: 2, directories: 1, bytes: 4, skippedLinks: [] });
     assert.deepEqual((await readdir(destination, { recursive: true })).sort(), ["apps", "apps/a.yaml", "b.yaml"]);
     assert.equal(await readFile(join(destination, "apps", "a.yaml"), "utf8"), "a\n");
@@ -80,7 +85,7 @@ describe("safe extraction", () => {
 
   test("reads plain (uncompressed) tar too", async () => {
     const destination = join(dir, "plain");
-    await extractArchive(Readable.from([Buffer.concat([file("x.yaml", "x\n"), END_OF_ARCHIVE])]), destination);
+    await extract(Buffer.concat([file("x.yaml", "x\n"), END_OF_ARCHIVE]), destination);
     assert.equal(await readFile(join(destination, "x.yaml"), "utf8"), "x\n");
   });
 
@@ -99,7 +104,7 @@ describe("safe extraction", () => {
     await refuses(archive(rawEntry("passwd", "2", { linkname: "../../../etc/passwd" })), /links to "\.\.\/\.\.\/\.\.\/etc\/passwd", outside/);
     await refuses(archive(rawEntry("abs", "1", { linkname: "/etc/shadow" })), /links to "\/etc\/shadow", outside/);
     const destination = join(dir, "links");
-    const result = await extractArchive(Readable.from([archive(file("a.yaml", "a\n"), rawEntry("alias.yaml", "2", { linkname: "a.yaml" }))]), destination);
+    const result = await extract(archive(file("a.yaml", "a\n"), rawEntry("alias.yaml", "2", { linkname: "a.yaml" })), destination);
     assert.deepEqual(result.skippedLinks, ["alias.yaml"]);
     assert.deepEqual(await readdir(destination), ["a.yaml"]);
   });
