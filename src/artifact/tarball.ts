@@ -1,14 +1,13 @@
 // Builds an artifact's content layer: a deterministic tar+gzip of a directory or file, with ignore rules and
 // symlinks either refused or resolved strictly inside the root. The same content always gives the same bytes.
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { closeSync, createWriteStream, lstatSync, openSync, readdirSync, readSync, realpathSync, statSync, writeSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { constants, createGzip } from "node:zlib";
 import { ArtifactInputError } from "./errors.ts";
+import { ParallelGzip } from "./gzip.ts";
 import { type IgnoreRules, loadIgnoreRules } from "./ignore.ts";
 import { contentPadding, END_OF_ARCHIVE, type EntryKind, entryHeader } from "./tar-header.ts";
 
@@ -180,11 +179,6 @@ function* tarBatches(entries: readonly TarballEntry[]): Generator<Buffer> {
   yield take();
 }
 
-/** Zlib stamps the OS it was built on into byte 9 of the gzip header; 255 ("unknown") keeps digests portable. */
-function makeGzipHeaderPortable(chunk: Buffer, offset: number): void {
-  if (offset <= 9 && offset + chunk.length > 9) chunk[9 - offset] = 0xff;
-}
-
 /** Builds the tar+gzip layer for `path` into a temporary file. */
 export async function buildTarball(path: string, options: BuildOptions = {}): Promise<BuiltTarball> {
   const entries = await collectEntries(path, options);
@@ -196,21 +190,16 @@ export async function buildTarball(path: string, options: BuildOptions = {}): Pr
     const tarHash = createHash("sha256");
     const gzipHash = createHash("sha256");
     let size = 0;
-    // Deflate's output does not depend on how its input is split, so batching keeps the bytes (and digests) stable.
-    const gzip = createGzip({ level: constants.Z_DEFAULT_COMPRESSION, chunkSize: 256 * 1024 });
-    gzip.on("data", (chunk: Buffer) => {
-      makeGzipHeaderPortable(chunk, size);
+    const gzip = new ParallelGzip((chunk) => {
       gzipHash.update(chunk);
       writeSync(fd, chunk);
       size += chunk.length;
     });
-    const finished = once(gzip, "end");
     for (const batch of tarBatches(entries)) {
       tarHash.update(batch);
-      if (!gzip.write(batch)) await once(gzip, "drain");
+      await gzip.push(batch);
     }
-    gzip.end();
-    await finished;
+    await gzip.finish();
     return { path: output, digest: `sha256:${gzipHash.digest("hex")}`, size, diffId: `sha256:${tarHash.digest("hex")}`, entries, dispose };
   } catch (error) {
     await dispose();

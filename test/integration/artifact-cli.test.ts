@@ -118,6 +118,12 @@ for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryK
       const output = join(dir, "kube-prometheus");
       await ferryOk(["pull", "artifact", url(`corpora/kube-prometheus@${first.stdout.trim()}`), `--output=${output}`, "--insecure-registry"]);
       assert.deepEqual(treeDifferences(await readTree(KUBE_PROMETHEUS), await readTree(output)), []);
+
+      // Its layer (5.7 MB of tar) is gzipped in blocks compressed in parallel: Go's gzip reader in flux must read it.
+      const fluxOutput = join(dir, "kube-prometheus-flux");
+      await mkdir(fluxOutput);
+      await runTool("flux", ["pull", "artifact", url("corpora/kube-prometheus:v1"), `--output=${fluxOutput}`, "--insecure-registry"]);
+      assert.deepEqual(treeDifferences(await readTree(KUBE_PROMETHEUS), await readTree(fluxOutput)), []);
     });
 
     test("tag adds tags; list shows tag, digest, source and revision and filters by semver", async () => {
