@@ -57,6 +57,17 @@ function isGzip(chunk: Buffer): boolean {
   return chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
 }
 
+/** The decoded tar exceeds its content by headers and padding; the decompressed size may pass maxBytes by this much. */
+const TAR_OVERHEAD_BYTES = 1024 * 1024;
+
+function expandedLimit(limits: ExtractLimits): number {
+  return limits.maxBytes + TAR_OVERHEAD_BYTES;
+}
+
+function expandsTooFar(limit: number): UnsafeArchiveError {
+  return new UnsafeArchiveError(`archive expands to more than ${limit} bytes`);
+}
+
 /** Counts decompressed bytes and fails the stream once it passes the limit. */
 function byteLimit(limit: number): Transform {
   let total = 0;
@@ -64,7 +75,7 @@ function byteLimit(limit: number): Transform {
     transform(chunk: Buffer, _encoding, callback) {
       total += chunk.length;
       if (total > limit) {
-        callback(new UnsafeArchiveError(`archive expands to more than ${limit} bytes`));
+        callback(expandsTooFar(limit));
         return;
       }
       callback(null, chunk);
@@ -227,7 +238,7 @@ function streamFeed(input: Readable, limits: ExtractLimits): Feed {
         yield next.value as Buffer;
       }
     }
-    const limit = byteLimit(limits.maxBytes + 1024 * 1024);
+    const limit = byteLimit(expandedLimit(limits));
     // Errors anywhere in the chain destroy the last stream, so the loop below sees them.
     const ignore = () => undefined;
     const decoded = gzipped
@@ -249,8 +260,8 @@ function streamFeed(input: Readable, limits: ExtractLimits): Feed {
 /** Feeds an already decoded tar held in memory in one write. */
 function bufferFeed(tar: Buffer, limits: ExtractLimits): Feed {
   return async (parser, _failed, fail) => {
-    if (tar.length > limits.maxBytes + 1024 * 1024) {
-      fail(new UnsafeArchiveError(`archive expands to more than ${limits.maxBytes} bytes`));
+    if (tar.length > expandedLimit(limits)) {
+      fail(expandsTooFar(expandedLimit(limits)));
       return;
     }
     parser.write(tar);
@@ -268,14 +279,16 @@ export function extractArchiveBuffer(
   limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
 ): Promise<ExtractResult> {
   if (!isGzip(bytes)) return extractTar(bufferFeed(bytes, limits), destination, limits);
-  const cap = Math.min(limits.maxBytes + 1024 * 1024, IN_MEMORY_EXPANDED_BYTES);
+  const limit = expandedLimit(limits);
+  const cap = Math.min(limit, IN_MEMORY_EXPANDED_BYTES);
   let expanded: Buffer;
   try {
     expanded = gunzipSync(bytes, { maxOutputLength: cap });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ERR_BUFFER_TOO_LARGE" && cap < limits.maxBytes) return extractArchive(Readable.from([bytes]), destination, limits);
-    if (code === "ERR_BUFFER_TOO_LARGE") return Promise.reject(new UnsafeArchiveError(`archive expands to more than ${limits.maxBytes} bytes`));
+    // Past the in-memory cap but perhaps within the limit: the stream decides.
+    if (code === "ERR_BUFFER_TOO_LARGE" && cap < limit) return extractArchive(Readable.from([bytes]), destination, limits);
+    if (code === "ERR_BUFFER_TOO_LARGE") return Promise.reject(expandsTooFar(limit));
     // Corrupt or truncated gzip: the streaming path reports it the same way as any other unreadable archive.
     return extractArchive(Readable.from([bytes]), destination, limits);
   }

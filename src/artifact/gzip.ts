@@ -25,8 +25,8 @@ export class ParallelGzip {
   #crc = 0;
   #size = 0;
 
-  /** `write` receives the gzip stream in order, synchronously from the promises this class returns. */
   // One block more than there are cores keeps every core busy while finished blocks are written out.
+  /** `write` receives the gzip stream in order, synchronously from the promises this class returns. */
   constructor(write: (chunk: Buffer) => void, parallel = Math.min(4, availableParallelism() + 1)) {
     this.#write = write;
     this.#parallel = parallel;

@@ -1,5 +1,5 @@
-// Pulling an artifact: resolve to a digest, fetch the manifest by that digest, download the content layer to a
-// temporary file verified against its digest, and only then extract it safely.
+// Pulling an artifact: read the manifest (its digest computed from the bytes), download the content layer verified
+// against its digest (into memory when small, else to a temporary file), and only then extract it safely.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,16 +93,14 @@ export async function pullArtifact(
   const layer = selectLayer(info.manifest, options.layerMediaType);
   const limits = options.limits ?? DEFAULT_EXTRACT_LIMITS;
   const onProgress = (transferred: number) => options.onProgress?.({ phase: "layer", transferred, total: layer.size });
-  const signal = options.signal ? { signal: options.signal } : {};
+  const download = { maxBytes: limits.maxBytes, onProgress, ...(options.signal ? { signal: options.signal } : {}) };
   if (layer.size <= IN_MEMORY_BLOB_BYTES) {
-    const maxBytes = Math.min(IN_MEMORY_BLOB_BYTES, limits.maxBytes);
-    const bytes = await client.fetchBlobToMemory(reference.registry, reference.repository, layer, { maxBytes, onProgress, ...signal });
+    const bytes = await client.fetchBlobBytes(reference.registry, reference.repository, layer, download);
     return { ...info, layer, extracted: await extractArchiveBuffer(bytes, output, limits) };
   }
   const scratch = await mkdtemp(join(tmpdir(), "ferry-pull-"));
   try {
     const blob = join(scratch, "layer");
-    const download = { maxBytes: limits.maxBytes, onProgress, ...signal };
     await client.fetchBlobToFile(reference.registry, reference.repository, layer, blob, download);
     const extracted = await extractArchiveFile(blob, output, limits);
     return { ...info, layer, extracted };

@@ -281,24 +281,11 @@ export class RegistryClient {
     return response;
   }
 
-  /** Reads a small blob (a config) into memory, verified. */
-  async fetchBlobBytes(registry: string, repository: string, descriptor: Descriptor, limit: number, signal?: AbortSignal) {
-    if (descriptor.size > limit) throw new LimitExceededError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${limit}-byte limit`);
-    const response = await this.#openBlob(registry, repository, descriptor, signal);
-    const bytes = await readLimited(response, limit, `blob ${descriptor.digest}`);
-    if (bytes.length !== descriptor.size) {
-      throw new IntegrityError(`blob ${descriptor.digest} is ${bytes.length} bytes, the manifest says ${descriptor.size}`);
-    }
-    const digest = digestOf(bytes, descriptor.digest);
-    if (digest !== descriptor.digest) throw new IntegrityError(`blob ${descriptor.digest} has digest ${digest}`);
-    return bytes;
-  }
-
   /**
-   * Reads a blob into memory, verifying size and digest with the same checks and messages as fetchBlobToFile.
-   * For layers small enough to hold: no temporary file to write, rename and read back.
+   * Reads a blob into memory (a signature, or a layer small enough to hold), verifying size and digest with the
+   * same checks and messages as fetchBlobToFile.
    */
-  async fetchBlobToMemory(
+  async fetchBlobBytes(
     registry: string,
     repository: string,
     descriptor: Descriptor,

@@ -159,7 +159,7 @@ export async function findBundles(client: RegistryClient, repo: Repository, dige
     const manifest = JSON.parse(bytes.toString()) as ImageManifest;
     const [layer, ...rest] = manifest.layers ?? [];
     if (!layer || rest.length > 0 || !layer.mediaType.startsWith("application/vnd.dev.sigstore.bundle")) continue;
-    const bundle = await client.fetchBlobBytes(repo.registry, repo.repository, layer, MAX_SIGNATURE_BYTES);
+    const bundle = await client.fetchBlobBytes(repo.registry, repo.repository, layer, { maxBytes: MAX_SIGNATURE_BYTES });
     const created = manifest.annotations?.["org.opencontainers.image.created"];
     found.push({ referrer, bundle, ...(created ? { created } : {}) });
   }
@@ -183,7 +183,7 @@ export async function findLegacySignatures(client: RegistryClient, repo: Reposit
   for (const layer of manifest.layers ?? []) {
     const signature = layer.annotations?.[SIGNATURE_ANNOTATION];
     if (layer.mediaType !== SIMPLE_SIGNING_MEDIA_TYPE || !signature) continue;
-    const payload = await client.fetchBlobBytes(repo.registry, repo.repository, layer, MAX_SIGNATURE_BYTES);
+    const payload = await client.fetchBlobBytes(repo.registry, repo.repository, layer, { maxBytes: MAX_SIGNATURE_BYTES });
     found.push({ payload, signature: Buffer.from(signature, "base64") });
   }
   return found;
