@@ -7,17 +7,16 @@ import { KUSTOMIZE_GROUP, KUSTOMIZE_VERSION, KustomizationSpec, type Kustomizati
 import { SOURCE_GROUP, SOURCE_VERSION } from "../../src/api/source.ts";
 import { Applier } from "../../src/apply/apply.ts";
 import { type ObjectRef, parseEntry, staleEntries } from "../../src/inventory/inventory.ts";
-import { KubeClient } from "../../src/kube/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { buildKustomization, KUSTOMIZATION, type Kustomization } from "../../src/reconcilers/kustomization.ts";
 import { OCI_REPOSITORY, type OCIRepository } from "../../src/reconcilers/ocirepository.ts";
 import { comparableYaml, formatDiff } from "../diff.ts";
 import { UsageError } from "../errors.ts";
 import { parse, parseDuration, requireOne } from "../flags.ts";
+import { KUBE_OPTIONS, kubeClient, LIST_OPTIONS, listingScope } from "../kube.ts";
 import { parseOutputFormat, printStructured, printTable, status } from "../output.ts";
 import { OCI_SOURCE, requestReconcile, setSuspended, sourceRevision } from "./sources.ts";
-import { listObjects, statusHeaders, statusRows } from "./tables.ts";
-
-const KUBE_OPTIONS = { kubeconfig: { type: "string" }, namespace: { type: "string", short: "n" }, timeout: { type: "string" } } as const;
+import { listObjects, printStatusList, statusHeaders, statusRows } from "./tables.ts";
 
 const KUSTOMIZATION_TARGET = {
   type: KUSTOMIZATION,
@@ -29,7 +28,7 @@ const KUSTOMIZATION_TARGET = {
 export async function reconcileKustomizationCommand(args: readonly string[]): Promise<boolean> {
   const { values, positionals } = parse(args, { ...KUBE_OPTIONS, "with-source": { type: "boolean" } });
   const name = requireOne(positionals, "Kustomization name");
-  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  const kube = kubeClient(values);
   const namespace = values.namespace ?? kube.defaultNamespace();
   const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
   if (values["with-source"]) {
@@ -44,7 +43,7 @@ export async function reconcileKustomizationCommand(args: readonly string[]): Pr
 async function setKustomizationSuspended(args: readonly string[], suspend: boolean): Promise<void> {
   const { values, positionals } = parse(args, KUBE_OPTIONS);
   const name = requireOne(positionals, "Kustomization name");
-  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  const kube = kubeClient(values);
   await setSuspended(kube, KUSTOMIZATION_TARGET, values.namespace ?? kube.defaultNamespace(), name, suspend);
 }
 
@@ -54,28 +53,18 @@ export const resumeKustomizationCommand = (args: readonly string[]) => setKustom
 const kustomizationRevision = (object: Kustomization) => object.status?.lastAppliedRevision;
 
 export async function getKustomizationsCommand(args: readonly string[]): Promise<void> {
-  const { values, positionals } = parse(args, { ...KUBE_OPTIONS, "all-namespaces": { type: "boolean", short: "A" }, output: { type: "string", short: "o" } });
-  const format = parseOutputFormat(values.output);
-  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
-  const allNamespaces = values["all-namespaces"] ?? false;
-  const namespace = allNamespaces ? undefined : (values.namespace ?? kube.defaultNamespace());
-  let objects = await listObjects<Kustomization>(kube, KUSTOMIZATION, namespace);
+  const { values, positionals } = parse(args, LIST_OPTIONS);
+  const scope = listingScope(values);
+  let objects = await listObjects<Kustomization>(scope.kube, KUSTOMIZATION, scope.namespace);
   if (positionals.length > 0) objects = objects.filter((object) => positionals.includes(object.metadata.name));
-  if (format !== "text") {
-    await printStructured(format, objects);
-    return;
-  }
-  printTable(statusHeaders(allNamespaces), statusRows(objects, { allNamespaces, revision: kustomizationRevision }));
+  await printStatusList(objects, scope, kustomizationRevision);
 }
 
 /** `flux get all` for Ferry's two kinds: one table per kind that has objects, names prefixed with the kind. */
 export async function getAllCommand(args: readonly string[]): Promise<void> {
-  const { values, positionals } = parse(args, { ...KUBE_OPTIONS, "all-namespaces": { type: "boolean", short: "A" }, output: { type: "string", short: "o" } });
+  const { values, positionals } = parse(args, LIST_OPTIONS);
   if (positionals.length > 0) throw new UsageError(`get all takes no names, got ${positionals.join(" ")}`);
-  const format = parseOutputFormat(values.output);
-  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
-  const allNamespaces = values["all-namespaces"] ?? false;
-  const namespace = allNamespaces ? undefined : (values.namespace ?? kube.defaultNamespace());
+  const { kube, format, allNamespaces, namespace } = listingScope(values);
   const [sources, kustomizations] = await Promise.all([
     listObjects<OCIRepository>(kube, OCI_REPOSITORY, namespace),
     listObjects<Kustomization>(kube, KUSTOMIZATION, namespace),
@@ -101,7 +90,7 @@ export async function getAllCommand(args: readonly string[]): Promise<void> {
 export async function treeKustomizationCommand(args: readonly string[]): Promise<void> {
   const { values, positionals } = parse(args, KUBE_OPTIONS);
   const name = requireOne(positionals, "Kustomization name");
-  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  const kube = kubeClient(values);
   const namespace = values.namespace ?? kube.defaultNamespace();
   const object = await kube.get<Kustomization>(KUSTOMIZATION, namespace, name);
   if (!object) throw new UsageError(`Kustomization ${namespace}/${name} not found`);
@@ -286,7 +275,7 @@ export async function createKustomizationCommand(args: readonly string[]): Promi
   const { values, positionals } = parse(args, CREATE_OPTIONS);
   const name = requireOne(positionals, "Kustomization name");
   const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
-  const kube = values.export ? undefined : KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  const kube = values.export ? undefined : kubeClient(values);
   const namespace = values.namespace ?? kube?.defaultNamespace() ?? "default";
   const object = kustomizationManifest(name, namespace, values);
   if (!kube) {
@@ -340,7 +329,7 @@ export async function diffKustomizationCommand(args: readonly string[]): Promise
   if (!values.path) throw new UsageError("--path is required: the local directory to build and compare");
   const format = parseOutputFormat(values.output);
   if (!(await stat(values.path).catch(() => undefined))?.isDirectory()) throw new UsageError(`--path ${values.path} is not a directory`);
-  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  const kube = kubeClient(values);
   const namespace = values.namespace ?? kube.defaultNamespace();
   const live = await kube.get<Kustomization>(KUSTOMIZATION, namespace, name);
   const object = values["kustomization-file"] ? await kustomizationFromFile(values["kustomization-file"], name, namespace) : live;

@@ -1,23 +1,14 @@
 // `ferry get|reconcile|suspend|resume|create source(s) oci`, as flux spells them.
 import yaml from "js-yaml";
 import { SOURCE_GROUP, SOURCE_VERSION } from "../../src/api/source.ts";
-import { KubeClient } from "../../src/kube/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { parseReference } from "../../src/registry/reference.ts";
 import { OCI_REPOSITORY, type OCIRepository, REQUESTED_AT_ANNOTATION } from "../../src/reconcilers/ocirepository.ts";
 import { UsageError } from "../errors.ts";
 import { parse, parseDuration, requireOne } from "../flags.ts";
-import { parseOutputFormat, printStructured, printTable, status } from "../output.ts";
-import { listObjects, statusHeaders, statusRows } from "./tables.ts";
-
-const KUBE_OPTIONS = {
-  kubeconfig: { type: "string" },
-  namespace: { type: "string", short: "n" },
-  timeout: { type: "string" },
-} as const;
-
-function kubeClient(values: { kubeconfig?: string }): KubeClient {
-  return KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
-}
+import { KUBE_OPTIONS, kubeClient, LIST_OPTIONS, listingScope } from "../kube.ts";
+import { status } from "../output.ts";
+import { listObjects, printStatusList } from "./tables.ts";
 
 function requireOciNoun(positionals: readonly string[]): string[] {
   if (positionals[0] !== "oci") throw new UsageError(`only "oci" sources exist; e.g. ferry get sources oci`);
@@ -25,19 +16,12 @@ function requireOciNoun(positionals: readonly string[]): string[] {
 }
 
 export async function getSourcesCommand(args: readonly string[]): Promise<void> {
-  const { values, positionals } = parse(args, { ...KUBE_OPTIONS, "all-namespaces": { type: "boolean", short: "A" }, output: { type: "string", short: "o" } });
+  const { values, positionals } = parse(args, LIST_OPTIONS);
   const names = requireOciNoun(positionals);
-  const format = parseOutputFormat(values.output);
-  const kube = kubeClient(values);
-  const allNamespaces = values["all-namespaces"] ?? false;
-  const namespace = allNamespaces ? undefined : (values.namespace ?? kube.defaultNamespace());
-  let objects = await listObjects<OCIRepository>(kube, OCI_REPOSITORY, namespace);
+  const scope = listingScope(values);
+  let objects = await listObjects<OCIRepository>(scope.kube, OCI_REPOSITORY, scope.namespace);
   if (names.length > 0) objects = objects.filter((object) => names.includes(object.metadata.name));
-  if (format !== "text") {
-    await printStructured(format, objects);
-    return;
-  }
-  printTable(statusHeaders(allNamespaces), statusRows(objects, { allNamespaces, revision: sourceRevision }));
+  await printStatusList(objects, scope, sourceRevision);
 }
 
 export const sourceRevision = (object: OCIRepository) => object.status?.artifact?.revision;

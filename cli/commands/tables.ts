@@ -1,5 +1,7 @@
 // The status table `ferry get sources|kustomizations|all` print, in flux's columns.
 import type { KubeClient, ResourceType } from "../../src/kube/client.ts";
+import type { ListingScope } from "../kube.ts";
+import { printStructured, printTable } from "../output.ts";
 
 interface Listed {
   metadata: { name: string; namespace: string };
@@ -31,4 +33,17 @@ export function statusRows<T extends Listed>(
       ready?.message ?? "",
     ];
   });
+}
+
+/** `ferry get <kind>`: the objects as JSON/YAML, or flux's status table. */
+export async function printStatusList<T extends Listed>(
+  objects: readonly T[],
+  scope: Pick<ListingScope, "format" | "allNamespaces">,
+  revision: (object: T) => string | undefined,
+): Promise<void> {
+  if (scope.format !== "text") {
+    await printStructured(scope.format, objects);
+    return;
+  }
+  printTable(statusHeaders(scope.allNamespaces), statusRows(objects, { allNamespaces: scope.allNamespaces, revision }));
 }
