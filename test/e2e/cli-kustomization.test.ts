@@ -5,6 +5,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import yaml from "js-yaml";
 import { controllerRbac } from "../../src/api/rbac.ts";
 import { binary, skipUnlessBuilt } from "../harness/binaries.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
@@ -98,6 +99,18 @@ describe("ferry create|get|diff kustomization", { skip: skipUnlessBuilt(...TOOLS
     assert.equal(lines.filter((line) => line.startsWith("NAME")).length, 2, "one table per kind");
     const everywhere = JSON.parse((await ferryOk(["get", "all", "-A", "-o", "json", `--kubeconfig=${cluster.kubeconfig}`])).stdout);
     assert.deepEqual(everywhere.items.map((item: { kind: string }) => item.kind), ["OCIRepository", "Kustomization", "Kustomization"]);
+  });
+
+  test("get kustomizations filters by name, lists every namespace with -A, and prints YAML with -o yaml", async () => {
+    const named = (await ferryOk(["get", "kustomizations", "podinfo", ...kube])).stdout.trimEnd().split("\n");
+    assert.match(named[0] ?? "", /^NAME\s+REVISION\s+SUSPENDED\s+READY\s+MESSAGE$/);
+    assert.match(named[1] ?? "", /^podinfo\s+v1@sha256:\S+\s+false\s+True\s/);
+    assert.equal(named.length, 2, "only the named Kustomization");
+    const everywhere = (await ferryOk(["get", "kustomizations", "-A", `--kubeconfig=${cluster.kubeconfig}`])).stdout;
+    assert.match(everywhere, /^NAMESPACE\s+NAME\s+REVISION/);
+    assert.match(everywhere, /^default\s+podinfo\s+v1@sha256:/m);
+    const listed = yaml.load((await ferryOk(["get", "kustomizations", "-o", "yaml", ...kube])).stdout) as Array<{ kind: string; metadata: { name: string } }>;
+    assert.deepEqual(listed.map((object) => `${object.kind}/${object.metadata.name}`).sort(), ["Kustomization/exported", "Kustomization/podinfo"]);
   });
 
   test("diff kustomization --path: no changes exits 0; drift, new and removed objects exit 1 and are shown", async () => {
