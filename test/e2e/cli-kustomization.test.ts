@@ -1,19 +1,16 @@
 // The Kustomization commands against a real cluster, registry and controller: create (exported and applied with
 // kubectl, or created and waited for), get all, and diff of a local directory against what the cluster runs.
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import yaml from "js-yaml";
-import { controllerRbac } from "../../src/api/rbac.ts";
 import { binary, skipUnlessBuilt } from "../harness/binaries.ts";
-import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
-import { FERRY_CLI, ferry, ferryOk } from "../harness/ferry.ts";
-import { type ManagedProcess, startProcess, waitUntil } from "../harness/processes.ts";
-import { type Registry, startRegistry } from "../harness/registry.ts";
+import type { ControlPlane } from "../harness/control-plane.ts";
+import { DeliveryBed } from "../harness/delivery.ts";
+import { ferry, ferryOk } from "../harness/ferry.ts";
+import { type ManagedProcess, waitUntil } from "../harness/processes.ts";
 
-const CRDS = join(import.meta.dirname, "..", "..", "crds");
 const PODINFO = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "podinfo", "kustomize");
 
 interface Observed {
@@ -23,8 +20,8 @@ interface Observed {
 const TOOLS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "kustomize"] as const;
 
 describe("ferry create|get|diff kustomization", { skip: skipUnlessBuilt(...TOOLS) }, () => {
+  let bed: DeliveryBed;
   let cluster: ControlPlane;
-  let registry: Registry;
   let controller: ManagedProcess;
   let dir: string;
   let kube: string[];
@@ -33,31 +30,17 @@ describe("ferry create|get|diff kustomization", { skip: skipUnlessBuilt(...TOOLS
   const env = () => ({ FERRY_KUSTOMIZE: binary("kustomize") });
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "ferry-e2e-cli-ks-"));
-    await cp(PODINFO, join(dir, "podinfo"), { recursive: true });
-    [cluster, registry] = await Promise.all([startControlPlane(), startRegistry({ kind: "zot" })]);
+    bed = await DeliveryBed.start();
+    ({ cluster, dir } = bed);
     kube = ["-n", "default", `--kubeconfig=${cluster.kubeconfig}`];
-    await cluster.kubectl(["apply", "--server-side", "-f", CRDS]);
-    await cluster.kubectl(["wait", "--for=condition=Established", "crd/kustomizations.kustomize.ferry.dev", "crd/ocirepositories.source.ferry.dev", "--timeout=30s"]);
-    for (const namespace of ["ferry-system", "apps", "exported"]) await cluster.kubectl(["create", "namespace", namespace]);
-    const kubeconfig = await cluster.serviceAccountKubeconfig("ferry-system", "ferry-controller");
-    await cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: controllerRbac("ferry-system", "ferry-controller") }) });
-    controller = startProcess(
-      "ferry controller",
-      process.execPath,
-      [FERRY_CLI, "controller", `--kubeconfig=${kubeconfig}`, `--cache-dir=${join(dir, "cache")}`, "--health-addr=127.0.0.1:0", "--leader-elect=false"],
-      { logFile: join(dir, "controller.log"), env: env() },
-    );
-    const pushed = await ferryOk([
-      "push", "artifact", `oci://${registry.host}/apps/podinfo:v1`, `--path=${join(dir, "podinfo")}`, "--source=e2e", "--revision=r", "--insecure-registry",
-    ]);
-    digest = pushed.stdout.trim();
-    await ferryOk(["create", "source", "oci", "podinfo", `--url=oci://${registry.host}/apps/podinfo`, "--tag=v1", "--interval=1h", "--insecure", ...kube]);
+    await cp(PODINFO, join(dir, "podinfo"), { recursive: true });
+    for (const namespace of ["apps", "exported"]) await cluster.kubectl(["create", "namespace", namespace]);
+    controller = bed.startController();
+    digest = await bed.push(join(dir, "podinfo"), "apps/podinfo");
+    await ferryOk(["create", "source", "oci", "podinfo", `--url=oci://${bed.registry.host}/apps/podinfo`, "--tag=v1", "--interval=1h", "--insecure", ...kube]);
   });
   after(async () => {
-    await controller?.stop();
-    await Promise.all([registry?.stop(), cluster?.stop()]);
-    await rm(dir, { recursive: true, force: true });
+    await bed?.stop();
   });
 
   test("create kustomization --export writes a manifest kubectl applies and the controller makes Ready", async () => {

@@ -1,74 +1,35 @@
 // The delivery loop end to end: an artifact pushed to zot is pulled by an OCIRepository, built with kustomize,
 // applied with server-side apply, becomes healthy on kwok nodes, and objects that leave the artifact are pruned.
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { controllerRbac } from "../../src/api/rbac.ts";
-import { binary, skipUnlessBuilt } from "../harness/binaries.ts";
-import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
-import { FERRY_CLI, ferryOk } from "../harness/ferry.ts";
-import { type ManagedProcess, startProcess, waitUntil } from "../harness/processes.ts";
-import { type Registry, startRegistry } from "../harness/registry.ts";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import type { ControlPlane } from "../harness/control-plane.ts";
+import { DeliveryBed, type ObservedKustomization } from "../harness/delivery.ts";
+import { ferryOk } from "../harness/ferry.ts";
 
-const CRDS = join(import.meta.dirname, "..", "..", "crds");
 const PODINFO = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "podinfo", "kustomize");
 
-interface Observed {
-  status?: {
-    conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
-    lastAppliedRevision?: string;
-    inventory?: { entries: Array<{ id: string; v: string }> };
-  };
-}
-
 describe("Kustomization reconciler", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "kustomize") }, () => {
+  let bed: DeliveryBed;
   let cluster: ControlPlane;
-  let registry: Registry;
-  let controller: ManagedProcess;
-  let dir: string;
   let source: string;
 
-  const push = async () =>
-    (await ferryOk(["push", "artifact", `oci://${registry.host}/apps/podinfo:v1`, `--path=${source}`, "--source=e2e", "--revision=r", "--insecure-registry"]))
-      .stdout.trim();
-
-  async function ks(): Promise<Observed> {
-    return JSON.parse(await cluster.kubectl(["get", "kustomization", "podinfo", "-n", "default", "-o", "json"]));
-  }
-
-  async function waitForKs(description: string, check: (object: Observed) => boolean, timeoutMs = 60_000): Promise<Observed> {
-    let last: Observed | undefined;
-    const poll = async () => check((last = await ks()));
-    await waitUntil(description, poll, { timeoutMs, intervalMs: 300, process: controller }).catch((error: Error) => {
-      throw new Error(`${error.message}\nlast status: ${JSON.stringify(last?.status, null, 2)}`);
-    });
-    return last as Observed;
-  }
+  const push = () => bed.push(source, "apps/podinfo");
+  const waitForKs = (description: string, check: (object: ObservedKustomization) => boolean, timeoutMs = 60_000) =>
+    bed.waitForKustomization("default", "podinfo", description, check, timeoutMs);
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "ferry-e2e-ks-"));
-    source = join(dir, "podinfo");
+    bed = await DeliveryBed.start();
+    cluster = bed.cluster;
+    source = join(bed.dir, "podinfo");
     await cp(PODINFO, source, { recursive: true });
-    [cluster, registry] = await Promise.all([startControlPlane(), startRegistry({ kind: "zot" })]);
-    await cluster.kubectl(["apply", "--server-side", "-f", CRDS]);
-    await cluster.kubectl(["wait", "--for=condition=Established", "crd/kustomizations.kustomize.ferry.dev", "crd/ocirepositories.source.ferry.dev", "--timeout=30s"]);
-    await cluster.kubectl(["create", "namespace", "ferry-system"]);
     await cluster.kubectl(["create", "namespace", "apps"]);
-    const kubeconfig = await cluster.serviceAccountKubeconfig("ferry-system", "ferry-controller");
-    await cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: controllerRbac("ferry-system", "ferry-controller") }) });
-    controller = startProcess(
-      "ferry controller",
-      process.execPath,
-      [FERRY_CLI, "controller", `--kubeconfig=${kubeconfig}`, `--cache-dir=${join(dir, "cache")}`, "--health-addr=127.0.0.1:0", "--leader-elect=false"],
-      { logFile: join(dir, "controller.log"), env: { FERRY_KUSTOMIZE: binary("kustomize") } },
-    );
+    bed.startController();
   });
   after(async () => {
-    await controller?.stop();
-    await Promise.all([registry?.stop(), cluster?.stop()]);
-    await rm(dir, { recursive: true, force: true });
+    await bed?.stop();
   });
 
   test("podinfo is built with kustomize, applied into its target namespace, becomes healthy, and is inventoried", async () => {
@@ -78,7 +39,7 @@ describe("Kustomization reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
         apiVersion: "v1",
         kind: "List",
         items: [
-          { apiVersion: "source.ferry.dev/v1", kind: "OCIRepository", metadata: { namespace: "default", name: "podinfo" }, spec: { url: `oci://${registry.host}/apps/podinfo`, ref: { tag: "v1" }, interval: "2s", insecure: true } },
+          { apiVersion: "source.ferry.dev/v1", kind: "OCIRepository", metadata: { namespace: "default", name: "podinfo" }, spec: { url: `oci://${bed.registry.host}/apps/podinfo`, ref: { tag: "v1" }, interval: "2s", insecure: true } },
           { apiVersion: "kustomize.ferry.dev/v1", kind: "Kustomization", metadata: { namespace: "default", name: "podinfo" }, spec: { sourceRef: { kind: "OCIRepository", name: "podinfo" }, path: "./", interval: "1h", prune: true, wait: true, timeout: "60s", targetNamespace: "apps" } },
         ],
       }),
