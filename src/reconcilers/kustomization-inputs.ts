@@ -3,15 +3,17 @@
 import { createHash } from "node:crypto";
 import type { KustomizationSpecType } from "../api/kustomize.ts";
 import { Applier } from "../apply/apply.ts";
+import { type Disposition, FerryError } from "../errors.ts";
 import { KubeClient } from "../kube/client.ts";
 import { mergeVariables } from "../kustomize/substitute.ts";
 import { findCondition } from "./conditions.ts";
 
-/** Why a reconcile cannot go on, and what the reconciler should do about it (see src/errors.ts). */
-export class KustomizationFailure extends Error {
+/** Why a reconcile cannot go on: the Flux condition reason to report, and the shared disposition (src/errors.ts). */
+export class KustomizationFailure extends FerryError {
+  readonly code = "KUSTOMIZATION_FAILURE";
   readonly reason: string;
-  readonly disposition: "stall" | "wait" | "retry";
-  constructor(reason: string, message: string, disposition: "stall" | "wait" | "retry" = "retry") {
+  readonly disposition: Disposition;
+  constructor(reason: string, message: string, disposition: Disposition = "retry") {
     super(message);
     this.reason = reason;
     this.disposition = disposition;
