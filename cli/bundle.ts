@@ -3,10 +3,37 @@
 // loaded only when their command runs.
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { build } from "esbuild-wasm";
+import { build, type Plugin } from "esbuild-wasm";
 
 const root = join(import.meta.dirname, "..");
 const outdir = join(root, "dist");
+
+// undici requires node:http2 as it loads, ~14 ms of every registry command on this machine, though Ferry never
+// offers HTTP/2 (allowH2: false in src/registry/http.ts). undici already runs without http2 (it catches the failed
+// require), so the bundle hands it a module that fails to load; nothing else in the bundle is affected.
+const undiciWithoutHttp2: Plugin = {
+  name: "undici-without-http2",
+  setup(builder) {
+    builder.onResolve({ filter: /^node:http2$/ }, (args) =>
+      /[\\/]node_modules[\\/]undici[\\/]/.test(args.importer) ? { path: "node:http2", namespace: "left-out" } : undefined);
+    builder.onLoad({ filter: /.*/, namespace: "left-out" }, () => ({
+      contents: "throw new Error('node:http2 is left out of the ferry bundle: Ferry speaks HTTP/1.1 to registries');",
+      loader: "js",
+    }));
+  },
+};
+
+// An ESM import of a Node built-in builds an ESM facade of it, which reads every export, lazy getters included:
+// `import { promisify } from "node:util"` loads util's TextDecoder and with it worker_threads (~3-8 ms per
+// module, tens of ms per command). A CommonJS require returns the module as it is, so the bundle requires them.
+const builtinsThroughRequire: Plugin = {
+  name: "builtins-through-require",
+  setup(builder) {
+    builder.onResolve({ filter: /^node:/ }, (args) =>
+      args.kind === "import-statement" || args.kind === "dynamic-import" ? { path: args.path, namespace: "builtin" } : undefined);
+    builder.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: "js" }));
+  },
+};
 
 await rm(outdir, { recursive: true, force: true });
 const result = await build({
@@ -27,6 +54,7 @@ const result = await build({
   },
   logLevel: "warning",
   metafile: true,
+  plugins: [undiciWithoutHttp2, builtinsThroughRequire],
 });
 const bytes = Object.values(result.metafile.outputs).reduce((total, output) => total + output.bytes, 0);
 process.stderr.write(`bundled the CLI into ${outdir} (${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1024).toFixed(0)} KiB)\n`);

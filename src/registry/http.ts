@@ -3,7 +3,6 @@
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent, type ResponseData } from "./undici.ts";
 import { parseChallenges } from "./challenge.ts";
 import type { CredentialSource, Credentials } from "./credentials.ts";
@@ -83,11 +82,13 @@ function createDispatcher(options: TransportOptions): Dispatcher {
   const key = options.key ?? (options.keyFile ? readPem(options.keyFile, "client key") : undefined);
   const tls = {
     // A private CA is added to the system roots, not put in their place, so public registries keep working.
-    ...(extraCas.length > 0 ? { ca: [...rootCertificates, ...extraCas] } : {}),
+    // node:tls is loaded here, not at start-up: plain-HTTP registries never need it, and TLS connections load it anyway.
+    ...(extraCas.length > 0 ? { ca: [...process.getBuiltinModule("node:tls").rootCertificates, ...extraCas] } : {}),
     ...(cert ? { cert } : {}),
     ...(key ? { key } : {}),
   };
-  const timeouts = { headersTimeout: options.timeoutMs ?? 60_000, bodyTimeout: options.timeoutMs ?? 60_000 };
+  // HTTP/1.1 only: the CLI bundle leaves node:http2 out of undici (see cli/bundle.ts), so it must never be offered.
+  const timeouts = { headersTimeout: options.timeoutMs ?? 60_000, bodyTimeout: options.timeoutMs ?? 60_000, allowH2: false };
   if (options.proxy) {
     const { url, username, password } = options.proxy;
     return new ProxyAgent({
