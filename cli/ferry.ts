@@ -6,10 +6,10 @@ import { FerryError } from "../src/errors.ts";
 import { FERRY_VERSION } from "../src/version.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 
-// A command resolves to false when it ran but found a difference or failure worth exit code 1 (e.g. diff).
 // V8 code caching for the lazily loaded command modules: it roughly halves the start-up of repeated runs in CI.
 enableCompileCache();
 
+// A command resolves to false when it ran but found a difference or failure worth exit code 1 (e.g. diff).
 type Command = (args: readonly string[]) => Promise<unknown>;
 
 const artifactCommands = () => import("./commands/artifact.ts");

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent, type ResponseData } from "./undici.ts";
+import { keepHttpParserOnBaselineTier } from "./parser-tiering.ts";
 import { parseChallenges } from "./challenge.ts";
 import type { CredentialSource, Credentials } from "./credentials.ts";
 import {
@@ -74,6 +75,7 @@ function readPem(path: string, what: string): Buffer {
 }
 
 function createDispatcher(options: TransportOptions): Dispatcher {
+  keepHttpParserOnBaselineTier();
   const extraCas = [
     ...(options.caFile ? [readPem(options.caFile, "CA file")] : []),
     ...(options.ca ? [options.ca] : []),
