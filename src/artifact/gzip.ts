@@ -10,6 +10,7 @@ const deflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(deflateRaw);
 
 export const GZIP_BLOCK_BYTES = 512 * 1024;
 const DICTIONARY_BYTES = 32 * 1024;
+const OUTPUT_CHUNK_BYTES = GZIP_BLOCK_BYTES + 64 * 1024;
 const LEVEL = constants.Z_DEFAULT_COMPRESSION;
 /** Magic, deflate, no flags, zero mtime, no extra flags, OS 255 ("unknown"): the header is the same on every machine. */
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff]);
@@ -33,13 +34,15 @@ export class ParallelGzip {
     write(HEADER);
   }
 
+  /** Takes `data` over: it may still be read after the promise resolves, so the caller must not change it. */
   async push(data: Buffer): Promise<void> {
     this.#crc = crc32(data, this.#crc);
     this.#size += data.length;
     this.#pending.push(data);
     this.#pendingBytes += data.length;
     while (this.#pendingBytes >= GZIP_BLOCK_BYTES) {
-      const joined = Buffer.concat(this.#pending, this.#pendingBytes);
+      // Whole blocks (as the tarball builder hands them) are compressed as they are, without a copy.
+      const joined = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending, this.#pendingBytes);
       const block = joined.subarray(0, GZIP_BLOCK_BYTES);
       const rest = joined.subarray(GZIP_BLOCK_BYTES);
       this.#pending = rest.length > 0 ? [rest] : [];
@@ -62,10 +65,11 @@ export class ParallelGzip {
   async #compress(block: Buffer, last: boolean): Promise<void> {
     const options: ZlibOptions = {
       level: LEVEL,
+      chunkSize: OUTPUT_CHUNK_BYTES,
       ...(this.#dictionary ? { dictionary: this.#dictionary } : {}),
       ...(last ? {} : { finishFlush: constants.Z_SYNC_FLUSH }),
     };
-    // Copy the dictionary: `block` may be a view of a buffer the caller reuses.
+    // A copy, so the dictionary does not keep a whole block of the caller's alive.
     this.#dictionary = Buffer.from(block.subarray(Math.max(0, block.length - DICTIONARY_BYTES)));
     const compressed = deflateRawAsync(block, options);
     compressed.catch(() => undefined); // awaited below, in order; this only keeps an early failure from being unhandled

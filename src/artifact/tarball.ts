@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ArtifactInputError } from "./errors.ts";
-import { ParallelGzip } from "./gzip.ts";
+import { GZIP_BLOCK_BYTES, ParallelGzip } from "./gzip.ts";
 import { type IgnoreRules, loadIgnoreRules } from "./ignore.ts";
 import { contentPadding, END_OF_ARCHIVE, type EntryKind, entryHeader } from "./tar-header.ts";
 
@@ -127,61 +127,62 @@ export async function collectEntries(path: string, options: BuildOptions = {}): 
   return entries;
 }
 
-/** Tar bytes are handed to gzip in pieces of about this size: few thread-pool hops, bounded memory. */
-const BATCH_BYTES = 1024 * 1024;
-
-/** Reads a file's content in pieces of at most BATCH_BYTES, failing if its size changed since the walk. */
-function* fileContent(entry: TarballEntry): Generator<Buffer> {
-  const fd = openSync(entry.source ?? "", "r");
-  try {
-    let offset = 0;
-    while (offset < entry.size) {
-      const piece = Buffer.allocUnsafe(Math.min(BATCH_BYTES, entry.size - offset));
-      const read = readSync(fd, piece, 0, piece.length, offset);
-      if (read === 0) break;
-      offset += read;
-      yield read === piece.length ? piece : piece.subarray(0, read);
-    }
-    if (offset !== entry.size || readSync(fd, Buffer.alloc(1), 0, 1, offset) !== 0) {
-      throw new ArtifactInputError(`${entry.path} changed size while it was being archived`);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Yields the tar stream of `entries` in batches of about BATCH_BYTES. */
-function* tarBatches(entries: readonly TarballEntry[]): Generator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const add = (piece: Buffer) => {
-    pending.push(piece);
-    pendingBytes += piece.length;
-  };
-  const take = () => {
-    const batch = Buffer.concat(pending, pendingBytes);
-    pending = [];
-    pendingBytes = 0;
-    return batch;
-  };
-  for (const entry of entries) {
-    add(entryHeader(entry.path, entry.kind, entry.mode, entry.size));
-    if (entry.kind === "file" && entry.source) {
-      for (const piece of fileContent(entry)) {
-        add(piece);
-        if (pendingBytes >= BATCH_BYTES) yield take();
+/**
+ * Yields the tar stream of `entries` as GZIP_BLOCK_BYTES buffers (the last one shorter), with file content read
+ * straight into them: the blocks go to gzip as they are, so every byte is copied once, by the read.
+ */
+function* tarBlocks(entries: readonly TarballEntry[]): Generator<Buffer> {
+  let block = Buffer.allocUnsafe(GZIP_BLOCK_BYTES);
+  let used = 0;
+  function* put(bytes: Buffer): Generator<Buffer> {
+    for (let offset = 0; offset < bytes.length;) {
+      const copied = bytes.copy(block, used, offset);
+      used += copied;
+      offset += copied;
+      if (used === block.length) {
+        yield block;
+        block = Buffer.allocUnsafe(GZIP_BLOCK_BYTES);
+        used = 0;
       }
-      add(contentPadding(entry.size));
     }
-    if (pendingBytes >= BATCH_BYTES) yield take();
   }
-  add(END_OF_ARCHIVE);
-  yield take();
+  for (const entry of entries) {
+    yield* put(entryHeader(entry.path, entry.kind, entry.mode, entry.size));
+    if (entry.kind !== "file" || !entry.source) continue;
+    const fd = openSync(entry.source, "r");
+    try {
+      let offset = 0;
+      while (offset < entry.size) {
+        const read = readSync(fd, block, used, Math.min(block.length - used, entry.size - offset), offset);
+        if (read === 0) break;
+        used += read;
+        offset += read;
+        if (used === block.length) {
+          yield block;
+          block = Buffer.allocUnsafe(GZIP_BLOCK_BYTES);
+          used = 0;
+        }
+      }
+      // The header already carries the size from the walk; a file that shrank or grew since would corrupt the archive.
+      if (offset !== entry.size || readSync(fd, Buffer.alloc(1), 0, 1, offset) !== 0) {
+        throw new ArtifactInputError(`${entry.path} changed size while it was being archived`);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    yield* put(contentPadding(entry.size));
+  }
+  yield* put(END_OF_ARCHIVE);
+  if (used > 0) yield block.subarray(0, used);
 }
 
 /** Builds the tar+gzip layer for `path` into a temporary file. */
 export async function buildTarball(path: string, options: BuildOptions = {}): Promise<BuiltTarball> {
-  const entries = await collectEntries(path, options);
+  return writeTarball(await collectEntries(path, options));
+}
+
+/** Writes the tar+gzip layer of entries listed by collectEntries into a temporary file. */
+export async function writeTarball(entries: readonly TarballEntry[]): Promise<BuiltTarball> {
   const dir = await mkdtemp(join(tmpdir(), "ferry-artifact-"));
   const output = join(dir, "artifact.tgz");
   const dispose = () => rm(dir, { recursive: true, force: true });
@@ -195,9 +196,9 @@ export async function buildTarball(path: string, options: BuildOptions = {}): Pr
       writeSync(fd, chunk);
       size += chunk.length;
     });
-    for (const batch of tarBatches(entries)) {
-      tarHash.update(batch);
-      await gzip.push(batch);
+    for (const block of tarBlocks(entries)) {
+      tarHash.update(block);
+      await gzip.push(block);
     }
     await gzip.finish();
     return { path: output, digest: `sha256:${gzipHash.digest("hex")}`, size, diffId: `sha256:${tarHash.digest("hex")}`, entries, dispose };

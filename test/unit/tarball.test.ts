@@ -1,14 +1,16 @@
 // The content layer must be deterministic, honour ignore rules, and never follow a symlink out of the root.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, symlink, truncate, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { ArtifactInputError } from "../../src/artifact/errors.ts";
 import { artifactManifest, REPRODUCIBLE_CREATED } from "../../src/artifact/format.ts";
-import { buildTarball, collectEntries } from "../../src/artifact/tarball.ts";
+import { GZIP_BLOCK_BYTES } from "../../src/artifact/gzip.ts";
+import { buildTarball, collectEntries, writeTarball } from "../../src/artifact/tarball.ts";
 
 const exec = promisify(execFile);
 
@@ -120,6 +122,41 @@ describe("artifact tarball", () => {
     const file = join(dir, "single.yaml");
     await writeFile(file, "kind: ConfigMap\n");
     assert.deepEqual((await collectEntries(file)).map((entry) => entry.path), [".", "single.yaml"]);
+  });
+
+  test("content that spans several gzip blocks, split at odd offsets, comes back byte for byte through GNU tar", async () => {
+    const root = join(dir, "blocks");
+    const files: Record<string, Buffer> = {
+      "a-big.bin": randomBytes(GZIP_BLOCK_BYTES * 2 + 777),
+      "b-odd.bin": randomBytes(GZIP_BLOCK_BYTES - 100),
+      "c-tiny.yaml": Buffer.from("kind: ConfigMap\n"),
+      "d/e-exact.bin": randomBytes(GZIP_BLOCK_BYTES),
+    };
+    for (const [path, content] of Object.entries(files)) {
+      await mkdir(join(root, path, ".."), { recursive: true });
+      await writeFile(join(root, path), content);
+    }
+    const built = await buildTarball(root);
+    const out = join(dir, "blocks-out");
+    await mkdir(out);
+    try {
+      await exec("tar", ["-xzf", built.path, "-C", out]);
+      for (const [path, content] of Object.entries(files)) assert.ok((await readFile(join(out, path))).equals(content), `${path} differs`);
+    } finally {
+      await built.dispose();
+    }
+  });
+
+  test("a file that grows or shrinks between the walk and the read fails the build", async () => {
+    const root = join(dir, "changing");
+    await tree(root, { "grows.yaml": "a: 1\n", "shrinks.yaml": "b: 2\n" });
+    const growing = await collectEntries(root);
+    await appendFile(join(root, "grows.yaml"), "c: 3\n");
+    await assert.rejects(writeTarball(growing), (error: Error) => error instanceof ArtifactInputError && /grows\.yaml changed size/.test(error.message));
+    await writeFile(join(root, "grows.yaml"), "a: 1\n");
+    const shrinking = await collectEntries(root);
+    await truncate(join(root, "shrinks.yaml"), 2);
+    await assert.rejects(writeTarball(shrinking), (error: Error) => error instanceof ArtifactInputError && /shrinks\.yaml changed size/.test(error.message));
   });
 
   test("a missing path is a clear error", async () => {
