@@ -2,6 +2,7 @@
 // resolution at start-up, which is most of a short command's run time. Command modules stay separate chunks,
 // loaded only when their command runs.
 import { rm } from "node:fs/promises";
+import { builtinModules } from "node:module";
 import { join } from "node:path";
 import { build, type Plugin } from "esbuild-wasm";
 
@@ -24,14 +25,35 @@ const undiciWithoutHttp2: Plugin = {
 };
 
 // An ESM import of a Node built-in builds an ESM facade of it, which reads every export, lazy getters included:
-// `import { promisify } from "node:util"` loads util's TextDecoder and with it worker_threads (~3-8 ms per
-// module, tens of ms per command). A CommonJS require returns the module as it is, so the bundle requires them.
-const builtinsThroughRequire: Plugin = {
-  name: "builtins-through-require",
+// `import { promisify } from "node:util"` loads util's TextDecoder and with it worker_threads, `import … from "fs"`
+// (as tar writes it) loads fs/promises and readline (~3-8 ms per module, tens of ms per command). So each imported
+// built-in becomes a small bundled module that requires it and re-exports its plain members; getters stay behind
+// the default export and run only when used. This also avoids esbuild's CommonJS interop (__toESM), which copied
+// every member of every built-in into a wrapper object in each module that imported it.
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((name) => name.replace(/[/]/g, "\\/")).join("|")})$`);
+
+const builtinsAsModules: Plugin = {
+  name: "builtins-as-modules",
   setup(builder) {
-    builder.onResolve({ filter: /^node:/ }, (args) =>
-      args.kind === "import-statement" || args.kind === "dynamic-import" ? { path: args.path, namespace: "builtin" } : undefined);
-    builder.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: "js" }));
+    builder.onResolve({ filter: BUILTIN }, (args) => {
+      if (args.kind !== "import-statement") return undefined;
+      return { path: args.path.startsWith("node:") ? args.path : `node:${args.path}`, namespace: "builtin" };
+    });
+    builder.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => {
+      const descriptors = Object.getOwnPropertyDescriptors(process.getBuiltinModule(args.path) as object);
+      // Getters (fs.promises, crypto.webcrypto…) load more of Node when read, so they are reached only through
+      // the default export, when used; a named import of one fails the build here, not a command at run time.
+      const members = Object.entries(descriptors)
+        .filter(([name, descriptor]) => descriptor.enumerable && "value" in descriptor && IDENTIFIER.test(name) && name !== "default")
+        .map(([name]) => name);
+      const lines = [
+        `const builtin = require(${JSON.stringify(args.path)});`,
+        "export default builtin;",
+        ...members.map((name) => `export const ${name} = builtin.${name};`),
+      ];
+      return { contents: lines.join("\n"), loader: "js" };
+    });
   },
 };
 
@@ -54,7 +76,10 @@ const result = await build({
   },
   logLevel: "warning",
   metafile: true,
-  plugins: [undiciWithoutHttp2, builtinsThroughRequire],
+  // tr46 (under the Kubernetes client's node-fetch) requires Node's deprecated punycode built-in, which prints a
+  // DeprecationWarning on every Kubernetes command; the userland package of the same code takes its place.
+  alias: { punycode: "punycode/" },
+  plugins: [undiciWithoutHttp2, builtinsAsModules],
 });
 const bytes = Object.values(result.metafile.outputs).reduce((total, output) => total + output.bytes, 0);
 process.stderr.write(`bundled the CLI into ${outdir} (${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1024).toFixed(0)} KiB)\n`);

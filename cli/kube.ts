@@ -15,9 +15,9 @@ export const LIST_OPTIONS = {
   output: { type: "string", short: "o" },
 } as const;
 
-/** --kubeconfig, else KUBECONFIG, else ~/.kube/config, as kubectl reads them. */
+/** --kubeconfig, else KUBECONFIG (one file or a list), else ~/.kube/config, as kubectl reads them. */
 export function kubeClient(values: { kubeconfig?: string }): KubeClient {
-  return KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  return KubeClient.fromFile(values.kubeconfig);
 }
 
 export interface ListingScope {

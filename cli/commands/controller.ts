@@ -37,7 +37,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
   const concurrency = Number(values.concurrency ?? "4");
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError("--concurrency must be a positive integer");
   const probes = hostPort(values["health-addr"] ?? ":9440", "--health-addr");
-  const kube = KubeClient.fromFile(values.kubeconfig ?? process.env.KUBECONFIG);
+  const kube = KubeClient.fromFile(values.kubeconfig);
   const cache = new ArtifactCache(resolve(values["cache-dir"] ?? "/var/cache/ferry"));
   const manager = new Manager({
     kube,

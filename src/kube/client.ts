@@ -10,6 +10,7 @@ import {
   setHeaderOptions,
   Watch,
 } from "@kubernetes/client-node";
+import { FerryError } from "../errors.ts";
 
 export interface ObjectMeta {
   name: string;
@@ -34,6 +35,12 @@ export interface ResourceType {
   readonly group: string;
   readonly version: string;
   readonly plural: string;
+}
+
+/** The kubeconfig is missing or unreadable: nothing works until someone fixes it. */
+export class KubeconfigError extends FerryError {
+  readonly code = "KUBECONFIG_INVALID";
+  readonly disposition = "stall";
 }
 
 export function httpStatusOf(error: unknown): number | undefined {
@@ -124,10 +131,16 @@ export class KubeClient {
     return new KubeClient(config);
   }
 
+  /** `path` (--kubeconfig), else KUBECONFIG (a list of files, merged), else ~/.kube/config, as kubectl reads them. */
   static fromFile(path?: string): KubeClient {
     const config = new KubeConfig();
-    if (path) config.loadFromFile(path);
-    else config.loadFromDefault();
+    const source = path ?? process.env.KUBECONFIG ?? "~/.kube/config";
+    try {
+      if (path) config.loadFromFile(path);
+      else config.loadFromDefault();
+    } catch (error) {
+      throw new KubeconfigError(`cannot load kubeconfig ${source}: ${(error as Error).message}`, { cause: error });
+    }
     return new KubeClient(config);
   }
 
