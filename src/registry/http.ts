@@ -2,8 +2,8 @@
 // and retries with backoff on 429/5xx and connection failures for requests whose body can be replayed.
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
-import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent, type ResponseData } from "./undici.ts";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
+import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent, type RequestOptions, type ResponseData } from "./undici.ts";
 import { keepHttpParserOnBaselineTier } from "./parser-tiering.ts";
 import { parseChallenges } from "./challenge.ts";
 import type { CredentialSource, Credentials } from "./credentials.ts";
@@ -156,6 +156,16 @@ export class RegistryHttp {
     await this.#dispatcher.close();
   }
 
+  /**
+   * undici hands a finished connection back to its pool one event-loop turn after the response ends. A request
+   * sent within that turn (the next one in a sequence: manifest, then layer) found no free connection and opened a
+   * second one, which against a remote registry is a second TLS handshake. Waiting one turn lets the first be reused.
+   */
+  async #dispatch(options: RequestOptions): Promise<RegistryResponse> {
+    await nextTurn();
+    return this.#dispatcher.request(options);
+  }
+
   #credentialsFor(): Promise<Credentials | undefined> {
     this.#credentials ??= this.#options.credentials?.(this.registry) ?? Promise.resolve(undefined);
     return this.#credentials;
@@ -213,7 +223,7 @@ export class RegistryHttp {
     }
     let response: RegistryResponse;
     try {
-      response = await this.#dispatcher.request({
+      response = await this.#dispatch({
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method,
@@ -290,7 +300,7 @@ export class RegistryHttp {
       const body = typeof request.body === "function" ? request.body() : request.body;
       let response: RegistryResponse;
       try {
-        response = await this.#dispatcher.request({
+        response = await this.#dispatch({
           origin: url.origin,
           path: `${url.pathname}${url.search}`,
           method: request.method,

@@ -15,3 +15,4 @@ export const ProxyAgent = ProxyAgentModule as typeof Undici.ProxyAgent;
 export const EnvHttpProxyAgent = EnvHttpProxyAgentModule as typeof Undici.EnvHttpProxyAgent;
 export type Dispatcher = Undici.Dispatcher;
 export type ResponseData = Undici.Dispatcher.ResponseData;
+export type RequestOptions = Undici.Dispatcher.RequestOptions;

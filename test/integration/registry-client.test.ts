@@ -2,6 +2,7 @@
 // cross-repository mounts, tag pagination, referrers (API or tag-schema fallback) and size limits.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -87,6 +88,27 @@ for (const kind of ["zot", "distribution"] as const satisfies readonly RegistryK
         client.fetchManifest({ registry: registry.host, repository: "client/manifests", tag: "missing" }),
         (error: unknown) => error instanceof NotFoundError && /manifests:missing not found/.test(error.message),
       );
+    });
+
+    test("a sequence of requests (manifest, then its layer, then tags) reuses one connection", async () => {
+      const layer = randomBytes(4096);
+      await pushImage("client/reuse", "v1", layer);
+      const sequential = new RegistryClient({ insecure: true });
+      const connections: string[] = [];
+      const count = (message: unknown) => connections.push(String((message as { connectParams: { host: string } }).connectParams.host));
+      subscribe("undici:client:connected", count);
+      try {
+        const reference = { registry: registry.host, repository: "client/reuse", tag: "v1" };
+        const { bytes } = await sequential.fetchManifest(reference);
+        const { layers } = JSON.parse(bytes.toString()) as { layers: [{ digest: string; size: number; mediaType: string }] };
+        const fetched = await sequential.fetchBlobBytes(registry.host, "client/reuse", layers[0], { maxBytes: 1 << 20 });
+        assert.ok(fetched.equals(layer));
+        assert.deepEqual(await sequential.listTags(registry.host, "client/reuse"), ["v1"]);
+        assert.deepEqual(connections, [registry.host]);
+      } finally {
+        unsubscribe("undici:client:connected", count);
+        await sequential.close();
+      }
     });
 
     test("tags are listed across pages", async () => {
