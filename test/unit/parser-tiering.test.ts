@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { baselineBudgetActive, keepHttpParserOnBaselineTier } from "../../src/registry/parser-tiering.ts";
+import { baselineBudgetActive, DEFAULT_TIERING_BUDGET, keepHttpParserOnBaselineTier } from "../../src/registry/parser-tiering.ts";
 import { Agent } from "../../src/registry/undici.ts";
 
 test("the raised tier-up budget holds only while undici connects, also when a connection fails", async () => {
@@ -35,4 +36,10 @@ test("the raised tier-up budget holds only while undici connects, also when a co
     await agent.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+});
+
+test("the budget restored is this Node's V8 default, so no flag is left changed (which would cost every code cache)", () => {
+  const options = execFileSync(process.execPath, ["--v8-options"], { encoding: "utf8" });
+  const defaultBudget = /default: --wasm-tiering-budget=(\d+)/.exec(options)?.[1];
+  assert.equal(Number(defaultBudget), DEFAULT_TIERING_BUDGET);
 });
