@@ -1,8 +1,8 @@
 // undici parses HTTP/1.1 with llhttp compiled to WebAssembly, instantiated once per process on the first
 // connection. V8 starts it on its baseline compiler and, once the parser loop is hot, recompiles it with the
 // optimising compiler on a background thread; a short command then waits for that compile before it can exit
-// (podinfo pull on 2 cores: 20-25 ms over HTTP, ~40 ms over TLS). A registry client parses a handful of responses per command and
-// streams bodies in large spans, for which the baseline code is plenty.
+// (podinfo pull on 2 cores: 20-25 ms over HTTP, ~40 ms over TLS). A registry client parses a handful of responses
+// per command and streams bodies in large spans, for which the baseline code is plenty.
 //
 // V8 gives each instance its tier-up budget when the instance is created, so the budget is raised only while
 // undici connects (llhttp is instantiated in that window) and restored after. Restoring matters: V8 rejects
