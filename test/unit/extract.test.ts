@@ -1,5 +1,6 @@
 // Hostile archives must be refused with a clear reason, and a refused archive must leave nothing on disk.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,7 +9,13 @@ import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { UnsafeArchiveError } from "../../src/artifact/errors.ts";
-import { type ExtractLimits, type ExtractResult, extractArchive, extractArchiveBuffer } from "../../src/artifact/extract.ts";
+import {
+  type ExtractLimits,
+  type ExtractResult,
+  extractArchive,
+  extractArchiveBuffer,
+  IN_MEMORY_EXPANDED_BYTES,
+} from "../../src/artifact/extract.ts";
 import { BLOCK, END_OF_ARCHIVE } from "../../src/artifact/tar-header.ts";
 
 /** A raw USTAR entry with any name, type and link target: the kind of archive an attacker writes by hand. */
@@ -123,9 +130,33 @@ for (const [way, extract] of WAYS) describe(`safe extraction (${way})`, () => {
     await refuses(many, /more than 100 entries/);
   });
 
+  test("a gzip trailer that understates the expanded size changes nothing: bombs are refused, the rest is read whole", async () => {
+    const understated = (gzip: Buffer) => {
+      const forged = Buffer.from(gzip);
+      forged.writeUInt32LE(100, forged.length - 4);
+      return forged;
+    };
+    await refuses(understated(archive(rawEntry("zeros.bin", "0", { content: Buffer.alloc(8 * 1024 * 1024) }))), /larger than 1048576 bytes|expands to more than/);
+    // Within the limits but past the in-memory size: read as a stream, where zlib checks the stated length.
+    const big = archive(rawEntry("big.bin", "0", { content: Buffer.alloc(IN_MEMORY_EXPANDED_BYTES + 4096, 7) }));
+    await refuses(understated(big), /cannot be read|length/i, { maxBytes: 64 * 1024 * 1024, maxEntries: 10 });
+  });
+
+  test("an archive that expands past the in-memory size is extracted whole", async () => {
+    const content = Buffer.alloc(IN_MEMORY_EXPANDED_BYTES + 4096, 7);
+    content.write("the end", content.length - 7);
+    const destination = join(dir, `big-${count++}`);
+    const result = await extract(archive(file("small.yaml", "a: 1\n"), rawEntry("big.bin", "0", { content })), destination);
+    assert.equal(result.files, 2);
+    assert.ok((await readFile(join(destination, "big.bin"))).equals(content));
+  });
+
   test("refuses truncated and corrupt archives", async () => {
     const whole = archive(file("a.yaml", "a".repeat(5000)), file("b.yaml", "b\n"));
     await refuses(whole.subarray(0, Math.floor(whole.length / 2)), /cannot be read|malformed|unexpected end/i);
+    // Cut inside a file big enough to be streamed to disk: its write must end with the failure, not wait forever.
+    const big = archive(rawEntry("big.bin", "0", { content: randomBytes(3 * 1024 * 1024) }));
+    await refuses(big.subarray(0, Math.floor(big.length * 0.6)), /cannot be read|malformed|unexpected end/i, { maxBytes: 8 * 1024 * 1024, maxEntries: 10 });
     const corrupt = Buffer.concat([file("a.yaml", "a\n"), END_OF_ARCHIVE]);
     corrupt[150] = 0x39; // break the header checksum
     await refuses(gzipSync(corrupt), /malformed|checksum|invalid/i);
