@@ -58,6 +58,13 @@ function linkStaysInside(entryPath: string, linkTarget: string): boolean {
   return resolved !== ".." && !resolved.startsWith("../");
 }
 
+/** A file and a directory of the same name (or a file used as a directory) make the filesystem refuse a write. */
+function asEntryConflict(error: unknown, entryPath: string): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== "EISDIR" && code !== "ENOTDIR" && code !== "EEXIST") return error as Error;
+  return new UnsafeArchiveError(`archive entry ${JSON.stringify(entryPath)} conflicts with an earlier entry: a file and a directory of one name`);
+}
+
 function isGzip(chunk: Buffer): boolean {
   return chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
 }
@@ -101,7 +108,13 @@ function publish(staging: string, destination: string): void {
 }
 
 /** Hands the decoded tar bytes to the parser; reports read errors through `fail`. */
-type Feed = (parser: Parser, failed: () => boolean, fail: (error: Error) => void) => Promise<void>;
+type Feed = (parser: Parser, stop: FeedStop, fail: (error: Error) => void) => Promise<void>;
+
+/** How a feed learns that extraction failed: `failed()` to check, `stopped` to stop waiting (e.g. for drain). */
+interface FeedStop {
+  readonly failed: () => boolean;
+  readonly stopped: Promise<void>;
+}
 
 /**
  * Extracts a tar or tar+gzip stream into `destination` (created if missing). Content is staged in a hidden
@@ -131,10 +144,16 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
     let failure: Error | undefined;
     // Entries being streamed to disk: a failure must end them, or their writes would wait for data that never comes.
     const streaming = new Set<ReadEntry>();
+    let stop = () => {};
+    const stopped = new Promise<void>((resolve) => {
+      stop = resolve;
+    });
     const fail = (error: Error) => {
       failure ??= error;
       parser.abort(error);
       for (const entry of streaming) entry.destroy(error);
+      // An aborted parser never drains: a feed waiting for it must stop waiting.
+      stop();
     };
 
     parser.on("entry", (entry: ReadEntry) => {
@@ -170,7 +189,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
             ensureDirectory(dirname(target));
             if (entry.size > SMALL_FILE_BYTES) {
               streaming.add(entry);
-              const written = pipeline(entry, createWriteStream(target, { mode })).catch((error: Error) => fail(error));
+              const written = pipeline(entry, createWriteStream(target, { mode })).catch((error: Error) => fail(asEntryConflict(error, entry.path)));
               writes.push(written.finally(() => streaming.delete(entry)));
               return;
             }
@@ -181,7 +200,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
               try {
                 writeFileSync(target, Buffer.concat(chunks), { mode });
               } catch (error) {
-                fail(error as Error);
+                fail(asEntryConflict(error, entry.path));
               }
             });
             return;
@@ -205,7 +224,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
         }
       } catch (error) {
         entry.resume();
-        fail(error as Error);
+        fail(asEntryConflict(error, entry.path));
       }
     });
 
@@ -222,7 +241,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
       parser.on("end", () => resolve());
     });
 
-    await Promise.all([feed(parser, () => failure !== undefined, fail), parsed.catch(() => undefined)]);
+    await Promise.all([feed(parser, { failed: () => failure !== undefined, stopped }, fail), parsed.catch(() => undefined)]);
     await Promise.all(writes);
     if (failure) throw failure;
     publish(staging, destination);
@@ -234,7 +253,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
 
 /** Decodes a (possibly gzipped) stream with a bound on the decompressed size, feeding the parser with backpressure. */
 function streamFeed(input: Readable, limits: ExtractLimits): Feed {
-  return async (parser, failed, fail) => {
+  return async (parser, { failed, stopped }, fail) => {
     const first: Buffer[] = [];
     const iterator = input[Symbol.asyncIterator]();
     const head = await iterator.next();
@@ -257,7 +276,7 @@ function streamFeed(input: Readable, limits: ExtractLimits): Feed {
     try {
       for await (const chunk of decoded as AsyncIterable<Buffer>) {
         if (failed()) break;
-        if (!parser.write(chunk)) await new Promise((resolve) => parser.once("drain", resolve));
+        if (!parser.write(chunk)) await Promise.race([new Promise((resolve) => parser.once("drain", resolve)), stopped]);
       }
       parser.end();
     } catch (error) {

@@ -151,6 +151,16 @@ for (const [way, extract] of WAYS) describe(`safe extraction (${way})`, () => {
     assert.ok((await readFile(join(destination, "big.bin"))).equals(content));
   });
 
+  test("refuses a file and a directory of one name, whether the file is small or streamed to disk", async () => {
+    const conflict = /archive entry "a(\/b)?" conflicts with an earlier entry/;
+    const limits = { maxBytes: 32 * 1024 * 1024, maxEntries: 10 };
+    await refuses(archive(rawEntry("a", "5"), file("a", "x\n")), conflict, limits);
+    await refuses(archive(file("a", "x\n"), file("a/b", "y\n")), conflict, limits);
+    // A big file fills the parser's buffer while its write fails: the failure must not leave the feed waiting.
+    const big = randomBytes(8 * 1024 * 1024);
+    await refuses(archive(rawEntry("a", "5"), rawEntry("a", "0", { content: big }), rawEntry("b", "0", { content: big })), conflict, limits);
+  });
+
   test("refuses truncated and corrupt archives", async () => {
     const whole = archive(file("a.yaml", "a".repeat(5000)), file("b.yaml", "b\n"));
     await refuses(whole.subarray(0, Math.floor(whole.length / 2)), /cannot be read|malformed|unexpected end/i);
