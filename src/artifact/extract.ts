@@ -189,7 +189,8 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
             ensureDirectory(dirname(target));
             if (entry.size > SMALL_FILE_BYTES) {
               streaming.add(entry);
-              const written = pipeline(entry, createWriteStream(target, { mode })).catch((error: Error) => fail(asEntryConflict(error, entry.path)));
+              const written = pipeline(entry, createWriteStream(target, { mode }))
+                .catch((error: Error) => fail(asEntryConflict(error, entry.path)));
               writes.push(written.finally(() => streaming.delete(entry)));
               return;
             }
