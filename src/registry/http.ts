@@ -117,6 +117,14 @@ function createDispatcher(options: TransportOptions): Dispatcher {
   return new Agent({ ...timeouts, connect: tls });
 }
 
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+/** A URL for messages: without its query, where signed storage URLs carry their credentials. */
+function shown(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
 export function basicHeader(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
 }
@@ -290,11 +298,15 @@ export class RegistryHttp {
    * which become typed errors; the caller must consume or dump the body.
    */
   async send(request: RegistryRequest): Promise<RegistryResponse> {
-    const url = new URL(request.url, this.baseUrl);
+    let url = new URL(request.url, this.baseUrl);
+    const registryOrigin = new URL(this.baseUrl).origin;
     const policy = this.#options.retry ?? DEFAULT_RETRY_POLICY;
     let authRetries = 0;
+    let redirects = 0;
     for (let attempt = 1; ; attempt++) {
-      const authorization = await this.#authorization(request.scopes, request.signal);
+      // Credentials go to the registry only, never to the storage a blob download is redirected to.
+      const atRegistry = url.origin === registryOrigin;
+      const authorization = atRegistry ? await this.#authorization(request.scopes, request.signal) : undefined;
       const headers: Record<string, string> = { "user-agent": this.#options.userAgent ?? "ferry", ...request.headers };
       if (authorization) headers.authorization = authorization;
       const body = typeof request.body === "function" ? request.body() : request.body;
@@ -309,16 +321,35 @@ export class RegistryHttp {
           ...(request.signal ? { signal: request.signal } : {}),
         });
       } catch (error) {
-        if (request.signal?.aborted) throw new TransportError(`${request.method} ${url.href} aborted`, { cause: error });
+        if (request.signal?.aborted) throw new TransportError(`${request.method} ${shown(url)} aborted`, { cause: error });
         const delay = isRetryableError(error) ? retryDelay(attempt, undefined, policy) : undefined;
         if (delay === undefined) {
-          throw new TransportError(`${request.method} ${url.href} failed: ${(error as Error).message}`, { cause: error });
+          throw new TransportError(`${request.method} ${shown(url)} failed: ${(error as Error).message}`, { cause: error });
         }
         this.#options.onRetry?.({ attempt, delayMs: delay, reason: (error as Error).message });
         await sleep(delay, undefined, request.signal ? { signal: request.signal } : {});
         continue;
       }
 
+      if (REDIRECTS.has(response.statusCode) && (request.method === "GET" || request.method === "HEAD")) {
+        url = await this.#redirectTarget(response, url, ++redirects);
+        attempt--;
+        continue;
+      }
+      if (!atRegistry && response.statusCode >= 400) {
+        // Blob storage (S3, a CDN) speaks its own error format; a 403 there is usually an expired signed URL.
+        // A busy or failing storage is asked again through the registry, which signs a fresh URL.
+        await response.body.dump();
+        const delay = isRetryableStatus(response.statusCode) ? retryDelay(attempt, undefined, policy) : undefined;
+        if (delay === undefined) {
+          const what = `${request.method} ${shown(url)} (redirected from ${this.registry})`;
+          throw new RegistryResponseError(`${what}: HTTP ${response.statusCode}`, response.statusCode);
+        }
+        this.#options.onRetry?.({ attempt, delayMs: delay, reason: `blob storage answered HTTP ${response.statusCode}` });
+        await sleep(delay, undefined, request.signal ? { signal: request.signal } : {});
+        url = new URL(request.url, this.baseUrl);
+        continue;
+      }
       if (response.statusCode === 401) {
         if (authRetries < 2 && (await this.#handleUnauthorized(response, request.scopes, authorization !== undefined))) {
           await response.body.dump();
@@ -345,6 +376,25 @@ export class RegistryHttp {
       }
       return response;
     }
+  }
+
+  /**
+   * Where a redirect leads. Registries send blob downloads to their storage (S3, GCS, a CDN) this way. A redirect
+   * may not leave TLS: from an HTTPS registry only to HTTPS, from a plain-HTTP (--insecure-registry) one anywhere.
+   */
+  async #redirectTarget(response: RegistryResponse, from: URL, hops: number): Promise<URL> {
+    await response.body.dump();
+    const location = response.headers.location;
+    if (typeof location !== "string" || location === "") {
+      throw new RegistryResponseError(`${shown(from)} answered HTTP ${response.statusCode} without a Location`, response.statusCode);
+    }
+    if (hops > MAX_REDIRECTS) throw new TransportError(`${shown(from)}: more than ${MAX_REDIRECTS} redirects`);
+    const target = new URL(location, from);
+    const allowed = target.protocol === "https:" || (target.protocol === "http:" && this.#options.insecure === true);
+    if (!allowed) {
+      throw new TransportError(`${this.registry} redirected ${shown(from)} to ${target.protocol}//${target.host}, which is not HTTPS`);
+    }
+    return target;
   }
 
   /** Raises a typed error for an unexpected status, quoting the registry's error document. */

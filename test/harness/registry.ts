@@ -8,6 +8,7 @@ import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { startTokenService, type TokenService } from "../../registry-fixtures/token-service.ts";
 import { binary } from "./binaries.ts";
+import { type BlobStorage, startBlobStorage } from "./blob-storage.ts";
 import { probe } from "./http.ts";
 import { createServingCertificate, issueClientCertificate } from "./pki.ts";
 import { freePort, type ManagedProcess, startProcess, waitUntil } from "./processes.ts";
@@ -21,6 +22,8 @@ export interface RegistryOptions {
   readonly tls?: boolean;
   /** Require client certificates (distribution only; implies TLS). */
   readonly mutualTls?: boolean;
+  /** Answer blob GET and HEAD with a redirect to a separate storage server (distribution only), as S3-backed registries do. */
+  readonly redirectBlobs?: boolean;
   readonly keepDir?: boolean;
 }
 
@@ -39,6 +42,8 @@ export interface Registry {
   readonly credentials?: { readonly username: string; readonly password: string };
   /** The token service issuing bearer tokens, when auth is "token". */
   readonly tokenService?: TokenService;
+  /** The storage blob downloads are redirected to, when redirectBlobs is on. */
+  readonly blobStorage?: BlobStorage;
   /** Whether this registry implements the OCI 1.1 referrers API. */
   readonly referrersApi: boolean;
   readonly dir: string;
@@ -52,6 +57,7 @@ interface Launch {
   readonly token?: { realm: string; issuer: string; rootCertBundle: string };
   readonly cert?: { certFile: string; keyFile: string; caFile: string };
   readonly mutualTls?: boolean;
+  readonly redirectTo?: string;
 }
 
 function launchZot(launch: Launch): ManagedProcess {
@@ -90,6 +96,7 @@ async function writeConfig(kind: RegistryKind, launch: Launch): Promise<void> {
     version: 0.1,
     log: { level: "warn", accesslog: { disabled: true } },
     storage: { filesystem: { rootdirectory: join(launch.dir, "storage") }, delete: { enabled: true } },
+    ...(launch.redirectTo ? { middleware: { storage: [{ name: "redirect", options: { baseurl: launch.redirectTo } }] } } : {}),
     http: {
       addr: `127.0.0.1:${launch.port}`,
       secret: randomBytes(16).toString("hex"),
@@ -130,9 +137,11 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
   await mkdir(join(dir, "storage"));
   let process: ManagedProcess | undefined;
   let tokenService: TokenService | undefined;
+  let blobStorage: BlobStorage | undefined;
   const stop = async () => {
     await process?.stop();
     await tokenService?.stop();
+    await blobStorage?.stop();
     if (!options.keepDir) await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -162,6 +171,9 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
     const clientCertificate = options.mutualTls ? await issueClientCertificate(dir) : undefined;
     const ca = cert ? await readFile(cert.caFile) : undefined;
 
+    if (options.redirectBlobs && options.kind !== "distribution") throw new Error("blob redirects are available on the distribution registry only");
+    if (options.redirectBlobs) blobStorage = await startBlobStorage(join(dir, "storage"));
+
     const port = await freePort();
     const launch: Launch = {
       port,
@@ -170,6 +182,7 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       ...(token ? { token } : {}),
       ...(cert ? { cert } : {}),
       ...(options.mutualTls ? { mutualTls: true } : {}),
+      ...(blobStorage ? { redirectTo: blobStorage.url } : {}),
     };
     await writeConfig(options.kind, launch);
     process = options.kind === "zot" ? launchZot(launch) : launchDistribution(launch);
@@ -204,6 +217,7 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       ...(credentials ? { credentials } : {}),
       ...(tokenService ? { tokenService } : {}),
       ...(clientCertificate ? { clientCertificate } : {}),
+      ...(blobStorage ? { blobStorage } : {}),
       referrersApi: options.kind === "zot",
       dir,
       stop,
