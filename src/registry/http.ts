@@ -342,12 +342,13 @@ export class RegistryHttp {
         await response.body.dump();
         const delay = isRetryableStatus(response.statusCode) ? retryDelay(attempt, undefined, policy) : undefined;
         if (delay === undefined) {
-          const what = `${request.method} ${shown(url)} (redirected from ${this.registry})`;
+          const what = `${request.method} ${shown(url)} (${redirects > 0 ? "redirected from" : "outside"} ${this.registry})`;
           throw new RegistryResponseError(`${what}: HTTP ${response.statusCode}`, response.statusCode);
         }
         this.#options.onRetry?.({ attempt, delayMs: delay, reason: `blob storage answered HTTP ${response.statusCode}` });
         await sleep(delay, undefined, request.signal ? { signal: request.signal } : {});
         url = new URL(request.url, this.baseUrl);
+        redirects = 0;
         continue;
       }
       if (response.statusCode === 401) {

@@ -100,6 +100,15 @@ describe("registry faults", { skip: skipUnlessBuilt("registry") }, () => {
     assert.equal(direct.status, 404);
   });
 
+  test("a redirect loop on a blob ends after 5 hops with a clear error, and nothing is extracted", async () => {
+    proxy.faults.push({ method: "GET", path: /\/blobs\/sha256:/, action: { kind: "status", status: 307, headers: { location: "/v2/faults/app/blobs/sha256:loop" } } });
+    const { result, output } = await pull("faults/app:v1");
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /\/v2\/faults\/app\/blobs\/sha256:loop: more than 5 redirects/);
+    assert.deepEqual(await readdir(output), []);
+    assert.equal(proxy.requests.filter((request) => request.status === 307).length, 6);
+  });
+
   test("a corrupted layer fails its digest check and nothing is extracted", async () => {
     proxy.faults.push({ method: "GET", path: /\/blobs\/sha256:/, action: { kind: "corrupt-body" } });
     const { result, output } = await pull("faults/app:v1");
