@@ -111,8 +111,8 @@ export class RegistryClient {
   /** Resolves a tag or digest to the manifest's descriptor with one HEAD request (a GET if the registry is mute). */
   async resolve(reference: Reference, signal?: AbortSignal): Promise<Descriptor> {
     const response = await this.#manifestRequest("HEAD", reference, signal);
-    await response.body.dump();
     if (response.statusCode !== 200) return this.http(reference.registry).fail(response, `resolving ${formatReference(reference)}`);
+    await response.body.dump();
     const digest = header(response, "docker-content-digest");
     const mediaType = header(response, "content-type");
     const size = Number(header(response, "content-length"));
@@ -186,9 +186,9 @@ export class RegistryClient {
       scopes: [repositoryScope(repository, options.forPush)],
       ...(signal ? { signal } : {}),
     });
+    if (response.statusCode !== 200 && response.statusCode !== 404) return http.fail(response, `checking blob ${digest} in ${repository}`);
     await response.body.dump();
     if (response.statusCode === 404) return undefined;
-    if (response.statusCode !== 200) return http.fail(response, `checking blob ${digest} in ${repository}`);
     return Number(header(response, "content-length") ?? Number.NaN);
   }
 
@@ -216,12 +216,12 @@ export class RegistryClient {
       scopes.push(repositoryScope(options.mountFrom));
     }
     const started = await http.send({ method: "POST", url: startUrl, scopes, ...signal, headers: { "content-length": "0" } });
+    if (started.statusCode !== 201 && started.statusCode !== 202) return http.fail(started, `starting upload of ${digest} to ${repository}`);
     await started.body.dump();
     if (started.statusCode === 201) {
       options.onProgress?.(source.size);
       return "mounted";
     }
-    if (started.statusCode !== 202) return http.fail(started, `starting upload of ${digest} to ${repository}`);
     let location = new URL(header(started, "location") ?? "", http.baseUrl);
 
     const chunkBytes = this.#options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
@@ -242,8 +242,8 @@ export class RegistryClient {
           body: () => source.open(start, end),
           ...signal,
         });
+        if (patched.statusCode !== 202 && patched.statusCode !== 204) return http.fail(patched, `uploading ${digest} bytes ${start}-${end - 1}`);
         await patched.body.dump();
-        if (patched.statusCode !== 202) return http.fail(patched, `uploading ${digest} bytes ${start}-${end - 1}`);
         location = new URL(header(patched, "location") ?? location.href, http.baseUrl);
         offset = end;
         options.onProgress?.(offset);

@@ -130,6 +130,8 @@ export function basicHeader(username: string, password: string): string {
 }
 
 async function errorDetail(response: RegistryResponse): Promise<string> {
+  // Reading a body that was already drained throws inside undici, out of reach of any catch (nodejs/undici#5614).
+  if (response.body.bodyUsed) return "";
   const text = await response.body.text().catch(() => "");
   try {
     const errors = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors ?? [];

@@ -6,6 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import { type FaultProxy, startFaultProxy } from "../../registry-fixtures/fault-proxy.ts";
+import { blobFromBuffer, RegistryClient } from "../../src/registry/client.ts";
+import { sha256Digest } from "../../src/registry/oci.ts";
+import { RegistryResponseError } from "../../src/registry/errors.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { ferry, ferryOk } from "../harness/ferry.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
@@ -98,6 +101,24 @@ describe("registry faults", { skip: skipUnlessBuilt("registry") }, () => {
     assert.match(result.stderr, /has digest sha256:[a-f0-9]{64}, not the registry's Docker-Content-Digest sha256:0{64}/);
     const direct = await fetch(`${registry.url}/v2/faults/app/manifests/copied`, { method: "HEAD" });
     assert.equal(direct.status, 404);
+  });
+
+  test("error answers without a body (HEAD, or an empty 4xx/5xx) are typed errors, not a crash", async () => {
+    const client = new RegistryClient({ insecure: true, retry: { maxAttempts: 1, baseDelayMs: 10, maxDelayMs: 10, maxRetryAfterMs: 10 } });
+    const reference = { registry: proxy.host, repository: "faults/app", tag: "v1" };
+    const failsWith = (status: number, what: RegExp) => (error: unknown) =>
+      error instanceof RegistryResponseError && error.status === status && what.test(error.message);
+    try {
+      proxy.faults.push({ method: "HEAD", path: /\/manifests\//, times: 1, action: { kind: "status", status: 503 } });
+      await assert.rejects(client.resolve(reference), failsWith(503, /resolving .*faults\/app:v1: HTTP 503/));
+      proxy.faults.push({ method: "HEAD", path: /\/blobs\//, times: 1, action: { kind: "status", status: 400 } });
+      await assert.rejects(client.blobSize(proxy.host, "faults/app", `sha256:${"a".repeat(64)}`), failsWith(400, /checking blob/));
+      proxy.faults.push({ method: "POST", path: /\/blobs\/uploads\//, times: 1, action: { kind: "status", status: 405 } });
+      const blob = Buffer.from("x");
+      await assert.rejects(client.pushBlob(proxy.host, "faults/new", sha256Digest(blob), blobFromBuffer(blob)), failsWith(405, /starting upload .*HTTP 405 \(INJECTED/));
+    } finally {
+      await client.close();
+    }
   });
 
   test("a redirect loop on a blob ends after 5 hops with a clear error, and nothing is extracted", async () => {
