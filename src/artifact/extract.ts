@@ -69,6 +69,17 @@ function isGzip(chunk: Buffer): boolean {
   return chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
 }
 
+/**
+ * node-tar's parser decompresses gzip and zstd it finds in its input by itself, outside the size limit and the
+ * error handling here. Decoded layer content must be a tar, so gzip (or zstd) inside it is refused.
+ */
+function refuseCompressedAgain(head: Buffer): void {
+  const zstd = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
+  if (isGzip(head) || zstd) {
+    throw new UnsafeArchiveError("archive content is compressed again (gzip or zstd inside the layer); a layer is a tar, gzipped at most once");
+  }
+}
+
 /** The decoded tar exceeds its content by headers and padding; the decompressed size may pass maxBytes by this much. */
 const TAR_OVERHEAD_BYTES = 1024 * 1024;
 
@@ -133,7 +144,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
   const staging = await mkdtemp(join(destination, ".ferry-extract-"));
   const result = { files: 0, directories: 0, bytes: 0, skippedLinks: [] as string[] };
   try {
-    const parser = new Parser({ strict: true });
+    const parser = new Parser({ strict: true, zstd: false, brotli: false });
     const writes: Promise<void>[] = [];
     const created = new Set<string>([staging]);
     const ensureDirectory = (path: string) => {
@@ -144,17 +155,21 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
     let failure: Error | undefined;
     // Entries being streamed to disk: a failure must end them, or their writes would wait for data that never comes.
     const streaming = new Set<ReadEntry>();
-    let stop = () => {};
+    let resolveStopped = () => {};
     const stopped = new Promise<void>((resolve) => {
-      stop = resolve;
+      resolveStopped = resolve;
     });
+    const stop = (error: Error) => {
+      for (const entry of streaming) entry.destroy(error);
+      // An aborted parser never drains: a feed waiting for it must stop waiting.
+      resolveStopped();
+    };
     const fail = (error: Error) => {
       failure ??= error;
       parser.abort(error);
-      for (const entry of streaming) entry.destroy(error);
-      // An aborted parser never drains: a feed waiting for it must stop waiting.
-      stop();
+      stop(failure);
     };
+    const filesWritten = new Set<string>();
 
     parser.on("entry", (entry: ReadEntry) => {
       try {
@@ -162,7 +177,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
           entry.resume();
           return;
         }
-        if (result.files + result.directories + 1 > limits.maxEntries) {
+        if (result.files + result.directories + result.skippedLinks.length + 1 > limits.maxEntries) {
           throw new UnsafeArchiveError(`archive has more than ${limits.maxEntries} entries`);
         }
         const path = safeEntryPath(entry.path);
@@ -179,6 +194,10 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
           case "OldFile":
           case "ContiguousFile": {
             if (!path) throw new UnsafeArchiveError("archive has a file entry for its root directory");
+            // Later entries replace earlier ones in tar; with one of them still streaming to disk, the two writes
+            // could interleave. Flux never writes a path twice, so a second entry is refused instead.
+            if (filesWritten.has(path)) throw new UnsafeArchiveError(`archive has more than one entry for ${JSON.stringify(path)}`);
+            filesWritten.add(path);
             result.files++;
             result.bytes += entry.size;
             if (result.bytes > limits.maxBytes) {
@@ -232,6 +251,8 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
     const parsed = new Promise<void>((resolve, reject) => {
       const malformed = (error: Error) => {
         failure ??= error instanceof UnsafeArchiveError ? error : new UnsafeArchiveError(`archive is malformed: ${error.message}`, { cause: error });
+        // The parser may abort by itself: the streamed writes and the feed must stop then too.
+        stop(failure);
         reject(failure);
       };
       parser.on("error", malformed);
@@ -257,9 +278,14 @@ function streamFeed(input: Readable, limits: ExtractLimits): Feed {
   return async (parser, { failed, stopped }, fail) => {
     const first: Buffer[] = [];
     const iterator = input[Symbol.asyncIterator]();
-    const head = await iterator.next();
-    if (!head.done) first.push(head.value as Buffer);
-    const gzipped = first[0] ? isGzip(first[0]) : false;
+    // Enough bytes to recognise gzip, however the input is chunked.
+    for (let bytes = 0; bytes < 2;) {
+      const next = await iterator.next();
+      if (next.done) break;
+      first.push(next.value as Buffer);
+      bytes += (next.value as Buffer).length;
+    }
+    const gzipped = isGzip(Buffer.concat(first));
     async function* replay() {
       yield* first;
       for (;;) {
@@ -274,15 +300,28 @@ function streamFeed(input: Readable, limits: ExtractLimits): Feed {
     const decoded = gzipped
       ? chain(Readable.from(replay()), createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), limit, ignore)
       : chain(Readable.from(replay()), limit, ignore);
+    let head: Buffer | undefined = Buffer.alloc(0);
     try {
       for await (const chunk of decoded as AsyncIterable<Buffer>) {
         if (failed()) break;
-        if (!parser.write(chunk)) await Promise.race([new Promise((resolve) => parser.once("drain", resolve)), stopped]);
+        let data = chunk;
+        if (head !== undefined) {
+          head = Buffer.concat([head, chunk]);
+          if (head.length < 4) continue;
+          refuseCompressedAgain(head);
+          data = head;
+          head = undefined;
+        }
+        if (!parser.write(data)) await Promise.race([new Promise((resolve) => parser.once("drain", resolve)), stopped]);
       }
+      if (head !== undefined && head.length > 0) parser.write(head);
       parser.end();
     } catch (error) {
       const cause = error as Error;
       fail(cause instanceof UnsafeArchiveError ? cause : new UnsafeArchiveError(`archive cannot be read: ${cause.message}`, { cause }));
+    } finally {
+      // The input is ours to end: a refused archive must not keep its file or socket open.
+      input.destroy();
     }
   };
 }
@@ -292,6 +331,12 @@ function bufferFeed(tar: Buffer, limits: ExtractLimits): Feed {
   return async (parser, _failed, fail) => {
     if (tar.length > expandedLimit(limits)) {
       fail(expandsTooFar(expandedLimit(limits)));
+      return;
+    }
+    try {
+      refuseCompressedAgain(tar.subarray(0, 4));
+    } catch (error) {
+      fail(error as Error);
       return;
     }
     parser.write(tar);

@@ -1,7 +1,7 @@
 // Hostile archives must be refused with a clear reason, and a refused archive must leave nothing on disk.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readlinkSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,8 @@ import {
   type ExtractResult,
   extractArchive,
   extractArchiveBuffer,
+  extractArchiveFile,
+  IN_MEMORY_BLOB_BYTES,
   IN_MEMORY_EXPANDED_BYTES,
 } from "../../src/artifact/extract.ts";
 import { BLOCK, END_OF_ARCHIVE } from "../../src/artifact/tar-header.ts";
@@ -161,6 +163,22 @@ for (const [way, extract] of WAYS) describe(`safe extraction (${way})`, () => {
     await refuses(archive(rawEntry("a", "5"), rawEntry("a", "0", { content: big }), rawEntry("b", "0", { content: big })), conflict, limits);
   });
 
+  test("refuses content compressed twice, which the tar parser would otherwise inflate on its own, unbounded", async () => {
+    const inner = archive(rawEntry("zeros.bin", "0", { content: Buffer.alloc(8 * 1024 * 1024) }));
+    await refuses(gzipSync(inner), /compressed again/);
+    const zstdMagic = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
+    await refuses(gzipSync(zstdMagic), /compressed again/);
+  });
+
+  test("links count toward the entry limit, and a path may appear only once", async () => {
+    const links = Array.from({ length: 11 }, (_, index) => rawEntry(`l${index}`, "2", { linkname: "target.yaml" }));
+    await refuses(archive(file("target.yaml", "t\n"), ...links), /more than 10 entries/, { maxBytes: 1024 * 1024, maxEntries: 10 });
+    await refuses(archive(file("a.yaml", "first\n"), file("b.yaml", "b\n"), file("a.yaml", "second\n")), /more than one entry for "a.yaml"/);
+    // The same with the first copy big enough to be streamed to disk while the second would be written.
+    const big = rawEntry("a.bin", "0", { content: randomBytes(3 * 1024 * 1024) });
+    await refuses(archive(big, file("a.bin", "small\n")), /more than one entry for "a.bin"/, { maxBytes: 8 * 1024 * 1024, maxEntries: 10 });
+  });
+
   test("refuses truncated and corrupt archives", async () => {
     const whole = archive(file("a.yaml", "a".repeat(5000)), file("b.yaml", "b\n"));
     await refuses(whole.subarray(0, Math.floor(whole.length / 2)), /cannot be read|malformed|unexpected end/i);
@@ -171,4 +189,26 @@ for (const [way, extract] of WAYS) describe(`safe extraction (${way})`, () => {
     corrupt[150] = 0x39; // break the header checksum
     await refuses(gzipSync(corrupt), /malformed|checksum|invalid/i);
   });
+});
+
+test("a refused layer file that is extracted as a stream is closed again", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "ferry-extract-fd-"));
+  try {
+    // Over IN_MEMORY_BLOB_BYTES, so it is streamed from disk; random bytes are no tar.
+    const layer = join(dir, "layer.tgz");
+    await writeFile(layer, randomBytes(IN_MEMORY_BLOB_BYTES + 1024));
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await assert.rejects(extractArchiveFile(layer, join(dir, "out")), UnsafeArchiveError);
+    }
+    const open = (await readdir("/proc/self/fd")).map((fd) => {
+      try {
+        return readlinkSync(join("/proc/self/fd", fd));
+      } catch {
+        return "";
+      }
+    });
+    assert.deepEqual(open.filter((target) => target === layer), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
