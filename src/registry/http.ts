@@ -257,8 +257,8 @@ export class RegistryHttp {
     const document = (await response.body.json()) as { token?: string; access_token?: string; expires_in?: number };
     const token = document.token ?? document.access_token;
     if (!token) throw new AuthenticationError(`token service ${url.origin} returned no token`);
-    // Renew a little early; the spec's default lifetime is 60 s.
-    const lifetime = Math.max(10, (document.expires_in ?? 60) - 5) * 1000;
+    // Renew a little early (the spec's default lifetime is 60 s), and never keep a token longer than it lives.
+    const lifetime = Math.max(0, document.expires_in ?? 60) * 900;
     return { header: `Bearer ${token}`, expiresAt: Date.now() + lifetime };
   }
 
@@ -269,14 +269,14 @@ export class RegistryHttp {
     const credentials = await this.#credentialsFor();
     const bearer = challenges.find((challenge) => challenge.scheme === "bearer");
     if (bearer?.params.realm) {
-      const known = this.#bearer?.realm === bearer.params.realm;
       this.#bearer = { realm: bearer.params.realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) };
-      // A 401 despite a token means it is stale or lacks a scope: drop it and fetch once more.
+      // A 401 despite a token means it expired early, was revoked or lacks a scope: drop it and fetch a new one.
+      // The caller allows two such rounds per request, so a token that is refused again ends in an error.
       if (hadAuthorization) {
         const suffix = `|${[...scopes].sort().join(" ")}`;
         for (const key of [...this.#tokens.keys()]) if (key.endsWith(suffix)) this.#tokens.delete(key);
       }
-      return !known || !hadAuthorization;
+      return true;
     }
     if (challenges.some((challenge) => challenge.scheme === "basic") && credentials?.kind === "basic") {
       const first = !this.#basic;

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { ferry } from "../harness/ferry.ts";
-import { type Registry, startRegistry } from "../harness/registry.ts";
+import { startFaultProxy } from "../../registry-fixtures/fault-proxy.ts";
+import { RegistryClient } from "../../src/registry/client.ts";
+import { type Registry, startRegistry, TOKEN_SERVICE_NAME } from "../harness/registry.ts";
 
 const PODINFO = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "podinfo", "kustomize");
 
@@ -137,6 +139,34 @@ describe("registry authentication", { skip: skipUnlessBuilt("zot", "registry") }
       });
       assert.equal(pulled.status, 0, pulled.stderr);
       assert.deepEqual(tokens.issued.map((request) => request.scopes).slice(1), [["repository:team/app:pull"]]);
+    });
+
+    test("a token the registry stops accepting is replaced by a new one, once", async () => {
+      const creds = registry.credentials;
+      const tokens = registry.tokenService;
+      assert.ok(creds && tokens);
+      const proxy = await startFaultProxy(registry.host);
+      const client = new RegistryClient({ insecure: true, credentials: async () => ({ kind: "basic", ...creds }) });
+      try {
+        const reference = { registry: proxy.host, repository: "team/app", tag: "v1" };
+        await client.fetchManifest(reference);
+        tokens.issued.length = 0;
+        // As a registry answers a revoked or early-expired token: 401 with the same challenge.
+        const challenge = `Bearer realm="${tokens.realm}",service="${TOKEN_SERVICE_NAME}",scope="repository:team/app:pull"`;
+        proxy.faults.push({ method: "GET", path: /\/manifests\//, times: 1, action: { kind: "status", status: 401, headers: { "www-authenticate": challenge } } });
+        await client.fetchManifest(reference);
+        assert.deepEqual(tokens.issued.map((request) => request.scopes), [["repository:team/app:pull"]], "one new token was fetched");
+        const manifestGets = proxy.requests.filter((request) => request.path.includes("/manifests/")).map((request) => request.status);
+        assert.deepEqual(manifestGets.slice(-2), [401, 200]);
+
+        // A registry that refuses every token ends in an error after two rounds, not a loop.
+        proxy.faults.push({ method: "GET", path: /\/manifests\//, action: { kind: "status", status: 401, headers: { "www-authenticate": challenge } } });
+        await assert.rejects(client.fetchManifest(reference), /credentials were rejected/);
+        assert.ok(tokens.issued.length <= 3, `fetched ${tokens.issued.length} tokens`);
+      } finally {
+        await client.close();
+        await proxy.stop();
+      }
     });
 
     test("a wrong password is rejected by the token service with a clear error", async () => {
