@@ -38,6 +38,11 @@ function configKeys(registry: string): string[] {
   return keys;
 }
 
+/** The server name credential helpers know a registry by: `docker login` stores Docker Hub under its v1 index URL. */
+function helperServerName(registry: string): string {
+  return registry === DOCKER_HUB ? "https://index.docker.io/v1/" : registry;
+}
+
 async function runCredentialHelper(helper: string, registry: string): Promise<Credentials | undefined> {
   const program = `docker-credential-${helper}`;
   // node:child_process is loaded only for a credential helper: ~2.5 ms of every registry command otherwise.
@@ -49,7 +54,7 @@ async function runCredentialHelper(helper: string, registry: string): Promise<Cr
       if (/credentials not found/i.test(`${stdout}${stderr}`)) return resolve("");
       reject(new RegistryConfigError(`credential helper ${program} failed for ${registry}: ${stderr.trim() || error.message}`, { cause: error }));
     });
-    child.stdin?.end(registry);
+    child.stdin?.end(helperServerName(registry));
   });
   if (output.trim() === "") return undefined;
   let parsed: { Username?: string; Secret?: string };

@@ -92,6 +92,27 @@ describe("credentials", () => {
   });
 });
 
+test("Docker Hub credentials are asked of a credential helper under the name docker login stores them by", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "ferry-helper-"));
+  const path = process.env.PATH;
+  try {
+    // A helper that knows only Docker Hub's v1 index URL, as Docker Desktop's store does after `docker login`.
+    await writeFile(
+      join(dir, "docker-credential-hubonly"),
+      '#!/bin/sh\nread server\nif [ "$server" = "https://index.docker.io/v1/" ]; then echo \'{"Username":"hub","Secret":"s3cret"}\'; '
+      + 'else echo "credentials not found in native keychain"; exit 1; fi\n',
+      { mode: 0o755 },
+    );
+    await writeFile(join(dir, "config.json"), JSON.stringify({ credsStore: "hubonly" }));
+    process.env.PATH = `${dir}:${path}`;
+    assert.deepEqual(await dockerConfigCredentials("docker.io", join(dir, "config.json")), { kind: "basic", username: "hub", password: "s3cret" });
+    assert.equal(await dockerConfigCredentials("ghcr.io", join(dir, "config.json")), undefined);
+  } finally {
+    process.env.PATH = path;
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 describe("artifact JSON", () => {
   test("the config blob matches the bytes Flux writes before 2.9 (233 bytes for a zero created time)", () => {
     const blob = configBlob({ digest: "sha256:x", size: 1, diffId: `sha256:${"1".repeat(64)}` }, "0001-01-01T00:00:00Z");
