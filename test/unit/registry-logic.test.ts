@@ -99,8 +99,8 @@ test("Docker Hub credentials are asked of a credential helper under the name doc
     // A helper that knows only Docker Hub's v1 index URL, as Docker Desktop's store does after `docker login`.
     await writeFile(
       join(dir, "docker-credential-hubonly"),
-      '#!/bin/sh\nread server\nif [ "$server" = "https://index.docker.io/v1/" ]; then echo \'{"Username":"hub","Secret":"s3cret"}\'; '
-      + 'else echo "credentials not found in native keychain"; exit 1; fi\n',
+      "#!/bin/sh\nread server\nif [ \"$server\" = \"https://index.docker.io/v1/\" ]; then echo '{\"Username\":\"hub\",\"Secret\":\"s3cret\"}'; "
+      + "else echo \"credentials not found in native keychain\"; exit 1; fi\n",
       { mode: 0o755 },
     );
     await writeFile(join(dir, "config.json"), JSON.stringify({ credsStore: "hubonly" }));
