@@ -8,7 +8,8 @@ import { fromGitHubActions } from "../../cli/git.ts";
 import { artifactAnnotations, artifactManifest, configBlob } from "../../src/artifact/format.ts";
 import { parseChallenges } from "../../src/registry/challenge.ts";
 import { dockerConfigCredentials, parseCreds } from "../../src/registry/credentials.ts";
-import { RegistryConfigError } from "../../src/registry/errors.ts";
+import { RegistryConfigError, TransportError } from "../../src/registry/errors.ts";
+import { RegistryHttp } from "../../src/registry/http.ts";
 import { DEFAULT_RETRY_POLICY, isRetryableError, parseRetryAfter, retryDelay } from "../../src/registry/retry.ts";
 
 describe("retry policy", () => {
@@ -110,6 +111,19 @@ test("Docker Hub credentials are asked of a credential helper under the name doc
   } finally {
     process.env.PATH = path;
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("a plain-HTTP URL from an HTTPS registry (an upload Location behind a TLS proxy) is refused before anything is sent", async () => {
+  const http = new RegistryHttp("registry.example.com");
+  try {
+    await assert.rejects(
+      http.send({ method: "PUT", url: "http://registry.example.com/v2/app/blobs/uploads/1?_state=secret", scopes: [] }),
+      (error: unknown) => error instanceof TransportError
+        && error.message === "registry.example.com sent PUT http://registry.example.com/v2/app/blobs/uploads/1, which is not HTTPS; refusing to send it",
+    );
+  } finally {
+    await http.close();
   }
 });
 
