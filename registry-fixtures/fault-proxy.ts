@@ -9,7 +9,9 @@ export type FaultAction
     | { readonly kind: "reset" }
     | { readonly kind: "truncate-body" }
     | { readonly kind: "corrupt-body" }
-    | { readonly kind: "wrong-digest-header" };
+    | { readonly kind: "wrong-digest-header" }
+    /** The registry gets and handles the request; the client gets this status instead, as from a proxy timing out. */
+    | { readonly kind: "forward-then-status"; readonly status: number };
 
 export interface Fault {
   readonly method?: string;
@@ -72,6 +74,13 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         const headers = { ...response.headers };
         if (action?.kind === "wrong-digest-header" && headers["docker-content-digest"]) {
           headers["docker-content-digest"] = `sha256:${"0".repeat(64)}`;
+        }
+        if (action?.kind === "forward-then-status") {
+          response.resume();
+          record(action.status);
+          outgoing.writeHead(action.status, { "content-type": "text/plain" });
+          outgoing.end("upstream timed out");
+          return;
         }
         record(response.statusCode ?? 0);
         outgoing.writeHead(response.statusCode ?? 502, headers);

@@ -251,16 +251,27 @@ export class RegistryClient {
     }
     location.searchParams.set("digest", digest);
     const remaining = source.size - offset;
-    const finished = await http.send({
-      method: "PUT",
-      url: location.href,
-      scopes,
-      headers: { "content-type": "application/octet-stream", "content-length": String(remaining) },
-      body: () => source.open(offset, source.size),
-      ...signal,
-    });
-    if (finished.statusCode !== 201) return http.fail(finished, `finishing upload of ${digest} to ${repository}`);
-    await finished.body.dump();
+    // A proxy can time out (or a connection drop) after the registry stored the blob; the retry on the same upload
+    // session then finds it closed (404 BLOB_UPLOAD_UNKNOWN). Whether the blob is there decides, as ggcr does.
+    const landed = async () => (await this.blobSize(registry, repository, digest, signal).catch(() => undefined)) === source.size;
+    let finished: RegistryResponse | undefined;
+    try {
+      finished = await http.send({
+        method: "PUT",
+        url: location.href,
+        scopes,
+        headers: { "content-type": "application/octet-stream", "content-length": String(remaining) },
+        body: () => source.open(offset, source.size),
+        ...signal,
+      });
+    } catch (error) {
+      if (!(await landed())) throw error;
+    }
+    if (finished && finished.statusCode !== 201) {
+      const mayHaveLanded = finished.statusCode === 404 || finished.statusCode >= 500;
+      if (!mayHaveLanded || !(await landed())) return http.fail(finished, `finishing upload of ${digest} to ${repository}`);
+    }
+    await finished?.body.dump();
     options.onProgress?.(source.size);
     return "uploaded";
   }

@@ -121,6 +121,19 @@ describe("registry faults", { skip: skipUnlessBuilt("registry") }, () => {
     }
   });
 
+  test("an upload the registry stored but whose answer was lost (a proxy timing out) counts as done", async () => {
+    // Every finishing PUT reaches the registry, which stores the blob, but the client sees 504: its retries then
+    // find the upload session closed. The push must check for the blob instead of failing.
+    proxy.faults.push({ method: "PUT", path: /\/blobs\/uploads\/.*digest=/, action: { kind: "forward-then-status", status: 504 } });
+    const result = await push("faults/lost-answer:v1");
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(proxy.requests.some((request) => request.fault === "forward-then-status"));
+    proxy.faults.length = 0;
+    const { result: pulled, output } = await pull("faults/lost-answer:v1");
+    assert.equal(pulled.status, 0, pulled.stderr);
+    assert.ok((await readdir(output)).includes("deployment.yaml"));
+  });
+
   test("a redirect loop on a blob ends after 5 hops with a clear error, and nothing is extracted", async () => {
     proxy.faults.push({ method: "GET", path: /\/blobs\/sha256:/, action: { kind: "status", status: 307, headers: { location: "/v2/faults/app/blobs/sha256:loop" } } });
     const { result, output } = await pull("faults/app:v1");
