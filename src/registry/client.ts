@@ -6,10 +6,15 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { IntegrityError, LimitExceededError, NotFoundError } from "./errors.ts";
 import { type RegistryHttp as Http, RegistryHttp, type RegistryResponse, type TransportOptions } from "./http.ts";
-import { type Descriptor, digestOf, type ImageIndex, MANIFEST_MEDIA_TYPES, OCI_INDEX } from "./oci.ts";
+import { type Descriptor, digestOf, type ImageIndex, MANIFEST_MEDIA_TYPES, OCI_INDEX, referrersTag } from "./oci.ts";
 import { formatReference, type Reference } from "./reference.ts";
 
 export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/**
+ * Answers from a registry without the referrers API: 404 (the spec's), 400 and 405 (older registries, proxies), and
+ * a 401 with no challenge (Harbor before 2.8).
+ */
+const NO_REFERRERS_API = new Set([400, 401, 404, 405]);
 /** Blobs above this size are uploaded in chunks so a proxy's request-size limit cannot refuse them. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
 
@@ -426,16 +431,18 @@ export class RegistryClient {
       url: `/v2/${repository}/referrers/${digest}${query}`,
       scopes: [repositoryScope(repository)],
       headers: { accept: OCI_INDEX },
+      bareUnauthorizedIsAnswer: true,
       ...(options.signal ? { signal: options.signal } : {}),
     });
     let index: ImageIndex | undefined;
     if (response.statusCode === 200) {
       index = JSON.parse((await readLimited(response, DEFAULT_MAX_MANIFEST_BYTES, "referrers index")).toString());
-    } else if (response.statusCode === 404) {
+    } else if (NO_REFERRERS_API.has(response.statusCode)) {
       await response.body.dump();
-      const fallbackTag = digest.replace(":", "-");
       try {
-        const fetched = await this.fetchManifest({ registry, repository, tag: fallbackTag }, options.signal);
+        const fetched = await this.fetchManifest({ registry, repository, tag: referrersTag(digest) }, options.signal);
+        // Some registries (GitLab) resolve an unknown sha256-<hex> tag to the manifest of that digest itself.
+        if (fetched.descriptor.mediaType !== OCI_INDEX || fetched.descriptor.digest === digest) return [];
         index = JSON.parse(fetched.bytes.toString());
       } catch (error) {
         if (error instanceof NotFoundError) return [];

@@ -57,6 +57,8 @@ export interface RegistryRequest {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: RequestBody;
   readonly signal?: AbortSignal;
+  /** Return a 401 that carries no challenge instead of raising: Harbor before 2.8 answers the referrers API so. */
+  readonly bareUnauthorizedIsAnswer?: boolean;
 }
 
 export type RegistryResponse = ResponseData;
@@ -358,6 +360,7 @@ export class RegistryHttp {
         continue;
       }
       if (response.statusCode === 401) {
+        if (request.bareUnauthorizedIsAnswer && !response.headers["www-authenticate"]) return response;
         if (authRetries < 2 && (await this.#handleUnauthorized(response, request.scopes, authorization !== undefined))) {
           await response.body.dump();
           authRetries++;

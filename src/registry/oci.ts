@@ -44,3 +44,9 @@ export function digestOf(bytes: Buffer, algorithmOf: string): string {
   if (algorithm !== "sha256" && algorithm !== "sha512") throw new Error(`unsupported digest algorithm ${algorithm}`);
   return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
 }
+
+/** The referrers tag schema: `sha256-<hex>` for a subject `sha256:<hex>` (the fallback where there is no referrers API). */
+export function referrersTag(digest: string): string {
+  const [algorithm = "", hex = ""] = digest.split(":");
+  return `${algorithm.slice(0, 32)}-${hex.slice(0, 64)}`.replace(/[^A-Za-z0-9_.-]/g, "-");
+}

@@ -4,7 +4,7 @@
 import { createPublicKey, type KeyObject, sign as signBytes } from "node:crypto";
 import { blobFromBuffer, type RegistryClient } from "../registry/client.ts";
 import { NotFoundError } from "../registry/errors.ts";
-import { type Descriptor, type ImageIndex, type ImageManifest, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, sha256Digest } from "../registry/oci.ts";
+import { type Descriptor, type ImageIndex, type ImageManifest, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, referrersTag, sha256Digest } from "../registry/oci.ts";
 import type { Reference } from "../registry/reference.ts";
 import { BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE } from "./bundle.ts";
 
@@ -22,12 +22,6 @@ function rfc3339(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 
-/** The referrers tag schema: `sha256-<hex>` for a subject `sha256:<hex>`. */
-export function referrersTag(digest: string): string {
-  const [algorithm = "", hex = ""] = digest.split(":");
-  return `${algorithm.slice(0, 32)}-${hex.slice(0, 64)}`.replace(/[^A-Za-z0-9_.-]/g, "-");
-}
-
 async function supportsReferrersApi(client: RegistryClient, repo: Repository, digest: string): Promise<boolean> {
   const http = client.http(repo.registry);
   const response = await http.send({
@@ -35,6 +29,7 @@ async function supportsReferrersApi(client: RegistryClient, repo: Repository, di
     url: `/v2/${repo.repository}/referrers/${digest}`,
     scopes: [`repository:${repo.repository}:pull`],
     headers: { accept: OCI_INDEX },
+    bareUnauthorizedIsAnswer: true,
   });
   await response.body.dump();
   const type = response.headers["content-type"];

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import { type FaultProxy, startFaultProxy } from "../../registry-fixtures/fault-proxy.ts";
 import { blobFromBuffer, RegistryClient } from "../../src/registry/client.ts";
-import { sha256Digest } from "../../src/registry/oci.ts";
+import { OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, referrersTag, sha256Digest } from "../../src/registry/oci.ts";
 import { RegistryResponseError } from "../../src/registry/errors.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { ferry, ferryOk } from "../harness/ferry.ts";
@@ -132,6 +132,32 @@ describe("registry faults", { skip: skipUnlessBuilt("registry") }, () => {
     const { result: pulled, output } = await pull("faults/lost-answer:v1");
     assert.equal(pulled.status, 0, pulled.stderr);
     assert.ok((await readdir(output)).includes("deployment.yaml"));
+  });
+
+  test("referrers: a bare 401 from the referrers API means no API (Harbor < 2.8); a fallback tag naming the subject itself means none", async () => {
+    const client = new RegistryClient({ insecure: true });
+    try {
+      const subject = await client.fetchManifest({ registry: proxy.host, repository: "faults/app", tag: "v1" });
+      const empty = Buffer.from("{}");
+      await client.pushBlob(proxy.host, "faults/app", sha256Digest(empty), blobFromBuffer(empty));
+      const emptyDescriptor = { mediaType: OCI_EMPTY, digest: sha256Digest(empty), size: empty.length };
+      const manifest = Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: "application/vnd.test", config: emptyDescriptor, layers: [emptyDescriptor],
+      }));
+      await client.pushManifest({ registry: proxy.host, repository: "faults/app", tag: "referrer" }, manifest, OCI_MANIFEST);
+      const referrer = { mediaType: OCI_MANIFEST, digest: sha256Digest(manifest), size: manifest.length, artifactType: "application/vnd.test" };
+      const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [referrer] }));
+      const fallback = { registry: proxy.host, repository: "faults/app", tag: referrersTag(subject.descriptor.digest) };
+      await client.pushManifest(fallback, index, OCI_INDEX);
+      proxy.faults.push({ method: "GET", path: /\/referrers\//, action: { kind: "status", status: 401 } });
+      assert.deepEqual(await client.referrers(proxy.host, "faults/app", subject.descriptor.digest), [referrer]);
+
+      // As GitLab answers the tag: with the subject's own manifest.
+      await client.pushManifest(fallback, subject.bytes, subject.descriptor.mediaType);
+      assert.deepEqual(await client.referrers(proxy.host, "faults/app", subject.descriptor.digest), []);
+    } finally {
+      await client.close();
+    }
   });
 
   test("a redirect loop on a blob ends after 5 hops with a clear error, and nothing is extracted", async () => {
