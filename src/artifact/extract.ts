@@ -1,7 +1,18 @@
 // Safe extraction shared by the CLI and the controller: entries that would escape the root (`..`, absolute
 // paths, links pointing out), devices, and archives over a size or file-count limit are refused, and a refused or
 // failed archive leaves nothing behind.
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
 import { pipeline as chain, Readable, Transform } from "node:stream";
@@ -52,17 +63,23 @@ export function safeEntryPath(path: string): string | undefined {
   return parts.length === 0 ? undefined : parts.join("/");
 }
 
-function linkStaysInside(entryPath: string, linkTarget: string): boolean {
+/** A symlink's target is relative to the link's directory; a hard link's names a path from the archive root. */
+function linkStaysInside(entryPath: string, linkTarget: string, hard: boolean): boolean {
   if (linkTarget.startsWith("/")) return false;
-  const resolved = posix.normalize(posix.join(posix.dirname(entryPath), linkTarget));
+  const resolved = posix.normalize(hard ? linkTarget : posix.join(posix.dirname(entryPath), linkTarget));
   return resolved !== ".." && !resolved.startsWith("../");
 }
 
-/** A file and a directory of the same name (or a file used as a directory) make the filesystem refuse a write. */
+/**
+ * Filesystem refusals caused by the archive itself, named by entry rather than by the staging path: a file and a
+ * directory of one name (or a file used as a directory), and names longer than the filesystem allows.
+ */
 function asEntryConflict(error: unknown, entryPath: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
+  const name = JSON.stringify(entryPath.length > 200 ? `${entryPath.slice(0, 200)}…` : entryPath);
+  if (code === "ENAMETOOLONG") return new UnsafeArchiveError(`archive entry ${name} has a name too long for this filesystem`);
   if (code !== "EISDIR" && code !== "ENOTDIR" && code !== "EEXIST") return error as Error;
-  return new UnsafeArchiveError(`archive entry ${JSON.stringify(entryPath)} conflicts with an earlier entry: a file and a directory of one name`);
+  return new UnsafeArchiveError(`archive entry ${name} conflicts with an earlier entry: a file and a directory of one name`);
 }
 
 function isGzip(chunk: Buffer): boolean {
@@ -118,6 +135,18 @@ function publish(staging: string, destination: string): void {
   }
 }
 
+/** Removes `from` and its parents up to `upTo` while they are empty; something else may be using them now. */
+function removeEmptyDirectories(from: string, upTo: string): void {
+  for (let directory = from; ; directory = dirname(directory)) {
+    try {
+      rmdirSync(directory);
+    } catch {
+      return;
+    }
+    if (directory === upTo || dirname(directory) === directory) return;
+  }
+}
+
 /** Hands the decoded tar bytes to the parser; reports read errors through `fail`. */
 type Feed = (parser: Parser, stop: FeedStop, fail: (error: Error) => void) => Promise<void>;
 
@@ -140,9 +169,11 @@ export function extractArchive(
 }
 
 async function extractTar(feed: Feed, destination: string, limits: ExtractLimits): Promise<ExtractResult> {
-  await mkdir(destination, { recursive: true });
+  // The first directory this call creates, if any: a refused archive removes it again, leaving no empty tree.
+  const createdRoot = await mkdir(destination, { recursive: true });
   const staging = await mkdtemp(join(destination, ".ferry-extract-"));
   const result = { files: 0, directories: 0, bytes: 0, skippedLinks: [] as string[] };
+  let published = false;
   try {
     const parser = new Parser({ strict: true, zstd: false, brotli: false });
     const writes: Promise<void>[] = [];
@@ -228,7 +259,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
           case "SymbolicLink":
           case "Link": {
             const target = entry.linkpath ?? "";
-            if (!path || !linkStaysInside(path, target)) {
+            if (!path || !linkStaysInside(path, target, entry.type === "Link")) {
               throw new UnsafeArchiveError(`archive entry ${JSON.stringify(entry.path)} links to ${JSON.stringify(target)}, outside the extraction root`);
             }
             result.skippedLinks.push(path);
@@ -267,9 +298,11 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
     await Promise.all(writes);
     if (failure) throw failure;
     publish(staging, destination);
+    published = true;
     return result;
   } finally {
     await rm(staging, { recursive: true, force: true });
+    if (!published && createdRoot) removeEmptyDirectories(destination, createdRoot);
   }
 }
 

@@ -18,7 +18,7 @@ import {
   IN_MEMORY_BLOB_BYTES,
   IN_MEMORY_EXPANDED_BYTES,
 } from "../../src/artifact/extract.ts";
-import { BLOCK, END_OF_ARCHIVE } from "../../src/artifact/tar-header.ts";
+import { BLOCK, contentPadding, END_OF_ARCHIVE, entryHeader } from "../../src/artifact/tar-header.ts";
 
 /** A raw USTAR entry with any name, type and link target: the kind of archive an attacker writes by hand. */
 function rawEntry(name: string, typeflag: string, options: { content?: Buffer; linkname?: string; size?: number } = {}): Buffer {
@@ -112,6 +112,8 @@ for (const [way, extract] of WAYS) describe(`safe extraction (${way})`, () => {
   test("refuses links that point outside the root and skips those inside", async () => {
     await refuses(archive(rawEntry("passwd", "2", { linkname: "../../../etc/passwd" })), /links to "\.\.\/\.\.\/\.\.\/etc\/passwd", outside/);
     await refuses(archive(rawEntry("abs", "1", { linkname: "/etc/shadow" })), /links to "\/etc\/shadow", outside/);
+    // A hard link names its target from the archive root, not from its own directory.
+    await refuses(archive(rawEntry("sub/h", "1", { linkname: "sub/../../etc/passwd" })), /links to "sub\/\.\.\/\.\.\/etc\/passwd", outside/);
     const destination = join(dir, "links");
     const result = await extract(archive(file("a.yaml", "a\n"), rawEntry("alias.yaml", "2", { linkname: "a.yaml" })), destination);
     assert.deepEqual(result.skippedLinks, ["alias.yaml"]);
@@ -177,6 +179,15 @@ for (const [way, extract] of WAYS) describe(`safe extraction (${way})`, () => {
     // The same with the first copy big enough to be streamed to disk while the second would be written.
     const big = rawEntry("a.bin", "0", { content: randomBytes(3 * 1024 * 1024) });
     await refuses(archive(big, file("a.bin", "small\n")), /more than one entry for "a.bin"/, { maxBytes: 8 * 1024 * 1024, maxEntries: 10 });
+  });
+
+  test("a name too long for the filesystem is refused by entry name; a destination created for a refused archive is removed", async () => {
+    const name = `${"n".repeat(300)}.yaml`;
+    const long = Buffer.concat([entryHeader(name, "file", 0o644, 2), Buffer.from("x\n"), contentPadding(2), END_OF_ARCHIVE]);
+    await refuses(gzipSync(long), /archive entry "n+…" has a name too long for this filesystem/);
+    const fresh = join(dir, `fresh-${count++}`);
+    await assert.rejects(extract(archive(rawEntry("../escape", "0")), join(fresh, "x", "y", "out")), UnsafeArchiveError);
+    assert.equal(existsSync(fresh), false);
   });
 
   test("refuses truncated and corrupt archives", async () => {
