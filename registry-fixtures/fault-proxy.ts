@@ -17,6 +17,8 @@ export interface Fault {
   readonly method?: string;
   /** Matched against the request path (with query). */
   readonly path: RegExp;
+  /** Only requests whose Content-Length is over this many bytes (as registries that cap chunk sizes). */
+  readonly bodyOver?: number;
   /** How many matching requests get the fault; unlimited when absent. */
   times?: number;
   readonly action: FaultAction;
@@ -38,7 +40,8 @@ export interface FaultProxy {
 
 function takeFault(faults: Fault[], request: IncomingMessage): Fault | undefined {
   const fault = faults.find(
-    (candidate) => (!candidate.method || candidate.method === request.method) && candidate.path.test(request.url ?? "") && candidate.times !== 0,
+    (candidate) => (!candidate.method || candidate.method === request.method) && candidate.path.test(request.url ?? "") && candidate.times !== 0
+      && (candidate.bodyOver === undefined || Number(request.headers["content-length"] ?? 0) > candidate.bodyOver),
   );
   if (fault && fault.times !== undefined) fault.times--;
   return fault;

@@ -17,6 +17,9 @@ export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const NO_REFERRERS_API = new Set([400, 401, 404, 405]);
 /** Blobs above this size are uploaded in chunks so a proxy's request-size limit cannot refuse them. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
+/** The chunk size to fall back to when a registry refuses a chunk as too big: GHCR's limit is 4 MiB. */
+const SMALL_CHUNK_BYTES = 4 * 1024 * 1024;
+const MIN_CHUNK_BYTES = 16 * 1024;
 
 export interface ClientOptions extends TransportOptions {
   readonly maxManifestBytes?: number;
@@ -229,30 +232,35 @@ export class RegistryClient {
     }
     let location = new URL(header(started, "location") ?? "", http.baseUrl);
 
-    const chunkBytes = this.#options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    let chunkBytes = this.#options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     let offset = 0;
-    if (source.size > chunkBytes) {
-      while (offset < source.size) {
-        const end = Math.min(source.size, offset + chunkBytes);
-        const start = offset;
-        const patched = await http.send({
-          method: "PATCH",
-          url: location.href,
-          scopes,
-          headers: {
-            "content-type": "application/octet-stream",
-            "content-range": `${start}-${end - 1}`,
-            "content-length": String(end - start),
-          },
-          body: () => source.open(start, end),
-          ...signal,
-        });
-        if (patched.statusCode !== 202 && patched.statusCode !== 204) return http.fail(patched, `uploading ${digest} bytes ${start}-${end - 1}`);
+    // The finishing PUT carries no data after chunks: zot refuses a last piece there (BLOB_UPLOAD_INVALID).
+    while (source.size > chunkBytes && offset < source.size) {
+      const start = offset;
+      const end = Math.min(source.size, start + chunkBytes);
+      const patched = await http.send({
+        method: "PATCH",
+        url: location.href,
+        scopes,
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-range": `${start}-${end - 1}`,
+          "content-length": String(end - start),
+        },
+        body: () => source.open(start, end),
+        ...signal,
+      });
+      // GHCR refuses chunks over 4 MiB with 416; proxies refuse big bodies with 413. Retry the chunk smaller.
+      if ((patched.statusCode === 416 || patched.statusCode === 413) && chunkBytes > MIN_CHUNK_BYTES) {
         await patched.body.dump();
-        location = new URL(header(patched, "location") ?? location.href, http.baseUrl);
-        offset = end;
-        options.onProgress?.(offset);
+        chunkBytes = Math.max(MIN_CHUNK_BYTES, Math.min(SMALL_CHUNK_BYTES, Math.floor(chunkBytes / 2)));
+        continue;
       }
+      if (patched.statusCode !== 202 && patched.statusCode !== 204) return http.fail(patched, `uploading ${digest} bytes ${start}-${end - 1}`);
+      await patched.body.dump();
+      location = new URL(header(patched, "location") ?? location.href, http.baseUrl);
+      offset = end;
+      options.onProgress?.(offset);
     }
     location.searchParams.set("digest", digest);
     const remaining = source.size - offset;

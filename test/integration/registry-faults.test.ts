@@ -1,7 +1,8 @@
 // Registry faults, injected by a proxy in front of a real distribution registry: transient ones are retried
 // (honouring Retry-After), integrity failures are errors, and a failed pull leaves nothing on disk.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
@@ -155,6 +156,24 @@ describe("registry faults", { skip: skipUnlessBuilt("registry") }, () => {
       // As GitLab answers the tag: with the subject's own manifest.
       await client.pushManifest(fallback, subject.bytes, subject.descriptor.mediaType);
       assert.deepEqual(await client.referrers(proxy.host, "faults/app", subject.descriptor.digest), []);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("chunks a registry refuses as too big (416, as GHCR over 4 MiB) are sent again smaller", async () => {
+    const client = new RegistryClient({ insecure: true, chunkBytes: 64 * 1024 });
+    try {
+      proxy.faults.push({ method: "PATCH", path: /\/blobs\/uploads\//, bodyOver: 20 * 1024, action: { kind: "status", status: 416 } });
+      const blob = randomBytes(150 * 1024 + 7);
+      assert.equal(await client.pushBlob(proxy.host, "faults/chunks", sha256Digest(blob), blobFromBuffer(blob)), "uploaded");
+      const patches = proxy.requests.filter((request) => request.method === "PATCH" && request.path.startsWith("/v2/faults/chunks/")).map((request) => request.status);
+      assert.deepEqual(patches.slice(0, 3), [416, 416, 202], "64 KiB and 32 KiB refused, 16 KiB accepted");
+      const puts = proxy.requests.filter((request) => request.method === "PUT" && request.path.startsWith("/v2/faults/chunks/"));
+      assert.equal(puts.length, 1);
+      const target = join(dir, "chunks.bin");
+      await client.fetchBlobToFile(proxy.host, "faults/chunks", { mediaType: "x", digest: sha256Digest(blob), size: blob.length }, target);
+      assert.ok((await readFile(target)).equals(blob));
     } finally {
       await client.close();
     }
