@@ -309,7 +309,7 @@ export class RegistryHttp {
     let redirects = 0;
     // An upload Location from a registry behind a TLS-terminating proxy can say http://; the blob would go in clear.
     if (url.protocol !== "https:" && !(url.protocol === "http:" && this.#options.insecure === true)) {
-      throw new TransportError(`${this.registry} sent ${request.method} ${shown(url)}, which is not HTTPS; refusing to send it`);
+      throw new TransportError(`refusing ${request.method} ${shown(url)}: ${this.registry} is served over HTTPS, this URL is not`);
     }
     for (let attempt = 1; ; attempt++) {
       // Credentials go to the registry only, never to the storage a blob download is redirected to.

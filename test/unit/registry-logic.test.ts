@@ -120,7 +120,7 @@ test("a plain-HTTP URL from an HTTPS registry (an upload Location behind a TLS p
     await assert.rejects(
       http.send({ method: "PUT", url: "http://registry.example.com/v2/app/blobs/uploads/1?_state=secret", scopes: [] }),
       (error: unknown) => error instanceof TransportError
-        && error.message === "registry.example.com sent PUT http://registry.example.com/v2/app/blobs/uploads/1, which is not HTTPS; refusing to send it",
+        && error.message === "refusing PUT http://registry.example.com/v2/app/blobs/uploads/1: registry.example.com is served over HTTPS, this URL is not",
     );
   } finally {
     await http.close();
