@@ -74,7 +74,7 @@ function linkStaysInside(entryPath: string, linkTarget: string, hard: boolean): 
  * Filesystem refusals caused by the archive itself, named by entry rather than by the staging path: a file and a
  * directory of one name (or a file used as a directory), and names longer than the filesystem allows.
  */
-function asEntryConflict(error: unknown, entryPath: string): Error {
+function asEntryError(error: unknown, entryPath: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
   const name = JSON.stringify(entryPath.length > 200 ? `${entryPath.slice(0, 200)}…` : entryPath);
   if (code === "ENAMETOOLONG") return new UnsafeArchiveError(`archive entry ${name} has a name too long for this filesystem`);
@@ -240,7 +240,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
             if (entry.size > SMALL_FILE_BYTES) {
               streaming.add(entry);
               const written = pipeline(entry, createWriteStream(target, { mode }))
-                .catch((error: Error) => fail(asEntryConflict(error, entry.path)));
+                .catch((error: Error) => fail(asEntryError(error, entry.path)));
               writes.push(written.finally(() => streaming.delete(entry)));
               return;
             }
@@ -251,7 +251,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
               try {
                 writeFileSync(target, Buffer.concat(chunks), { mode });
               } catch (error) {
-                fail(asEntryConflict(error, entry.path));
+                fail(asEntryError(error, entry.path));
               }
             });
             return;
@@ -275,7 +275,7 @@ async function extractTar(feed: Feed, destination: string, limits: ExtractLimits
         }
       } catch (error) {
         entry.resume();
-        fail(asEntryConflict(error, entry.path));
+        fail(asEntryError(error, entry.path));
       }
     });
 
@@ -361,7 +361,7 @@ function streamFeed(input: Readable, limits: ExtractLimits): Feed {
 
 /** Feeds an already decoded tar held in memory in one write. */
 function bufferFeed(tar: Buffer, limits: ExtractLimits): Feed {
-  return async (parser, _failed, fail) => {
+  return async (parser, _stop, fail) => {
     if (tar.length > expandedLimit(limits)) {
       fail(expandsTooFar(expandedLimit(limits)));
       return;
@@ -387,22 +387,23 @@ export function extractArchiveBuffer(
   limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
 ): Promise<ExtractResult> {
   if (!isGzip(bytes)) return extractTar(bufferFeed(bytes, limits), destination, limits);
+  const streamed = () => extractArchive(Readable.from([bytes]), destination, limits);
   const limit = expandedLimit(limits);
   const cap = Math.min(limit, IN_MEMORY_EXPANDED_BYTES);
   // The gzip trailer states the expanded size (modulo 4 GiB). An archive that says it is bigger than the cap streams
   // at once rather than being decompressed up to the cap first. It is only a hint: gunzipSync's own cap still holds,
   // and zlib checks the stated size against the real one when the stream ends.
-  if (bytes.length >= 4 && bytes.readUInt32LE(bytes.length - 4) > cap) return extractArchive(Readable.from([bytes]), destination, limits);
+  if (bytes.length >= 4 && bytes.readUInt32LE(bytes.length - 4) > cap) return streamed();
   let expanded: Buffer;
   try {
     expanded = gunzipSync(bytes, { maxOutputLength: cap });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // Past the in-memory cap but perhaps within the limit: the stream decides.
-    if (code === "ERR_BUFFER_TOO_LARGE" && cap < limit) return extractArchive(Readable.from([bytes]), destination, limits);
+    if (code === "ERR_BUFFER_TOO_LARGE" && cap < limit) return streamed();
     if (code === "ERR_BUFFER_TOO_LARGE") return Promise.reject(expandsTooFar(limit));
     // Corrupt or truncated gzip: the streaming path reports it the same way as any other unreadable archive.
-    return extractArchive(Readable.from([bytes]), destination, limits);
+    return streamed();
   }
   return extractTar(bufferFeed(expanded, limits), destination, limits);
 }

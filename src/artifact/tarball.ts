@@ -134,16 +134,18 @@ export async function collectEntries(path: string, options: BuildOptions = {}): 
 function* tarBlocks(entries: readonly TarballEntry[]): Generator<Buffer> {
   let block = Buffer.allocUnsafe(GZIP_BLOCK_BYTES);
   let used = 0;
+  function* nextBlockIfFull(): Generator<Buffer> {
+    if (used < block.length) return;
+    yield block;
+    block = Buffer.allocUnsafe(GZIP_BLOCK_BYTES);
+    used = 0;
+  }
   function* put(bytes: Buffer): Generator<Buffer> {
     for (let offset = 0; offset < bytes.length;) {
       const copied = bytes.copy(block, used, offset);
       used += copied;
       offset += copied;
-      if (used === block.length) {
-        yield block;
-        block = Buffer.allocUnsafe(GZIP_BLOCK_BYTES);
-        used = 0;
-      }
+      yield* nextBlockIfFull();
     }
   }
   for (const entry of entries) {
@@ -157,11 +159,7 @@ function* tarBlocks(entries: readonly TarballEntry[]): Generator<Buffer> {
         if (read === 0) break;
         used += read;
         offset += read;
-        if (used === block.length) {
-          yield block;
-          block = Buffer.allocUnsafe(GZIP_BLOCK_BYTES);
-          used = 0;
-        }
+        yield* nextBlockIfFull();
       }
       // The header already carries the size from the walk; a file that shrank or grew since would corrupt the archive.
       if (offset !== entry.size || readSync(fd, Buffer.alloc(1), 0, 1, offset) !== 0) {

@@ -55,6 +55,13 @@ function header(response: RegistryResponse, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** A blob the manifest says is bigger than the caller accepts is refused before it is requested. */
+function refuseOverLimit(descriptor: Descriptor, maxBytes: number): void {
+  if (descriptor.size > maxBytes) {
+    throw new LimitExceededError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${maxBytes}-byte limit`);
+  }
+}
+
 /** Reads a body fully, refusing it once it passes `limit` bytes. */
 async function readLimited(response: RegistryResponse, limit: number, what: string): Promise<Buffer> {
   const declared = Number(header(response, "content-length") ?? Number.NaN);
@@ -318,9 +325,7 @@ export class RegistryClient {
     if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0) {
       throw new IntegrityError(`blob ${descriptor.digest} has an invalid size in its manifest: ${descriptor.size}`);
     }
-    if (descriptor.size > options.maxBytes) {
-      throw new LimitExceededError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${options.maxBytes}-byte limit`);
-    }
+    refuseOverLimit(descriptor, options.maxBytes);
     const response = await this.#openBlob(registry, repository, descriptor, options.signal);
     const bytes = Buffer.allocUnsafe(descriptor.size);
     let received = 0;
@@ -357,9 +362,7 @@ export class RegistryClient {
     destination: string,
     options: { maxBytes?: number; onProgress?: ProgressCallback; signal?: AbortSignal } = {},
   ): Promise<void> {
-    if (options.maxBytes !== undefined && descriptor.size > options.maxBytes) {
-      throw new LimitExceededError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${options.maxBytes}-byte limit`);
-    }
+    if (options.maxBytes !== undefined) refuseOverLimit(descriptor, options.maxBytes);
     const response = await this.#openBlob(registry, repository, descriptor, options.signal);
     const algorithm = descriptor.digest.split(":")[0] ?? "sha256";
     const hash = createHash(algorithm);

@@ -308,7 +308,7 @@ export class RegistryHttp {
     let authRetries = 0;
     let redirects = 0;
     // An upload Location from a registry behind a TLS-terminating proxy can say http://; the blob would go in clear.
-    if (url.protocol !== "https:" && !(url.protocol === "http:" && this.#options.insecure === true)) {
+    if (!this.#keepsTls(url)) {
       throw new TransportError(`refusing ${request.method} ${shown(url)}: ${this.registry} is served over HTTPS, this URL is not`);
     }
     for (let attempt = 1; ; attempt++) {
@@ -388,6 +388,11 @@ export class RegistryHttp {
     }
   }
 
+  /** HTTPS always; plain HTTP only when the registry itself is plain HTTP (--insecure-registry). */
+  #keepsTls(url: URL): boolean {
+    return url.protocol === "https:" || (url.protocol === "http:" && this.#options.insecure === true);
+  }
+
   /**
    * Where a redirect leads. Registries send blob downloads to their storage (S3, GCS, a CDN) this way. A redirect
    * may not leave TLS: from an HTTPS registry only to HTTPS, from a plain-HTTP (--insecure-registry) one anywhere.
@@ -400,8 +405,7 @@ export class RegistryHttp {
     }
     if (hops > MAX_REDIRECTS) throw new TransportError(`${shown(from)}: more than ${MAX_REDIRECTS} redirects`);
     const target = new URL(location, from);
-    const allowed = target.protocol === "https:" || (target.protocol === "http:" && this.#options.insecure === true);
-    if (!allowed) {
+    if (!this.#keepsTls(target)) {
       throw new TransportError(`${this.registry} redirected ${shown(from)} to ${target.protocol}//${target.host}, which is not HTTPS`);
     }
     return target;
