@@ -6,6 +6,7 @@ import { LeaderElector } from "../../src/controller/leader.ts";
 import { jsonLog, Manager } from "../../src/controller/manager.ts";
 import { startProbeServer } from "../../src/controller/probes.ts";
 import { KubeClient } from "../../src/kube/client.ts";
+import { defaultSandboxBinary, probeSandbox, type Sandbox } from "../../src/sandbox/sandbox.ts";
 import { UsageError } from "../errors.ts";
 import { exitWithParent } from "../heap.ts";
 import { parse, parseDuration } from "../flags.ts";
@@ -14,6 +15,35 @@ function hostPort(value: string, flag: string): { host: string; port: number } {
   const match = /^(.*):(\d+)$/.exec(value);
   if (!match) throw new UsageError(`${flag} must be host:port, e.g. :9440 or 127.0.0.1:0`);
   return { host: match[1] || "0.0.0.0", port: Number(match[2]) };
+}
+
+function positiveInteger(value: string, flag: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new UsageError(`${flag} must be a positive integer`);
+  return number;
+}
+
+/**
+ * Kustomize runs on tenants' artifacts, so it runs confined (src/sandbox). A kernel that cannot confine stops the
+ * controller at start with the reason, rather than building unconfined; --insecure-unconfined-builds is for
+ * clusters where every artifact is trusted.
+ */
+async function buildSandbox(values: Record<string, string | boolean | undefined>): Promise<Sandbox | undefined> {
+  if (values["insecure-unconfined-builds"]) {
+    jsonLog("kustomize runs unconfined (--insecure-unconfined-builds): any artifact can read the controller's files");
+    return undefined;
+  }
+  const limits = {
+    maxMemoryBytes: positiveInteger(String(values["build-max-memory-mib"] ?? "1024"), "--build-max-memory-mib") * 1024 * 1024,
+    maxCpuSeconds: positiveInteger(String(values["build-max-cpu-seconds"] ?? "60"), "--build-max-cpu-seconds"),
+  };
+  try {
+    const sandbox = await probeSandbox(defaultSandboxBinary(), limits);
+    jsonLog("kustomize runs confined", { sandbox: sandbox.binary, landlockAbi: sandbox.abi });
+    return sandbox;
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; start with --insecure-unconfined-builds only if every artifact is trusted`);
+  }
 }
 
 export async function controllerCommand(args: readonly string[]): Promise<void> {
@@ -33,10 +63,14 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "no-cross-namespace-targets": { type: "boolean" },
     "default-service-account": { type: "string" },
     "requeue-dependency": { type: "string" },
+    "insecure-unconfined-builds": { type: "boolean" },
+    "build-max-memory-mib": { type: "string" },
+    "build-max-cpu-seconds": { type: "string" },
   });
   const concurrency = Number(values.concurrency ?? "4");
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError("--concurrency must be a positive integer");
   const probes = hostPort(values["health-addr"] ?? ":9440", "--health-addr");
+  const sandbox = await buildSandbox(values);
   const kube = KubeClient.fromFile(values.kubeconfig);
   const cache = new ArtifactCache(resolve(values["cache-dir"] ?? "/var/cache/ferry"));
   const manager = new Manager({
@@ -47,6 +81,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
       noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
       noCrossNamespaceTargets: values["no-cross-namespace-targets"] ?? false,
       ...(values["default-service-account"] ? { defaultServiceAccount: values["default-service-account"] } : {}),
+      ...(sandbox ? { sandbox } : {}),
       requeueDependencyMs: parseDuration(values["requeue-dependency"] ?? "30s", "--requeue-dependency"),
       // Crash-consistency tests kill the controller at the worst moment: after apply, before prune and status.
       ...(process.env.FERRY_FAULT?.startsWith("exit-after-apply:") ? { exitAfterApplying: process.env.FERRY_FAULT.slice("exit-after-apply:".length) } : {}),

@@ -20,7 +20,7 @@ export interface ManagerOptions {
   readonly metrics?: ControllerMetrics;
   readonly kustomizations?: Pick<
     KustomizationReconcilerOptions,
-    "noCrossNamespaceRefs" | "noCrossNamespaceTargets" | "defaultServiceAccount" | "requeueDependencyMs" | "exitAfterApplying"
+    "noCrossNamespaceRefs" | "noCrossNamespaceTargets" | "defaultServiceAccount" | "requeueDependencyMs" | "exitAfterApplying" | "sandbox"
   >;
 }
 

@@ -2,12 +2,13 @@
 // overlaid with the spec's namespace, prefixes, patches, images and components), built with a pinned kustomize
 // that may not reach the network, and the output optionally run through ${var} substitution.
 import { execFile } from "node:child_process";
-import { cp, mkdtemp, rm, stat } from "node:fs/promises";
+import { access, constants, cp, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 import yaml from "js-yaml";
 import { type Disposition, FerryError } from "../errors.ts";
 import { isInside } from "../artifact/tarball.ts";
+import { confinedCommand, SANDBOX_SETUP_FAILED, type Sandbox, SandboxUnavailableError } from "../sandbox/sandbox.ts";
 import { type KustomizeOverlay, prepareKustomization, refuseRemoteBases } from "./generate.ts";
 import { substituteManifests } from "./substitute.ts";
 import { yamlErrorSummary } from "./yaml-error.ts";
@@ -38,9 +39,13 @@ const NO_NETWORK_ENV = {
   GIT_ALLOW_PROTOCOL: "none",
 };
 
-function execute(command: string, args: readonly string[]): Promise<string> {
+/** Where kustomize output ends up in memory: larger output is refused rather than exhausting the heap. */
+export const MAX_KUSTOMIZE_OUTPUT_BYTES = 64 * 1024 * 1024;
+const KUSTOMIZE_TIMEOUT_MS = 120_000;
+
+function execute(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolveOutput, reject) => {
-    const options = { maxBuffer: 256 * 1024 * 1024, timeout: 120_000, env: { ...process.env, ...NO_NETWORK_ENV } };
+    const options = { maxBuffer: MAX_KUSTOMIZE_OUTPUT_BYTES, timeout: KUSTOMIZE_TIMEOUT_MS, env };
     execFile(command, args, options, (error, stdout, stderr) => {
       if (error) reject(Object.assign(error, { stderr }));
       else resolveOutput(stdout);
@@ -48,22 +53,63 @@ function execute(command: string, args: readonly string[]): Promise<string> {
   });
 }
 
-/** FERRY_KUSTOMIZE, else `kustomize` on the PATH, else `kubectl kustomize`. */
-async function runKustomize(directory: string): Promise<string> {
-  const args = ["--load-restrictor", "LoadRestrictionsNone", directory];
-  const candidates: Array<[string, string[]]> = process.env.FERRY_KUSTOMIZE
-    ? [[process.env.FERRY_KUSTOMIZE, ["build", ...args]]]
-    : [["kustomize", ["build", ...args]], ["kubectl", ["kustomize", ...args]]];
-  for (const [command, commandArgs] of candidates) {
-    try {
-      return await execute(command, commandArgs);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
-      const stderr = String((error as { stderr?: unknown }).stderr ?? "").trim().replaceAll(`${directory}/`, "").replaceAll(directory, ".");
-      throw new BuildError(`kustomize build failed: ${stderr || (error as Error).message}`, { cause: error });
-    }
+async function onPath(name: string): Promise<string | undefined> {
+  for (const directory of (process.env.PATH ?? "").split(delimiter).filter(Boolean)) {
+    const candidate = resolve(directory, name);
+    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
   }
+  return undefined;
+}
+
+/** FERRY_KUSTOMIZE, else `kustomize` on the PATH, else `kubectl kustomize`, as an absolute program and its arguments. */
+async function kustomizeCommand(directory: string): Promise<{ program: string; args: string[] }> {
+  const args = ["--load-restrictor", "LoadRestrictionsNone", directory];
+  if (process.env.FERRY_KUSTOMIZE) return { program: resolve(process.env.FERRY_KUSTOMIZE), args: ["build", ...args] };
+  const kustomize = await onPath("kustomize");
+  if (kustomize) return { program: kustomize, args: ["build", ...args] };
+  const kubectl = await onPath("kubectl");
+  if (kubectl) return { program: kubectl, args: ["kustomize", ...args] };
   throw new BuildError("kustomize not found: install kustomize or kubectl, or set FERRY_KUSTOMIZE to kustomize's path");
+}
+
+/**
+ * Runs kustomize on `directory`. With a sandbox, the process can read `readable` (the build copy) and nothing else,
+ * and sees none of the controller's environment; without one (the CLI, building the user's own files) it runs as is.
+ */
+export async function runKustomize(directory: string, readable: string, sandbox?: Sandbox): Promise<string> {
+  const { program, args } = await kustomizeCommand(directory);
+  const env = sandbox ? { HOME: readable, ...NO_NETWORK_ENV } : { ...process.env, ...NO_NETWORK_ENV };
+  const command = sandbox ? confinedCommand(sandbox, program, args, [readable]) : { command: program, args };
+  try {
+    return await execute(command.command, command.args, env);
+  } catch (error) {
+    throw kustomizeFailure(error, command.command, directory, sandbox);
+  }
+}
+
+/** Kustomize's stderr can be a whole Go stack dump: a message keeps its first lines, and names a limit it hit. */
+const MAX_STDERR_IN_MESSAGE = 2048;
+
+function kustomizeFailure(error: unknown, command: string, directory: string, sandbox: Sandbox | undefined): FerryError {
+  // execFile's error carries the exit status in `code` when the process ran, an errno string when it did not.
+  const failure = error as Error & { stderr?: unknown; code?: string | number; signal?: string; killed?: boolean };
+  if (failure.code === "ENOENT") return new BuildError(`cannot run ${command}: not found`, { cause: error });
+  if (failure.code === "ERR_CHILD_PROCESS_STDIO_MAXBUFFER") {
+    return new BuildError(`kustomize build output exceeds ${MAX_KUSTOMIZE_OUTPUT_BYTES / 1024 / 1024} MiB`, { cause: error });
+  }
+  const stderr = String(failure.stderr ?? "").trim().replaceAll(`${directory}/`, "").replaceAll(directory, ".");
+  if (sandbox && failure.code === SANDBOX_SETUP_FAILED) {
+    return new SandboxUnavailableError(`the build sandbox could not start kustomize: ${stderr.slice(0, MAX_STDERR_IN_MESSAGE)}`, { cause: error });
+  }
+  if (failure.signal === "SIGXCPU" || (sandbox && failure.signal === "SIGKILL" && !failure.killed)) {
+    return new BuildError(`kustomize build used more than its ${sandbox?.maxCpuSeconds ?? "?"} s of CPU time`, { cause: error });
+  }
+  if (failure.killed) return new BuildError(`kustomize build did not finish within ${KUSTOMIZE_TIMEOUT_MS / 1000} s`, { cause: error });
+  if (sandbox && /^fatal error: (runtime: )?(out of memory|cannot allocate memory)/m.test(stderr)) {
+    return new BuildError(`kustomize build needed more than its ${sandbox.maxMemoryBytes / 1024 / 1024} MiB of memory`, { cause: error });
+  }
+  const shown = stderr.length > MAX_STDERR_IN_MESSAGE ? `${stderr.slice(0, MAX_STDERR_IN_MESSAGE)}…` : stderr;
+  return new BuildError(`kustomize build failed: ${shown || failure.message}`, { cause: error });
 }
 
 export function parseManifests(text: string, origin: string): ManifestObject[] {
@@ -90,6 +136,8 @@ export interface BuildOptions {
   /** Post-build ${var} substitution; skipped when empty, as Flux does. */
   readonly variables?: Readonly<Record<string, string>>;
   readonly strictSubstitution?: boolean;
+  /** Confines kustomize to the build copy; the controller always sets it, since the artifact is a tenant's. */
+  readonly sandbox?: Sandbox;
 }
 
 /**
@@ -109,7 +157,7 @@ export async function buildManifests(root: string, path = "", options: BuildOpti
     const directory = resolve(copy, relative);
     await prepareKustomization(copy, directory, options.overlay ?? {});
     await refuseRemoteBases(copy, directory);
-    const output = await runKustomize(directory);
+    const output = await runKustomize(directory, copy, options.sandbox);
     const variables = options.variables ?? {};
     if (Object.keys(variables).length === 0) return parseManifests(output, `kustomize build ${path || "."}`);
     return substituteManifests(output, variables, { strict: options.strictSubstitution ?? true });

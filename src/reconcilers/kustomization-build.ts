@@ -5,6 +5,7 @@ import { KUSTOMIZE_GROUP, type KustomizationSpecType } from "../api/kustomize.ts
 import type { Applier } from "../apply/apply.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { buildManifests, type ManifestObject } from "../kustomize/build.ts";
+import type { Sandbox } from "../sandbox/sandbox.ts";
 import { KustomizationFailure, substitutionVariables } from "./kustomization-inputs.ts";
 
 export const NAME_LABEL = `${KUSTOMIZE_GROUP}/name`;
@@ -20,13 +21,15 @@ export function ownerLabels(object: KustomizationIdentity): Record<string, strin
 
 /**
  * Builds `spec.path` of the artifact extracted at `root`. Substitution variables are read with `kube` (the
- * controller's own client); namespaces are resolved with `applier` (the target cluster, as the tenant).
+ * controller's own client); namespaces are resolved with `applier` (the target cluster, as the tenant). The
+ * controller passes a sandbox, since the artifact is a tenant's; `ferry build` on the user's own files does not.
  */
 export async function buildKustomization(
   root: string,
   object: KustomizationIdentity,
   spec: KustomizationSpecType,
   clients: { readonly kube: KubeClient; readonly applier: Applier },
+  sandbox?: Sandbox,
 ): Promise<ManifestObject[]> {
   const variables = spec.postBuild ? await substitutionVariables(clients.kube, object.metadata.namespace, spec) : {};
   let objects: ManifestObject[];
@@ -41,6 +44,7 @@ export async function buildKustomization(
         ...(spec.components ? { components: spec.components } : {}),
       },
       variables,
+      ...(sandbox ? { sandbox } : {}),
     });
   } catch (error) {
     throw new KustomizationFailure("BuildFailed", (error as Error).message);

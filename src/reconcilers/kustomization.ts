@@ -18,6 +18,7 @@ import { computeHealth, type HealthResult, summarizeUnhealthy } from "../health/
 import { type ObjectRef, parseEntry, staleEntries } from "../inventory/inventory.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
+import type { Sandbox } from "../sandbox/sandbox.ts";
 import { removeCondition, setCondition } from "./conditions.ts";
 import { buildKustomization, ownerLabels } from "./kustomization-build.ts";
 import { dependencyNotReady, KustomizationFailure, type Target, Targets } from "./kustomization-inputs.ts";
@@ -35,6 +36,8 @@ export interface KustomizationReconcilerOptions {
   readonly cache: ArtifactCache;
   readonly log: (message: string, fields?: Record<string, unknown>) => void;
   readonly recordEvents?: boolean;
+  /** Confines kustomize to the build copy. Left out only where every artifact is trusted (--insecure-unconfined-builds). */
+  readonly sandbox?: Sandbox;
   /** Refuse sourceRefs and dependsOn in other namespaces (Flux's --no-cross-namespace-refs). */
   readonly noCrossNamespaceRefs?: boolean;
   /** Refuse a targetNamespace other than the Kustomization's own namespace. */
@@ -268,7 +271,7 @@ export class KustomizationReconciler {
 
   async #build(object: Kustomization, spec: KustomizationSpecType, artifact: ArtifactType, target: Target): Promise<ManifestObject[]> {
     const root = join(this.#options.cache.root, artifact.path);
-    return buildKustomization(root, object, spec, { kube: this.#options.kube, applier: target.applier });
+    return buildKustomization(root, object, spec, { kube: this.#options.kube, applier: target.applier }, this.#options.sandbox);
   }
 
   async #apply(

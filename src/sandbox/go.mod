@@ -1,0 +1,3 @@
+module ferry.dev/sandbox
+
+go 1.26.0
