@@ -99,10 +99,22 @@ function hashCanonical(hash: Hash, value: unknown): void {
   } else hash.update(JSON.stringify(value) ?? "null");
 }
 
+/**
+ * A Secret as the checksum sees it: its keys without their values. The annotation is readable wherever metadata is
+ * (audit logs, metadata-only watches), and a hash over the values would let anyone confirm a guessed value offline.
+ * A changed value is still caught: appliedAndUntouched also compares every desired field with the live object.
+ */
+function withoutSecretValues(object: ManifestObject): ManifestObject {
+  if (object.kind !== "Secret" || object.apiVersion !== "v1") return object;
+  const blind = (values: unknown) =>
+    values && typeof values === "object" ? Object.fromEntries(Object.keys(values).map((key) => [key, ""])) : values;
+  return { ...object, data: blind(object.data), stringData: blind(object.stringData) };
+}
+
 /** The object with an annotation holding the checksum of everything else in it: what Ferry last applied. */
 export function withChecksum<T extends ManifestObject>(object: T): T {
   const annotations = Object.fromEntries(Object.entries(object.metadata.annotations ?? {}).filter(([key]) => key !== CHECKSUM_ANNOTATION));
-  const bare = { ...object, metadata: { ...object.metadata, annotations } };
+  const bare = withoutSecretValues({ ...object, metadata: { ...object.metadata, annotations } });
   const hash = createHash("sha256");
   hashCanonical(hash, bare);
   const checksum = hash.digest("hex").slice(0, 32);

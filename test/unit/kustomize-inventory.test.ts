@@ -107,6 +107,19 @@ describe("apply policy", () => {
     status: { replicas: 2 },
   });
 
+  test("a Secret's checksum does not depend on its values, so it cannot confirm a guessed value; a changed value is still applied", () => {
+    const secret = (value: string) => withChecksum<ManifestObject>({
+      apiVersion: "v1", kind: "Secret", metadata: { name: "db", namespace: "apps" }, data: { password: Buffer.from(value).toString("base64") },
+    });
+    const checksum = (object: ManifestObject) => object.metadata.annotations?.[CHECKSUM_ANNOTATION];
+    assert.equal(checksum(secret("hunter2")), checksum(secret("correct horse battery staple")));
+    const liveSecret = structuredClone(secret("hunter2"));
+    assert.equal(appliedAndUntouched(secret("hunter2"), liveSecret), true);
+    assert.equal(appliedAndUntouched(secret("a new password"), liveSecret), false);
+    const renamedKey = withChecksum<ManifestObject>({ ...secret("hunter2"), data: { passwd: "aHVudGVyMg==" } });
+    assert.notEqual(checksum(renamedKey), checksum(secret("hunter2")), "the key names still count");
+  });
+
   test("an object whose live copy has its checksum and every field (plus server defaults) needs no apply", () => {
     assert.equal(appliedAndUntouched(desired, live), true);
   });
