@@ -11,6 +11,7 @@ import {
   Watch,
 } from "@kubernetes/client-node";
 import { FerryError } from "../errors.ts";
+import { loadTenantKubeconfig, type TenantKubeconfigOptions } from "./tenant-kubeconfig.ts";
 
 export interface ObjectMeta {
   name: string;
@@ -92,28 +93,11 @@ export class KubeClient {
   }
 
   /**
-   * A client for the cluster of a kubeconfig a tenant put in a Secret. Only inline credentials are accepted: exec
-   * plugins and auth providers would run commands in the controller, and file references would read its files
-   * (its own ServiceAccount token among them).
+   * A client for the cluster of a kubeconfig a tenant put in a Secret. Never through client-node's loaders: they read
+   * the files a kubeconfig names and run its exec plugins while loading, before any check could refuse them.
    */
-  static fromUntrustedString(kubeconfig: string): KubeClient {
-    const config = new KubeConfig();
-    try {
-      config.loadFromString(kubeconfig);
-    } catch (error) {
-      // The parser's message quotes the document, which may hold credentials.
-      const mark = (error as { mark?: { line?: number } }).mark;
-      throw new Error(`not a valid kubeconfig${mark?.line !== undefined ? ` (YAML error on line ${mark.line + 1})` : ""}`, { cause: error });
-    }
-    for (const user of config.getUsers()) {
-      if (user.exec || user.authProvider) throw new Error(`user '${user.name}' uses an exec plugin or auth provider; only inline credentials are allowed`);
-      if (user.certFile || user.keyFile) throw new Error(`user '${user.name}' references files; use client-certificate-data and client-key-data`);
-    }
-    for (const cluster of config.getClusters()) {
-      if (cluster.caFile) throw new Error(`cluster '${cluster.name}' references a CA file; use certificate-authority-data`);
-    }
-    if (!config.getCurrentCluster()) throw new Error("the kubeconfig has no current context with a cluster");
-    return new KubeClient(config);
+  static fromUntrustedString(kubeconfig: string, options: TenantKubeconfigOptions = {}): KubeClient {
+    return new KubeClient(loadTenantKubeconfig(kubeconfig, options));
   }
 
   /** The same cluster and credentials, acting as `user` through Kubernetes impersonation (Impersonate-User). */

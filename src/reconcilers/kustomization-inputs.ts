@@ -5,6 +5,7 @@ import type { KustomizationSpecType } from "../api/kustomize.ts";
 import { Applier } from "../apply/apply.ts";
 import { type Disposition, FerryError } from "../errors.ts";
 import { KubeClient } from "../kube/client.ts";
+import { TenantKubeconfigError } from "../kube/tenant-kubeconfig.ts";
 import { mergeVariables } from "../kustomize/substitute.ts";
 import { findCondition } from "./conditions.ts";
 
@@ -65,7 +66,9 @@ export class Targets {
     try {
       return KubeClient.fromUntrustedString(kubeconfig);
     } catch (error) {
-      throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' is not a valid kubeconfig: ${(error as Error).message}`, "wait");
+      // A refused kubeconfig stalls: only an edit to the Secret helps, and the periodic resync picks that up.
+      const disposition = error instanceof TenantKubeconfigError ? "stall" : "wait";
+      throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}': ${(error as Error).message}`, disposition);
     }
   }
 }
