@@ -23,6 +23,16 @@ function positiveInteger(value: string, flag: string): number {
   return number;
 }
 
+const SIZE_UNITS: Record<string, number> = { "": 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** A size as Kubernetes writes quantities: 536870912, 512Mi, 1Gi. */
+function byteSize(value: string, flag: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(value.trim());
+  const bytes = match ? Number(match[1]) * (SIZE_UNITS[match[2] ?? ""] ?? 1) : 0;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) throw new UsageError(`${flag} must be a size such as 512Mi or 2Gi, not "${value}"`);
+  return bytes;
+}
+
 /**
  * Kustomize runs on tenants' artifacts, so it runs confined (src/sandbox). A kernel that cannot confine stops the
  * controller at start with the reason, rather than building unconfined; --insecure-unconfined-builds is for
@@ -66,6 +76,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "insecure-unconfined-builds": { type: "boolean" },
     "build-max-memory-mib": { type: "string" },
     "build-max-cpu-seconds": { type: "string" },
+    "max-artifact-size": { type: "string" },
   });
   const concurrency = Number(values.concurrency ?? "4");
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError("--concurrency must be a positive integer");
@@ -77,6 +88,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     kube,
     cache,
     concurrency,
+    sources: { maxArtifactBytes: byteSize(values["max-artifact-size"] ?? "512Mi", "--max-artifact-size") },
     kustomizations: {
       noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
       noCrossNamespaceTargets: values["no-cross-namespace-targets"] ?? false,

@@ -7,7 +7,13 @@ import {
   KustomizationReconciler,
   type KustomizationReconcilerOptions,
 } from "../reconcilers/kustomization.ts";
-import { OCI_REPOSITORY, type OCIRepository, OCIRepositoryReconciler, REQUESTED_AT_ANNOTATION } from "../reconcilers/ocirepository.ts";
+import {
+  OCI_REPOSITORY,
+  type OCIRepository,
+  OCIRepositoryReconciler,
+  type ReconcilerDeps,
+  REQUESTED_AT_ANNOTATION,
+} from "../reconcilers/ocirepository.ts";
 import { Informer, objectKey } from "./informer.ts";
 import { ControllerMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
@@ -22,6 +28,7 @@ export interface ManagerOptions {
     KustomizationReconcilerOptions,
     "noCrossNamespaceRefs" | "noCrossNamespaceTargets" | "defaultServiceAccount" | "requeueDependencyMs" | "exitAfterApplying" | "sandbox"
   >;
+  readonly sources?: Pick<ReconcilerDeps, "maxArtifactBytes">;
 }
 
 export function jsonLog(message: string, fields: Record<string, unknown> = {}): void {
@@ -54,7 +61,13 @@ export class Manager {
 
   constructor(options: ManagerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
-    const sources = new OCIRepositoryReconciler({ kube: options.kube, cache: options.cache, log: jsonLog, recordEvents: true });
+    const sources = new OCIRepositoryReconciler({
+      ...options.sources,
+      kube: options.kube,
+      cache: options.cache,
+      log: jsonLog,
+      recordEvents: true,
+    });
     const kustomizations = new KustomizationReconciler({
       ...options.kustomizations,
       kube: options.kube,

@@ -9,7 +9,7 @@ import type { ConditionType } from "../api/meta.ts";
 import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatusType, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
 import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
-import { extractArchiveFile } from "../artifact/extract.ts";
+import { DEFAULT_EXTRACT_LIMITS, extractArchiveFile } from "../artifact/extract.ts";
 import { removeIgnored } from "../artifact/ignore.ts";
 import { inspectArtifact, selectLayer } from "../artifact/pull.ts";
 import { FerryError } from "../errors.ts";
@@ -45,6 +45,8 @@ export interface ReconcilerDeps {
   readonly log: (message: string, fields?: Record<string, unknown>) => void;
   /** Kubernetes Events are best effort: a failure to record one never fails a reconcile. */
   readonly recordEvents?: boolean;
+  /** The largest layer downloaded, and the most its tree may expand to (--max-artifact-size); default 512 MiB. */
+  readonly maxArtifactBytes?: number;
 }
 
 /** A failure with the condition reason it reports; `stall` means the spec must change first. */
@@ -278,16 +280,17 @@ export class OCIRepositoryReconciler {
       if (spec.verify) await this.#verify(client, reference, metadata.namespace, spec, metadata.annotations);
       const info = await inspectArtifact(client, { registry: base.registry, repository: base.repository, digest }, signal);
       const layer = selectLayer(info.manifest, spec.layerSelector?.mediaType);
+      const limits = { ...DEFAULT_EXTRACT_LIMITS, ...(this.#deps.maxArtifactBytes ? { maxBytes: this.#deps.maxArtifactBytes } : {}) };
       const staging = await this.#deps.cache.stage(KIND, metadata.namespace, metadata.name);
       const scratch = await mkdtemp(`${staging}-download-`);
       try {
         const blob = join(scratch, "layer");
-        await client.fetchBlobToFile(base.registry, base.repository, layer, blob, { signal });
+        await client.fetchBlobToFile(base.registry, base.repository, layer, blob, { signal, maxBytes: limits.maxBytes });
         if (spec.layerSelector?.operation === "copy") {
           // The blob is kept as it is (a Helm chart, say), under its title when that is a plain file name.
           await rename(blob, join(staging, copiedFileName(layer.annotations?.["org.opencontainers.image.title"], layer.digest)));
         } else {
-          await extractArchiveFile(blob, staging);
+          await extractArchiveFile(blob, staging, limits);
           if (spec.ignore !== undefined) await removeIgnored(staging, spec.ignore);
         }
         await this.#deps.cache.publish(staging, path);

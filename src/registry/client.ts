@@ -4,12 +4,13 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { IntegrityError, LimitExceededError, NotFoundError } from "./errors.ts";
+import { ANSWER_LIMITS, formatBytes, formatLimit, readBounded } from "./bounded.ts";
+import { IntegrityError, LimitExceededError, NotFoundError, RegistryResponseError, ResponseTooLargeError } from "./errors.ts";
 import { type RegistryHttp as Http, RegistryHttp, type RegistryResponse, type TransportOptions } from "./http.ts";
 import { type Descriptor, digestOf, type ImageIndex, MANIFEST_MEDIA_TYPES, OCI_INDEX, referrersTag } from "./oci.ts";
 import { formatReference, type Reference } from "./reference.ts";
 
-export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_MANIFEST_BYTES = ANSWER_LIMITS.manifest;
 /**
  * Answers from a registry without the referrers API: 404 (the spec's), 400 and 405 (older registries, proxies), and
  * a 401 with no challenge (Harbor before 2.8).
@@ -58,28 +59,21 @@ function header(response: RegistryResponse, name: string): string | undefined {
 /** A blob the manifest says is bigger than the caller accepts is refused before it is requested. */
 function refuseOverLimit(descriptor: Descriptor, maxBytes: number): void {
   if (descriptor.size > maxBytes) {
-    throw new LimitExceededError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${maxBytes}-byte limit`);
+    throw new LimitExceededError(`blob ${descriptor.digest} is ${formatBytes(descriptor.size)}, over the ${formatLimit(maxBytes)} limit`);
   }
 }
 
-/** Reads a body fully, refusing it once it passes `limit` bytes. */
-async function readLimited(response: RegistryResponse, limit: number, what: string): Promise<Buffer> {
-  const declared = Number(header(response, "content-length") ?? Number.NaN);
-  if (declared > limit) {
-    await response.body.dump();
-    throw new LimitExceededError(`${what} is ${declared} bytes, over the ${limit}-byte limit`);
+/** One page of a tag list: its tags, and the Link to the next page if the registry gave one. */
+async function readTagPage(response: RegistryResponse, repository: string): Promise<{ tags: string[]; next: string | undefined }> {
+  const bytes = await readBounded(response, ANSWER_LIMITS.tagPage, `tag list page of ${repository}`);
+  let document: { tags?: unknown };
+  try {
+    document = JSON.parse(bytes.toString("utf8"));
+  } catch (error) {
+    throw new RegistryResponseError(`tag list of ${repository} is not JSON`, response.statusCode, { cause: error });
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of response.body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) {
-      response.body.destroy();
-      throw new LimitExceededError(`${what} is over the ${limit}-byte limit`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  const tags = Array.isArray(document.tags) ? document.tags.filter((tag): tag is string => typeof tag === "string") : [];
+  return { tags, next: header(response, "link")?.match(/<([^>]+)>\s*;\s*rel="?next"?/)?.[1] };
 }
 
 function repositoryScope(repository: string, push = false): string {
@@ -145,7 +139,7 @@ export class RegistryClient {
       return this.http(reference.registry).fail(response, `fetching manifest ${formatReference(reference)}`);
     }
     const limit = this.#options.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
-    const bytes = await readLimited(response, limit, `manifest ${formatReference(reference)}`);
+    const bytes = await readBounded(response, limit, `manifest ${formatReference(reference)}`);
     const expected = reference.digest ?? header(response, "docker-content-digest");
     const digest = digestOf(bytes, expected ?? "sha256:");
     if (expected && digest !== expected) {
@@ -395,29 +389,36 @@ export class RegistryClient {
     }
   }
 
-  /** All tags of a repository, following Link pagination. */
+  /**
+   * All tags of a repository, following Link pagination. A registry that pages on without end is refused past
+   * ANSWER_LIMITS.tags tags or ANSWER_LIMITS.tagPages pages, rather than followed until memory runs out.
+   */
   async listTags(registry: string, repository: string, options: { pageSize?: number; signal?: AbortSignal } = {}): Promise<string[]> {
     const http = this.http(registry);
     const { signal } = options;
-    const tags: string[] = [];
+    let tags: string[] = [];
     const pageSize = options.pageSize ?? 1000;
     let url: string | undefined = `/v2/${repository}/tags/list?n=${pageSize}`;
     let previousLast: string | undefined;
-    for (let page = 0; url && page < 10_000; page++) {
+    for (let pages = 0; url; pages++) {
+      if (pages === ANSWER_LIMITS.tagPages) {
+        throw new ResponseTooLargeError(`tag list of ${repository} runs over ${ANSWER_LIMITS.tagPages} pages`, ANSWER_LIMITS.tagPages);
+      }
       const response = await http.send({ method: "GET", url, scopes: [repositoryScope(repository)], ...(signal ? { signal } : {}) });
       if (response.statusCode === 404) {
         await response.body.dump();
         throw new NotFoundError(`repository ${registry}/${repository} not found`);
       }
       if (response.statusCode !== 200) return http.fail(response, `listing tags of ${repository}`);
-      const link = header(response, "link");
-      const document = JSON.parse((await readLimited(response, 16 * 1024 * 1024, "tag list")).toString()) as { tags?: string[] | null };
-      const page = document.tags ?? [];
-      tags.push(...page);
-      url = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/)?.[1];
+      const page = await readTagPage(response, repository);
+      if (tags.length + page.tags.length > ANSWER_LIMITS.tags) {
+        throw new ResponseTooLargeError(`tag list of ${repository} has more than ${ANSWER_LIMITS.tags} tags`, ANSWER_LIMITS.tags);
+      }
+      tags = tags.concat(page.tags);
+      url = page.next;
       // Some registries (zot 1.x) cut the page at n without a Link header; the spec's `last` parameter continues it.
-      const lastTag = page.at(-1);
-      if (!url && page.length === pageSize && lastTag !== undefined && lastTag !== previousLast) {
+      const lastTag = page.tags.at(-1);
+      if (!url && page.tags.length === pageSize && lastTag !== undefined && lastTag !== previousLast) {
         url = `/v2/${repository}/tags/list?n=${pageSize}&last=${encodeURIComponent(lastTag)}`;
       }
       previousLast = lastTag;
@@ -447,7 +448,7 @@ export class RegistryClient {
     });
     let index: ImageIndex | undefined;
     if (response.statusCode === 200) {
-      index = JSON.parse((await readLimited(response, DEFAULT_MAX_MANIFEST_BYTES, "referrers index")).toString());
+      index = JSON.parse((await readBounded(response, ANSWER_LIMITS.manifest, `referrers index of ${digest}`)).toString());
     } else if (NO_REFERRERS_API.has(response.statusCode)) {
       await response.body.dump();
       try {

@@ -37,8 +37,19 @@ export class IntegrityError extends FerryError {
 
 /** Content exceeds a configured limit; retrying fetches the same oversized content. */
 export class LimitExceededError extends FerryError {
-  readonly code = "LIMIT_EXCEEDED";
+  readonly code: string = "LIMIT_EXCEEDED";
   readonly disposition: Disposition = "stall";
+}
+
+/** A registry answer (error document, token, manifest, tag list) longer than Ferry reads; the rest was never read. */
+export class ResponseTooLargeError extends LimitExceededError {
+  override readonly code: string = "RESPONSE_TOO_LARGE";
+  readonly limit: number;
+
+  constructor(message: string, limit: number) {
+    super(message);
+    this.limit = limit;
+  }
 }
 
 /** The registry answered with an error status we do not map to something more specific. */

@@ -5,6 +5,7 @@ import type { Readable } from "node:stream";
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent, type RequestOptions, type ResponseData } from "./undici.ts";
 import { keepHttpParserOnBaselineTier } from "./parser-tiering.ts";
+import { ANSWER_LIMITS, printableExcerpt, readBounded, readPrefix } from "./bounded.ts";
 import { parseChallenges } from "./challenge.ts";
 import type { CredentialSource, Credentials } from "./credentials.ts";
 import {
@@ -131,18 +132,36 @@ export function basicHeader(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
 }
 
+/** The registry's error codes and messages, when `text` is its error document. */
+function registryErrors(text: string): string | undefined {
+  try {
+    const errors = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors ?? [];
+    return errors.map((error) => [error.code, error.message].filter(Boolean).join(": ")).join("; ") || undefined;
+  } catch {
+    return undefined; // not a registry error document
+  }
+}
+
+/**
+ * A short summary of an error answer for a message. Only the start of the body is read: the rest could be endless,
+ * and its words reach terminals and logs, so only a printable excerpt of them is kept.
+ */
 async function errorDetail(response: RegistryResponse): Promise<string> {
   // Reading a body that was already drained throws inside undici, out of reach of any catch (nodejs/undici#5614).
   if (response.body.bodyUsed) return "";
-  const text = await response.body.text().catch(() => "");
+  const read = await readPrefix(response, ANSWER_LIMITS.errorBody).catch(() => undefined);
+  if (!read) return "";
+  const text = read.bytes.toString("utf8");
+  const excerpt = printableExcerpt((read.complete ? registryErrors(text) : undefined) ?? text);
+  return read.complete || excerpt.endsWith("…") ? excerpt : `${excerpt}…`;
+}
+
+function tokenDocument(bytes: Buffer, origin: string): { token?: string; access_token?: string; expires_in?: number } {
   try {
-    const errors = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors ?? [];
-    const described = errors.map((error) => [error.code, error.message].filter(Boolean).join(": ")).join("; ");
-    if (described) return described;
-  } catch {
-    // not a registry error document
+    return JSON.parse(bytes.toString("utf8"));
+  } catch (error) {
+    throw new AuthenticationError(`token service ${origin} answered with something other than JSON`, { cause: error });
   }
-  return text.slice(0, 200).trim();
 }
 
 export class RegistryHttp {
@@ -256,7 +275,7 @@ export class RegistryHttp {
       const detail = await errorDetail(response);
       throw new RegistryResponseError(`token service ${url.origin} answered HTTP ${response.statusCode}: ${detail}`, response.statusCode);
     }
-    const document = (await response.body.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const document = tokenDocument(await readBounded(response, ANSWER_LIMITS.token, `token answer from ${url.origin}`), url.origin);
     const token = document.token ?? document.access_token;
     if (!token) throw new AuthenticationError(`token service ${url.origin} returned no token`);
     // Renew a little early (the spec's default lifetime is 60 s), and never keep a token longer than it lives.
