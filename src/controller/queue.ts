@@ -1,5 +1,6 @@
 // A work queue with the guarantees a reconciler needs: one reconcile per key at a time, a bounded number of
 // concurrent reconciles, a key added while it is being processed runs again afterwards, and delayed requeues.
+import { timerMs } from "../api/duration.ts";
 
 export type Reconcile = (key: string) => Promise<{ requeueAfterMs?: number }>;
 
@@ -9,7 +10,15 @@ export interface QueueOptions {
   readonly minRetryMs: number;
   readonly maxRetryMs: number;
   readonly onError?: (key: string, error: unknown) => void;
+  /** The soonest a key runs again, whatever delay is asked for; defaults to DEFAULT_MIN_DELAY_MS. */
+  readonly minDelayMs?: number;
 }
+
+/**
+ * A delay of zero (or NaN) from a reconciler would otherwise run its key again at once, for ever. Reconcilers floor
+ * spec intervals themselves (MIN_INTERVAL_MS); this lower floor also lets their short health polls through.
+ */
+export const DEFAULT_MIN_DELAY_MS = 50;
 
 export class WorkQueue {
   readonly #pending: string[] = [];
@@ -57,7 +66,7 @@ export class WorkQueue {
     const timer = setTimeout(() => {
       this.#timers.delete(key);
       this.add(key);
-    }, delayMs);
+    }, timerMs(delayMs, this.#options.minDelayMs ?? DEFAULT_MIN_DELAY_MS));
     timer.unref();
     this.#timers.set(key, timer);
   }
