@@ -1,27 +1,44 @@
 // kustomize.ferry.dev/v1 Kustomization: Flux's Kustomization fields and semantics under Ferry's API group.
 import { z } from "zod";
-import { Condition, Duration } from "./meta.ts";
+import { celString, withCelRule } from "./cel.ts";
+import { Condition, Digest, Duration, MAX_LIST_ITEMS, NamespaceName, ObjectName } from "./meta.ts";
 
 export const KUSTOMIZE_GROUP = "kustomize.ferry.dev";
 export const KUSTOMIZE_VERSION = "v1";
 
+/** Paths inside an artifact, as long as Linux allows (PATH_MAX). */
+const MAX_PATH_LENGTH = 4096;
+
+/** A patch is a manifest fragment; a quarter of a MiB is far more than any hand-written one. */
+const MAX_PATCH_LENGTH = 262_144;
+
+/** Variable names as post-build substitution takes them: a wrong one is refused on apply, not when the build fails. */
+const VARIABLE_NAME = /^[_a-zA-Z][_a-zA-Z0-9]*$/;
+
+/** Substitution looks every variable up for every manifest; no real setup comes near this many. */
+const MAX_VARIABLES = 1024;
+
+/** apiVersion as Kubernetes writes it: <group>/<version> or, for the core group, <version>. */
+const ApiVersion = z.string().max(317);
+
 export const CrossNamespaceSourceReference = z.object({
-  apiVersion: z.string().optional(),
+  apiVersion: ApiVersion.optional(),
   kind: z.enum(["OCIRepository"]),
-  name: z.string().min(1),
-  namespace: z.string().optional().describe("Defaults to the Kustomization's namespace."),
+  name: ObjectName,
+  namespace: NamespaceName.optional().describe("Defaults to the Kustomization's namespace."),
 });
 
 export const DependencyReference = z.object({
-  name: z.string().min(1),
-  namespace: z.string().optional().describe("Defaults to the Kustomization's namespace."),
+  name: ObjectName,
+  namespace: NamespaceName.optional().describe("Defaults to the Kustomization's namespace."),
 });
 
 export const HealthCheckReference = z.object({
-  apiVersion: z.string().optional().describe("Defaults to apps/v1."),
-  kind: z.string().min(1),
-  name: z.string().min(1),
-  namespace: z.string().optional().describe("Defaults to the Kustomization's namespace for namespaced kinds."),
+  apiVersion: ApiVersion.optional().describe("Defaults to apps/v1."),
+  kind: z.string().min(1).max(63),
+  // Not ObjectName: some kinds' names are not DNS subdomains (RBAC's may contain ':').
+  name: z.string().min(1).max(253),
+  namespace: NamespaceName.optional().describe("Defaults to the Kustomization's namespace for namespaced kinds."),
 });
 
 export const PatchSelector = z.object({
@@ -35,7 +52,7 @@ export const PatchSelector = z.object({
 });
 
 export const Patch = z.object({
-  patch: z.string().min(1).describe("A strategic merge patch or a JSON 6902 patch, in YAML or JSON."),
+  patch: z.string().min(1).max(MAX_PATCH_LENGTH).describe("A strategic merge patch or a JSON 6902 patch, in YAML or JSON."),
   target: PatchSelector.optional().describe("The objects the patch applies to."),
 });
 
@@ -43,30 +60,39 @@ export const Image = z.object({
   name: z.string().min(1).describe("The image name as written in the manifests."),
   newName: z.string().optional(),
   newTag: z.string().optional(),
-  digest: z.string().optional().describe("Takes precedence over newTag."),
+  digest: Digest.optional().describe("Takes precedence over newTag."),
 });
 
 export const SubstituteReference = z.object({
   kind: z.enum(["ConfigMap", "Secret"]),
-  name: z.string().min(1).max(253),
+  name: ObjectName.min(1),
   optional: z.boolean().optional().describe("A missing object is not an error."),
 });
 
+/** The key of a Secret's data (apimachinery's IsConfigMapKey). */
+const SecretKey = z.string().max(253).regex(/^[-._a-zA-Z0-9]+$/);
+
+const Variables = withCelRule(z.record(z.string(), z.string()), {
+  rule: `self.size() <= ${MAX_VARIABLES} && self.all(name, name.matches(${celString(VARIABLE_NAME.source)}))`,
+  message: `at most ${MAX_VARIABLES} variables, each named as ${VARIABLE_NAME.source}`,
+  holds: (variables) => Object.keys(variables).length <= MAX_VARIABLES && Object.keys(variables).every((name) => VARIABLE_NAME.test(name)),
+});
+
 export const PostBuild = z.object({
-  substitute: z.record(z.string(), z.string()).optional().describe("Variables for ${var} substitution; override substituteFrom."),
-  substituteFrom: z.array(SubstituteReference).optional().describe("ConfigMaps and Secrets with variables; later ones win."),
+  substitute: Variables.optional().describe("Variables for ${var} substitution; override substituteFrom."),
+  substituteFrom: z.array(SubstituteReference).max(MAX_LIST_ITEMS).optional().describe("ConfigMaps and Secrets with variables; later ones win."),
 });
 
 export const KubeConfigReference = z.object({
   secretRef: z.object({
-    name: z.string().min(1),
-    key: z.string().optional().describe("Defaults to value, then value.yaml."),
+    name: ObjectName,
+    key: SecretKey.optional().describe("Defaults to value, then value.yaml."),
   }),
 });
 
 export const KustomizationSpec = z.object({
   sourceRef: CrossNamespaceSourceReference.describe("The source whose artifact is built and applied."),
-  path: z.string().optional().describe("Directory inside the artifact; the artifact root when empty."),
+  path: z.string().max(MAX_PATH_LENGTH).optional().describe("Directory inside the artifact; the artifact root when empty."),
   interval: Duration.describe("How often the artifact is applied again, correcting drift."),
   retryInterval: Duration.optional().describe("How soon to retry after a failure; defaults to interval."),
   timeout: Duration.optional().describe("Timeout for build, apply and health checks; interval - 30s by default, at least 30s."),
@@ -74,21 +100,21 @@ export const KustomizationSpec = z.object({
   deletionPolicy: z.enum(["MirrorPrune", "Delete", "WaitForTermination", "Orphan"]).optional()
     .describe("What deleting the Kustomization does to its objects; MirrorPrune (default) deletes them when prune is true."),
   wait: z.boolean().optional().describe("Wait until every applied object is ready; healthChecks are then ignored."),
-  healthChecks: z.array(HealthCheckReference).optional().describe("Objects that must be ready for the Kustomization to be healthy."),
-  dependsOn: z.array(DependencyReference).optional().describe("Kustomizations that must be Ready at their latest revision first."),
-  targetNamespace: z.string().min(1).max(63).optional(),
+  healthChecks: z.array(HealthCheckReference).max(MAX_LIST_ITEMS).optional().describe("Objects that must be ready for the Kustomization to be healthy."),
+  dependsOn: z.array(DependencyReference).max(MAX_LIST_ITEMS).optional().describe("Kustomizations that must be Ready at their latest revision first."),
+  targetNamespace: NamespaceName.min(1).optional(),
   namePrefix: z.string().min(1).max(200).optional(),
   nameSuffix: z.string().min(1).max(200).optional(),
   commonMetadata: z.object({
     labels: z.record(z.string(), z.string()).optional(),
     annotations: z.record(z.string(), z.string()).optional(),
   }).optional().describe("Labels and annotations set on every object after the build."),
-  patches: z.array(Patch).optional(),
-  images: z.array(Image).optional(),
-  components: z.array(z.string()).optional().describe("Kustomize components, as paths relative to path."),
+  patches: z.array(Patch).max(MAX_LIST_ITEMS).optional(),
+  images: z.array(Image).max(MAX_LIST_ITEMS).optional(),
+  components: z.array(z.string().max(MAX_PATH_LENGTH)).max(MAX_LIST_ITEMS).optional().describe("Kustomize components, as paths relative to path."),
   postBuild: PostBuild.optional(),
   force: z.boolean().optional().describe("Recreate objects whose immutable fields changed."),
-  serviceAccountName: z.string().optional().describe("Apply as this ServiceAccount of the Kustomization's namespace."),
+  serviceAccountName: ObjectName.optional().describe("Apply as this ServiceAccount of the Kustomization's namespace."),
   kubeConfig: KubeConfigReference.optional().describe("Apply to the cluster of the kubeconfig in this Secret."),
   suspend: z.boolean().optional(),
 });

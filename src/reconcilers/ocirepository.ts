@@ -4,8 +4,8 @@
 import { mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import semver from "semver";
-import { specDurationMs } from "../api/duration.ts";
-import type { ConditionType } from "../api/meta.ts";
+import { specTimerMs, timerMs } from "../api/duration.ts";
+import { type ConditionType, describeSpecIssues } from "../api/meta.ts";
 import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatusType, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
 import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
@@ -84,17 +84,19 @@ export class OCIRepositoryReconciler {
       this.#deps.log("artifact cache removed", { object: `${metadata.namespace}/${metadata.name}` });
       return {};
     }
+    const parsed = OCIRepositorySpec.safeParse(object.spec);
+    if (!parsed.success) return this.#invalidSpec(object, describeSpecIssues(parsed.error));
     if (!metadata.finalizers?.includes(FINALIZER)) {
       await kube.setFinalizers(OCI_REPOSITORY, metadata, [...(metadata.finalizers ?? []), FINALIZER]);
     }
-    const spec = OCIRepositorySpec.parse(object.spec);
+    const spec = parsed.data;
     if (spec.suspend) return {};
 
     const generation = metadata.generation ?? 0;
     const status: OCIRepositoryStatusType = { ...object.status };
     let conditions: ConditionType[] = [...(status.conditions ?? [])];
     const requestedAt = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    const interval = specDurationMs(spec.interval);
+    const interval = specTimerMs(spec.interval);
     const jittered = Math.round(interval * (0.95 + Math.random() * 0.1));
     const handled = requestedAt ? { lastHandledReconcileAt: requestedAt } : {};
 
@@ -130,13 +132,27 @@ export class OCIRepositoryReconciler {
       } else {
         conditions = setCondition(conditions, "FetchFailed", "True", failure.reason, failure.message, generation);
       }
-      if (failure.stall) conditions = setCondition(conditions, "Stalled", "True", failure.reason, failure.message, generation);
+      // A stall belongs to the spec it was found in: one that has since changed and now fails to fetch is not stalled.
+      conditions = failure.stall
+        ? setCondition(conditions, "Stalled", "True", failure.reason, failure.message, generation)
+        : removeCondition(conditions, "Stalled");
       conditions = setCondition(conditions, "Ready", "False", failure.reason, failure.message, generation);
       await this.#writeStatus(object, { ...status, conditions, observedGeneration: generation, ...handled });
       await this.#event(object, "Warning", failure.reason, failure.message);
       if (failure.stall) return {};
       throw failure;
     }
+  }
+
+  /** A spec the schema refuses (the CRD and this controller disagree): stall until the spec changes. */
+  async #invalidSpec(object: OCIRepository, message: string): Promise<{ requeueAfterMs?: number }> {
+    const generation = object.metadata.generation ?? 0;
+    let conditions = setCondition(object.status?.conditions ?? [], "Ready", "False", "InvalidSpec", message, generation);
+    conditions = removeCondition(conditions, "Reconciling");
+    conditions = setCondition(conditions, "Stalled", "True", "InvalidSpec", `Reconciliation failed terminally due to configuration error: ${message}`, generation);
+    await this.#writeStatus(object, { ...object.status, conditions, observedGeneration: generation });
+    await this.#event(object, "Warning", "InvalidSpec", message);
+    return {};
   }
 
   async #event(object: OCIRepository, type: "Normal" | "Warning", reason: string, message: string, annotations?: Record<string, string>) {
@@ -245,12 +261,12 @@ export class OCIRepositoryReconciler {
     const transport = await this.#transport(metadata.namespace, spec);
     const client = new RegistryClient({
       insecure: spec.insecure ?? false,
-      timeoutMs: specDurationMs(spec.timeout),
+      timeoutMs: specTimerMs(spec.timeout),
       userAgent: "ferry-controller",
       ...transport,
     });
     try {
-      const signal = AbortSignal.timeout(specDurationMs(spec.timeout) * 3);
+      const signal = AbortSignal.timeout(timerMs(specTimerMs(spec.timeout) * 3));
       let reference: Reference;
       let revision: string;
       if (spec.ref?.digest) {
