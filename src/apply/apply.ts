@@ -181,7 +181,7 @@ export class Applier {
   readonly #api: RawObjectApi;
 
   constructor(kube: KubeClient) {
-    this.#api = kube.config.makeApiClient(RawObjectApi);
+    this.#api = kube.api(RawObjectApi);
   }
 
   async #get(object: ManifestObject): Promise<unknown> {

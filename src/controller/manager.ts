@@ -57,10 +57,12 @@ export class Manager {
   readonly #sources: Watched<OCIRepository>;
   readonly #kustomizations: Watched<Kustomization>;
   readonly metrics: ControllerMetrics;
+  readonly #cache: ArtifactCache;
   #started = false;
 
   constructor(options: ManagerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
+    this.#cache = options.cache;
     const sources = new OCIRepositoryReconciler({
       ...options.sources,
       kube: options.kube,
@@ -161,6 +163,12 @@ export class Manager {
     await this.#sources.informer.start();
     this.#started = true;
     jsonLog("controller started", { kinds: ["OCIRepository", "Kustomization"] });
+    const removed = await this.#cache.collectGarbage("OCIRepository", (namespace, name) => this.#sources.informer.get(`${namespace}/${name}`) !== undefined)
+      .catch((error: unknown) => {
+        jsonLog("cache garbage collection failed", { error: (error as Error).message });
+        return 0;
+      });
+    if (removed > 0) jsonLog("removed stale cache entries", { removed });
   }
 
   async stop(): Promise<void> {

@@ -2,14 +2,18 @@
 // on @kubernetes/client-node. Errors carry the HTTP status so callers can tell "gone" from "failed".
 import { createHash, randomBytes } from "node:crypto";
 import {
+  type Configuration,
   CoordinationV1Api,
   CoreV1Api,
+  createConfiguration,
   CustomObjectsApi,
   KubeConfig,
   PatchStrategy,
+  ServerConfiguration,
   setHeaderOptions,
   Watch,
 } from "@kubernetes/client-node";
+import { boundedTransport } from "./transport.ts";
 import { FerryError } from "../errors.ts";
 import { loadTenantKubeconfig, type TenantKubeconfigOptions } from "./tenant-kubeconfig.ts";
 
@@ -87,9 +91,20 @@ export class KubeClient {
   constructor(config: KubeConfig) {
     reuseAgents(config);
     this.config = config;
-    this.#custom = config.makeApiClient(CustomObjectsApi);
-    this.#core = config.makeApiClient(CoreV1Api);
-    this.#coordination = config.makeApiClient(CoordinationV1Api);
+    this.#custom = this.api(CustomObjectsApi);
+    this.#core = this.api(CoreV1Api);
+    this.#coordination = this.api(CoordinationV1Api);
+  }
+
+  /** A client-node API class on this cluster, over the bounded transport (never client-node's own makeApiClient). */
+  api<T>(type: new (configuration: Configuration) => T): T {
+    const server = this.config.getCurrentCluster()?.server;
+    if (!server) throw new KubeconfigError("the kubeconfig has no current cluster");
+    return new type(createConfiguration({
+      baseServer: new ServerConfiguration(server, {}),
+      authMethods: { default: this.config },
+      httpApi: boundedTransport(),
+    }));
   }
 
   /**

@@ -8,6 +8,7 @@ import { delimiter, join, resolve } from "node:path";
 import yaml from "js-yaml";
 import { type Disposition, FerryError } from "../errors.ts";
 import { isInside } from "../artifact/tarball.ts";
+import { deadlineSignal } from "../deadline.ts";
 import { confinedCommand, SANDBOX_SETUP_FAILED, type Sandbox, SandboxUnavailableError } from "../sandbox/sandbox.ts";
 import { type KustomizeOverlay, prepareKustomization, refuseRemoteBases } from "./generate.ts";
 import { substituteManifests } from "./substitute.ts";
@@ -45,7 +46,11 @@ const KUSTOMIZE_TIMEOUT_MS = 120_000;
 
 function execute(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolveOutput, reject) => {
-    const options = { maxBuffer: MAX_KUSTOMIZE_OUTPUT_BYTES, timeout: KUSTOMIZE_TIMEOUT_MS, env };
+    // The reconcile's deadline kills kustomize as it stops every other call of the reconcile.
+    const deadline = deadlineSignal();
+    const options = {
+      maxBuffer: MAX_KUSTOMIZE_OUTPUT_BYTES, timeout: KUSTOMIZE_TIMEOUT_MS, env, ...(deadline ? { signal: deadline } : {}),
+    };
     execFile(command, args, options, (error, stdout, stderr) => {
       if (error) reject(Object.assign(error, { stderr }));
       else resolveOutput(stdout);
@@ -93,6 +98,7 @@ const MAX_STDERR_IN_MESSAGE = 2048;
 function kustomizeFailure(error: unknown, command: string, directory: string, sandbox: Sandbox | undefined): FerryError {
   // execFile's error carries the exit status in `code` when the process ran, an errno string when it did not.
   const failure = error as Error & { stderr?: unknown; code?: string | number; signal?: string; killed?: boolean };
+  if (failure.name === "AbortError") return new BuildError("kustomize build stopped: the reconcile's timeout passed", { cause: error });
   if (failure.code === "ENOENT") return new BuildError(`cannot run ${command}: not found`, { cause: error });
   if (failure.code === "ERR_CHILD_PROCESS_STDIO_MAXBUFFER") {
     return new BuildError(`kustomize build output exceeds ${MAX_KUSTOMIZE_OUTPUT_BYTES / 1024 / 1024} MiB`, { cause: error });

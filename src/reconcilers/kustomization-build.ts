@@ -6,6 +6,7 @@ import type { Applier } from "../apply/apply.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { buildManifests, type ManifestObject } from "../kustomize/build.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
+import type { SecretValues } from "./secret-values.ts";
 import { KustomizationFailure, substitutionVariables } from "./kustomization-inputs.ts";
 
 export const NAME_LABEL = `${KUSTOMIZE_GROUP}/name`;
@@ -22,16 +23,18 @@ export function ownerLabels(object: KustomizationIdentity): Record<string, strin
 /**
  * Builds `spec.path` of the artifact extracted at `root`. Substitution variables are read with `kube` (the
  * controller's own client); namespaces are resolved with `applier` (the target cluster, as the tenant). The
- * controller passes a sandbox, since the artifact is a tenant's; `ferry build` on the user's own files does not.
+ * controller passes a sandbox, since the artifact is a tenant's (`ferry build` on the user's own files does not),
+ * and collects the values of Secrets read or built into `secrets`, so that no message reports them.
  */
 export async function buildKustomization(
   root: string,
   object: KustomizationIdentity,
   spec: KustomizationSpecType,
   clients: { readonly kube: KubeClient; readonly applier: Applier },
-  sandbox?: Sandbox,
+  options: { readonly sandbox?: Sandbox | undefined; readonly secrets?: SecretValues } = {},
 ): Promise<ManifestObject[]> {
-  const variables = spec.postBuild ? await substitutionVariables(clients.kube, object.metadata.namespace, spec) : {};
+  const { sandbox, secrets } = options;
+  const variables = spec.postBuild ? await substitutionVariables(clients.kube, object.metadata.namespace, spec, secrets) : {};
   let objects: ManifestObject[];
   try {
     objects = await buildManifests(root, spec.path, {
@@ -49,6 +52,8 @@ export async function buildKustomization(
   } catch (error) {
     throw new KustomizationFailure("BuildFailed", (error as Error).message);
   }
+  // Before anything is sent to a server whose errors quote what it refused.
+  for (const manifest of objects) secrets?.addSecretObject(manifest);
   const namespace = spec.targetNamespace ?? object.metadata.namespace;
   try {
     objects = await clients.applier.resolveNamespaces(objects, namespace, spec.targetNamespace !== undefined);

@@ -8,6 +8,7 @@ import { KubeClient } from "../kube/client.ts";
 import { TenantKubeconfigError } from "../kube/tenant-kubeconfig.ts";
 import { mergeVariables } from "../kustomize/substitute.ts";
 import { findCondition } from "./conditions.ts";
+import type { SecretValues } from "./secret-values.ts";
 
 /** Why a reconcile cannot go on: the Flux condition reason to report, and the shared disposition (src/errors.ts). */
 export class KustomizationFailure extends FerryError {
@@ -78,13 +79,17 @@ export async function substitutionVariables(
   kube: KubeClient,
   namespace: string,
   spec: KustomizationSpecType,
+  secrets?: SecretValues,
 ): Promise<Record<string, string>> {
   const fromRefs: Array<Record<string, string>> = [];
   for (const reference of spec.postBuild?.substituteFrom ?? []) {
     const data = reference.kind === "ConfigMap"
       ? await kube.configMapData(namespace, reference.name)
       : await kube.secretData(namespace, reference.name).then((secret) =>
-          secret && Object.fromEntries(Object.entries(secret).map(([key, value]) => [key, value.toString("utf8")])));
+          secret && Object.fromEntries(Object.entries(secret).map(([key, value]) => {
+            secrets?.add(value.toString("utf8"));
+            return [key, value.toString("utf8")];
+          })));
     if (data) fromRefs.push(data);
     else if (!reference.optional) {
       throw new KustomizationFailure("BuildFailed", `substitute from '${reference.kind}/${namespace}/${reference.name}' failed: not found`, "wait");

@@ -1,6 +1,5 @@
 // The Kustomization reconciler: build the source artifact's path, apply it with server-side apply in stages,
 // record the inventory, prune what left the artifact, and wait for health, reporting kstatus conditions.
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   KUSTOMIZE_GROUP,
@@ -11,6 +10,7 @@ import {
   type InventoryEntryType,
 } from "../api/kustomize.ts";
 import { formatDuration, specDurationMs } from "../api/duration.ts";
+import { deadlineExceeded, outsideDeadline, withDeadline } from "../deadline.ts";
 import type { ArtifactType, ConditionType } from "../api/meta.ts";
 import { ApplyError, type Change } from "../apply/apply.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
@@ -20,6 +20,7 @@ import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
 import { removeCondition, setCondition } from "./conditions.ts";
+import { SecretValues } from "./secret-values.ts";
 import { buildKustomization, ownerLabels } from "./kustomization-build.ts";
 import { dependencyNotReady, KustomizationFailure, type Target, Targets } from "./kustomization-inputs.ts";
 import { FINALIZER, OCI_REPOSITORY, type OCIRepository, REQUESTED_AT_ANNOTATION } from "./ocirepository.ts";
@@ -87,9 +88,22 @@ export class KustomizationReconciler {
     this.#targets = new Targets(options.kube, options.defaultServiceAccount);
   }
 
-  async reconcile(cached: Kustomization): Promise<{ requeueAfterMs?: number }> {
-    // The informer's copy must keep the last status it saw, or status watch events would compare equal to it.
-    const object = structuredClone(cached);
+  /**
+   * One reconcile, bounded by the spec's timeout: every Kubernetes request, the kustomize build and health reads stop
+   * at the deadline, so an unresponsive target cluster holds a worker for that long at most.
+   */
+  reconcile(cached: Kustomization): Promise<{ requeueAfterMs?: number }> {
+    const parsed = KustomizationSpec.safeParse(cached.spec);
+    const deadlineMs = parsed.success ? timeoutOf(parsed.data) : 30_000;
+    return withDeadline(deadlineMs, () => this.#reconcile(cached));
+  }
+
+  async #reconcile(cached: Kustomization): Promise<{ requeueAfterMs?: number }> {
+    // The informer's copy can lag behind this controller's own last status write: a reconcile of the next revision
+    // that started from it would prune with the inventory before the last one and orphan what that one applied.
+    // The object is read fresh instead (which also leaves the informer's copy untouched for its comparisons).
+    const object = await this.#options.kube.get<Kustomization>(KUSTOMIZATION, cached.metadata.namespace, cached.metadata.name);
+    if (!object) return {};
     const { metadata } = object;
     const parsed = KustomizationSpec.safeParse(object.spec);
     if (!parsed.success) return this.#invalidSpec(object, parsed.error.message);
@@ -110,6 +124,7 @@ export class KustomizationReconciler {
     if (requestedAt) status.lastHandledReconcileAt = requestedAt;
     let conditions: ConditionType[] = [...(status.conditions ?? [])];
     let revision: string | undefined;
+    const secrets = new SecretValues();
     try {
       this.#checkAccess(object, spec);
       const artifact = await this.#artifact(object, spec);
@@ -135,7 +150,7 @@ export class KustomizationReconciler {
         status.lastAttemptedRevision = revision;
 
         const target = await this.#targets.for(metadata.namespace, spec);
-        const objects = await this.#build(object, spec, artifact, target);
+        const objects = await this.#build(object, spec, artifact, target, secrets);
         applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
         const entries = applied.map((change) => ({ id: change.id, v: change.v }));
         if (this.#options.exitAfterApplying === key && revision !== object.status?.lastAppliedRevision) {
@@ -188,9 +203,7 @@ export class KustomizationReconciler {
       });
       return { requeueAfterMs: jitter(interval) };
     } catch (error) {
-      const failure = error instanceof KustomizationFailure
-        ? error
-        : new KustomizationFailure("ReconciliationFailed", (error as Error).message);
+      const failure = failureOf(error, timeoutMs, secrets);
       conditions = setCondition(conditions, "Ready", "False", failure.reason, failure.message, generation);
       if (failure.reason === "HealthCheckFailed") conditions = setCondition(conditions, "Healthy", "False", failure.reason, failure.message, generation);
       if (failure.disposition === "stall") {
@@ -269,9 +282,21 @@ export class KustomizationReconciler {
     }
   }
 
-  async #build(object: Kustomization, spec: KustomizationSpecType, artifact: ArtifactType, target: Target): Promise<ManifestObject[]> {
-    const root = join(this.#options.cache.root, artifact.path);
-    return buildKustomization(root, object, spec, { kube: this.#options.kube, applier: target.applier }, this.#options.sandbox);
+  async #build(
+    object: Kustomization,
+    spec: KustomizationSpecType,
+    artifact: ArtifactType,
+    target: Target,
+    secrets: SecretValues,
+  ): Promise<ManifestObject[]> {
+    const namespace = spec.sourceRef.namespace ?? object.metadata.namespace;
+    const entry = this.#options.cache.entryOf(spec.sourceRef.kind, namespace, spec.sourceRef.name, artifact.path);
+    if (!entry) {
+      throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' reports an artifact path that is not one of its cache entries`, "wait");
+    }
+    const clients = { kube: this.#options.kube, applier: target.applier };
+    const options = { sandbox: this.#options.sandbox, secrets };
+    return this.#options.cache.reading(entry, (root) => buildKustomization(root, object, spec, clients, options));
   }
 
   async #apply(
@@ -377,9 +402,16 @@ export class KustomizationReconciler {
           const timeoutMs = timeoutOf(spec);
           const deadline = Date.now() + timeoutMs;
           for (;;) {
-            const remaining = (await Promise.all(refs.map((ref) => target.applier.read(ref)))).filter(Boolean).length;
+            // Reads cut short by the reconcile's deadline mean the same as the wait running out: stop waiting.
+            const remaining = await Promise.all(refs.map((ref) => target.applier.read(ref))).then(
+              (objects) => objects.filter(Boolean).length,
+              (error: unknown) => {
+                if (deadlineExceeded()) return undefined;
+                throw error;
+              },
+            );
             if (remaining === 0) break;
-            if (Date.now() > deadline) {
+            if (remaining === undefined || Date.now() > deadline) {
               this.#options.log("objects still terminating after the timeout", { object: `${metadata.namespace}/${metadata.name}`, remaining });
               break;
             }
@@ -388,7 +420,8 @@ export class KustomizationReconciler {
         }
       }
     }
-    await this.#options.kube.setFinalizers(KUSTOMIZATION, metadata, metadata.finalizers.filter((finalizer) => finalizer !== FINALIZER));
+    const finalizers = metadata.finalizers.filter((finalizer) => finalizer !== FINALIZER);
+    await outsideDeadline(() => this.#options.kube.setFinalizers(KUSTOMIZATION, metadata, finalizers));
     return {};
   }
 
@@ -416,8 +449,13 @@ export class KustomizationReconciler {
     }
   }
 
+  /** Events and status writes report the reconcile, so they are sent even after its deadline passed. */
   async #event(object: Kustomization, type: "Normal" | "Warning", reason: string, message: string, revision?: string): Promise<void> {
     if (!this.#options.recordEvents) return;
+    await outsideDeadline(() => this.#recordEvent(object, type, reason, message, revision));
+  }
+
+  async #recordEvent(object: Kustomization, type: "Normal" | "Warning", reason: string, message: string, revision?: string): Promise<void> {
     const annotations: Record<string, string> = revision ? { [REVISION_ANNOTATION]: revision } : {};
     await this.#options.kube.event(object, type, reason, message, annotations).catch((error: unknown) => {
       this.#options.log("event not recorded", { error: (error as Error).message });
@@ -426,9 +464,20 @@ export class KustomizationReconciler {
 
   async #writeStatus(object: Kustomization, status: KustomizationStatusType): Promise<void> {
     if (JSON.stringify(status) === JSON.stringify(object.status ?? {})) return;
-    await this.#options.kube.patchStatus(KUSTOMIZATION, object.metadata.namespace, object.metadata.name, status);
+    await outsideDeadline(() => this.#options.kube.patchStatus(KUSTOMIZATION, object.metadata.namespace, object.metadata.name, status));
     object.status = status;
   }
+}
+
+/** What a failed reconcile reports: a deadline names itself, and no message carries a Secret's value. */
+function failureOf(error: unknown, timeoutMs: number, secrets: SecretValues): KustomizationFailure {
+  const failure = deadlineExceeded()
+    ? new KustomizationFailure("ReconciliationFailed", `reconciliation did not finish within its timeout of ${formatDuration(timeoutMs)}: ${(error as Error).message}`)
+    : error instanceof KustomizationFailure
+      ? error
+      : new KustomizationFailure("ReconciliationFailed", (error as Error).message);
+  const message = secrets.redact(failure.message);
+  return message === failure.message ? failure : new KustomizationFailure(failure.reason, message, failure.disposition);
 }
 
 function subjectOf(ref: ObjectRef): string {

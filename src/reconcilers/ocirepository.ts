@@ -7,7 +7,7 @@ import semver from "semver";
 import { specTimerMs, timerMs } from "../api/duration.ts";
 import { type ConditionType, describeSpecIssues } from "../api/meta.ts";
 import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatusType, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
-import type { ArtifactCache } from "../artifact/cache.ts";
+import { type ArtifactCache, extractionVariant } from "../artifact/cache.ts";
 import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
 import { DEFAULT_EXTRACT_LIMITS, extractArchiveFile } from "../artifact/extract.ts";
 import { removeIgnored } from "../artifact/ignore.ts";
@@ -281,7 +281,9 @@ export class OCIRepositoryReconciler {
         revision = `${tag}@${resolved.digest}`;
       }
       const digest = reference.digest as string;
-      const path = this.#deps.cache.relativePath(KIND, metadata.namespace, metadata.name, digest);
+      // What is stored for a digest depends on how it was extracted: each way gets its own immutable entry.
+      const variant = extractionVariant({ ignore: spec.ignore, layerSelector: spec.layerSelector });
+      const path = this.#deps.cache.relativePath(KIND, metadata.namespace, metadata.name, digest, variant);
       const previouslyVerified = !spec.verify || findCondition(status.conditions, "SourceVerified")?.status === "True";
       const unchanged = status.artifact?.revision === revision
         && status.artifact.path === path
