@@ -113,8 +113,8 @@ export class ArtifactCache {
         const dir = join(kindDir, namespace, name);
         const leftovers = exists(namespace, name)
           ? (await readdir(dir).catch(() => [] as string[]))
-            .filter((entry) => entry.startsWith(".staging-") && !entry.startsWith(this.#stagingPrefix))
-            .map((entry) => join(dir, entry))
+              .filter((entry) => entry.startsWith(".staging-") && !entry.startsWith(this.#stagingPrefix))
+              .map((entry) => join(dir, entry))
           : [dir];
         for (const path of leftovers) await rm(path, { recursive: true, force: true });
         removed += leftovers.length;
