@@ -17,6 +17,11 @@ function hostPort(value: string, flag: string): { host: string; port: number } {
   return { host: match[1] || "0.0.0.0", port: Number(match[2]) };
 }
 
+function atLeastOneSecond(ms: number, flag: string): number {
+  if (!(ms >= 1000) || ms > 2 ** 31 - 1) throw new UsageError(`${flag} must be between 1s and 596h`);
+  return ms;
+}
+
 function positiveInteger(value: string, flag: string): number {
   const number = Number(value);
   if (!Number.isInteger(number) || number < 1) throw new UsageError(`${flag} must be a positive integer`);
@@ -73,6 +78,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "no-cross-namespace-targets": { type: "boolean" },
     "default-service-account": { type: "string" },
     "requeue-dependency": { type: "string" },
+    "sync-period": { type: "string" },
     "insecure-unconfined-builds": { type: "boolean" },
     "build-max-memory-mib": { type: "string" },
     "build-max-cpu-seconds": { type: "string" },
@@ -88,6 +94,8 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     kube,
     cache,
     concurrency,
+    // How often every object is looked at again in case an event was missed; scheduled objects keep their schedule.
+    resyncMs: atLeastOneSecond(parseDuration(values["sync-period"] ?? "10m", "--sync-period"), "--sync-period"),
     sources: { maxArtifactBytes: byteSize(values["max-artifact-size"] ?? "512Mi", "--max-artifact-size") },
     kustomizations: {
       noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,

@@ -30,6 +30,7 @@ import {
   takeOverManagedFields,
   withChecksum,
 } from "./policy.ts";
+import { mapBounded } from "../concurrency.ts";
 
 export const FIELD_MANAGER = "ferry";
 
@@ -160,16 +161,8 @@ function apiMessage(error: unknown): string {
 
 /** Runs `work` over `items` with at most `limit` in flight; every item runs, and the errors are returned, not thrown. */
 async function inPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<Error[]> {
-  const errors: Error[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item).catch((error: unknown) => errors.push(error as Error));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return errors;
+  const outcomes = await mapBounded(items, (item) => work(item).then(() => undefined, (error: unknown) => error as Error), limit);
+  return outcomes.filter((outcome): outcome is Error => outcome !== undefined);
 }
 
 function combined(errors: readonly Error[]): ApplyError {

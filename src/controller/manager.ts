@@ -37,7 +37,7 @@ export function jsonLog(message: string, fields: Record<string, unknown> = {}): 
 
 /** Reconcile when the spec changed, a reconcile was requested, or the object is being deleted; not on our own status writes. */
 function needsReconcile(object: OCIRepository | Kustomization, previous: OCIRepository | Kustomization | undefined): boolean {
-  if (!previous || object === previous) return true;
+  if (!previous) return true;
   return object.metadata.generation !== previous.metadata.generation
     || object.metadata.annotations?.[REQUESTED_AT_ANNOTATION] !== previous.metadata.annotations?.[REQUESTED_AT_ANNOTATION]
     || object.metadata.deletionTimestamp !== previous.metadata.deletionTimestamp;
@@ -128,7 +128,10 @@ export class Manager {
       silenceMs: 6 * 60_000,
       log: jsonLog,
       onUpsert: (object, previous) => {
-        if (needsReconcile(object, previous)) queue.add(objectKey(object));
+        // A resync hands over every object; one that is already scheduled (its interval, a retry) keeps its
+        // schedule, or every object would reconcile at each resync whatever its interval says.
+        const key = objectKey(object);
+        if (object === previous ? !queue.tracks(key) : needsReconcile(object, previous)) queue.add(key);
         alsoOnUpsert?.(object, previous);
       },
       onDelete: (object) => queue.forget(objectKey(object)),

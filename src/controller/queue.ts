@@ -71,6 +71,11 @@ export class WorkQueue {
     this.#timers.set(key, timer);
   }
 
+  /** Whether the key is queued, running or scheduled: a resync then has nothing to add for it. */
+  tracks(key: string): boolean {
+    return this.#queued.has(key) || this.#active.has(key) || this.#timers.has(key);
+  }
+
   forget(key: string): void {
     this.#failures.delete(key);
     const timer = this.#timers.get(key);

@@ -10,6 +10,7 @@ import {
   type InventoryEntryType,
 } from "../api/kustomize.ts";
 import { formatDuration, specDurationMs } from "../api/duration.ts";
+import { mapBounded } from "../concurrency.ts";
 import { deadlineExceeded, outsideDeadline, withDeadline } from "../deadline.ts";
 import type { ArtifactType, ConditionType } from "../api/meta.ts";
 import { ApplyError, type Change } from "../apply/apply.ts";
@@ -371,11 +372,11 @@ export class KustomizationReconciler {
 
   /** One look at every object's kstatus: true when all are Current; throws when one Failed or time is up. */
   async #pollHealth(wait: HealthWait): Promise<boolean> {
-    const results = await Promise.all(wait.refs.map(async (ref): Promise<{ id: string; result: HealthResult }> => ({
+    const results = await mapBounded(wait.refs, async (ref): Promise<{ id: string; result: HealthResult }> => ({
       id: subjectOf(ref),
       // One failed read (a 5xx) makes that object Unknown for this poll, not the whole reconcile a failure.
       result: await wait.target.applier.read(ref).then(computeHealth, (error: unknown) => ({ status: "Unknown", message: (error as Error).message })),
-    })));
+    }));
     const unhealthy = results.filter(({ result }) => result.status !== "Current");
     if (unhealthy.length === 0) return true;
     const failed = unhealthy.filter(({ result }) => result.status === "Failed");
@@ -403,7 +404,7 @@ export class KustomizationReconciler {
           const deadline = Date.now() + timeoutMs;
           for (;;) {
             // Reads cut short by the reconcile's deadline mean the same as the wait running out: stop waiting.
-            const remaining = await Promise.all(refs.map((ref) => target.applier.read(ref))).then(
+            const remaining = await mapBounded(refs, (ref) => target.applier.read(ref)).then(
               (objects) => objects.filter(Boolean).length,
               (error: unknown) => {
                 if (deadlineExceeded()) return undefined;

@@ -38,10 +38,25 @@ describe("tenant isolation", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "
     [bed, tarpit] = await Promise.all([DeliveryBed.start(), startTarpit()]);
     fixture = await mkdtemp(join(tmpdir(), "ferry-tenant-"));
     await writeFile(join(fixture, "cm.yaml"), yaml.dump({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "app" }, data: { a: "1" } }));
-    bed.startController(["--concurrency=2"]);
+    bed.startController(["--concurrency=2", "--sync-period=2s"]);
   });
   after(async () => {
     await Promise.all([bed?.stop(), tarpit?.close(), fixture && rm(fixture, { recursive: true, force: true })]);
+  });
+
+  test("a resync does not reconcile objects whose interval has not come: no reconcile storm every sync period", async () => {
+    await bed.cluster.kubectl(["create", "namespace", "quiet"]);
+    const digest = await bed.push(fixture, "tenants/quiet");
+    await bed.deliver("quiet", "app", "tenants/quiet", {});
+    await bed.waitForKustomization("quiet", "app", "Ready", readyWith(digest));
+    const reconciles = async () => (await readFile(bed.controller?.logFile ?? "", "utf8")).split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { msg?: string; kind?: string; object?: string })
+      .filter((entry) => entry.msg === "reconciled" && entry.kind === "Kustomization" && entry.object === "quiet/app").length;
+    const before = await reconciles();
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    // Three sync periods have passed; the 1h interval has not.
+    assert.equal(await reconciles(), before);
   });
 
   test("a Secret value the apiserver quotes in a validation error reaches neither status nor events", async () => {
