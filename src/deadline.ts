@@ -3,7 +3,7 @@
 // reconcile's deadline (its spec.timeout) travels with the async work it starts, so every Kubernetes request made
 // on its behalf carries it without each call site having to remember; registry and kustomize calls take the same
 // signal explicitly. Every Kubernetes request also has its own timeout, inside a reconcile or not.
-import { AsyncLocalStorage } from "node:async_hooks";
+import asyncHooks from "node:async_hooks";
 
 /** setTimeout (behind AbortSignal.timeout) fires at once for delays over 2^31-1 ms; longer deadlines are clamped. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -11,7 +11,8 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long one Kubernetes request may take, whatever the reconcile's deadline; list and apply calls answer in far less. */
 export const KUBE_REQUEST_TIMEOUT_MS = 60_000;
 
-const deadlines = new AsyncLocalStorage<AbortSignal>();
+// AsyncLocalStorage is a lazy getter of node:async_hooks, which the bundle reaches only through the default export.
+const deadlines = new asyncHooks.AsyncLocalStorage<AbortSignal>();
 
 /** Runs `work` with a deadline `ms` from now; what it starts inherits it (see deadlineSignal). */
 export function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
