@@ -4,9 +4,7 @@
 // on its behalf carries it without each call site having to remember; registry and kustomize calls take the same
 // signal explicitly. Every Kubernetes request also has its own timeout, inside a reconcile or not.
 import asyncHooks from "node:async_hooks";
-
-/** setTimeout (behind AbortSignal.timeout) fires at once for delays over 2^31-1 ms; longer deadlines are clamped. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+import { timerMs } from "./api/duration.ts";
 
 /** How long one Kubernetes request may take, whatever the reconcile's deadline; list and apply calls answer in far less. */
 export const KUBE_REQUEST_TIMEOUT_MS = 60_000;
@@ -16,7 +14,8 @@ const deadlines = new asyncHooks.AsyncLocalStorage<AbortSignal>();
 
 /** Runs `work` with a deadline `ms` from now; what it starts inherits it (see deadlineSignal). */
 export function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
-  return deadlines.run(AbortSignal.timeout(Math.min(Math.max(ms, 1), MAX_TIMER_MS)), work);
+  // AbortSignal.timeout, like setTimeout, fires at once for a delay over 2^31-1 ms: timerMs clamps it.
+  return deadlines.run(AbortSignal.timeout(timerMs(ms)), work);
 }
 
 /** The deadline of the reconcile this code runs for, if any. */
