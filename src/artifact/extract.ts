@@ -136,7 +136,7 @@ function publish(staging: string, destination: string): void {
 }
 
 /** Removes `from` and its parents up to `upTo` while they are empty; something else may be using them now. */
-function removeEmptyDirectories(from: string, upTo: string): void {
+export function removeEmptyDirectories(from: string, upTo: string): void {
   for (let directory = from; ; directory = dirname(directory)) {
     try {
       rmdirSync(directory);
