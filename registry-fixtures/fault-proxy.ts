@@ -29,7 +29,12 @@ export type FaultAction
       readonly hangUpAfter?: number;
     }
     /** Every tag-list request gets `pageSize` tags not seen before and a Link to a next page, for ever. */
-    | { readonly kind: "endless-tag-pages"; readonly pageSize: number };
+    | { readonly kind: "endless-tag-pages"; readonly pageSize: number }
+    /**
+     * Headers and `prefix` at once, then one byte of `filler` every `everyMs` until the client hangs up: never idle
+     * long enough for an inactivity timeout, never finished.
+     */
+    | { readonly kind: "trickle"; readonly status: number; readonly prefix: string; readonly filler: string; readonly everyMs: number };
 
 export interface Fault {
   readonly method?: string;
@@ -157,6 +162,15 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       outgoing.writeHead(made.status, { ...made.headers, "content-length": String(made.body.length) });
       counted(incoming.method === "HEAD" ? 0 : made.body.length);
       outgoing.end(incoming.method === "HEAD" ? undefined : made.body);
+      return;
+    }
+    if (action?.kind === "trickle") {
+      record(action.status);
+      outgoing.writeHead(action.status, { "content-type": "application/json" });
+      outgoing.write(action.prefix);
+      const drip = setInterval(() => outgoing.write(action.filler.slice(0, 1)), action.everyMs);
+      outgoing.on("close", () => clearInterval(drip));
+      outgoing.on("error", () => clearInterval(drip));
       return;
     }
     if (action?.kind === "reset") {

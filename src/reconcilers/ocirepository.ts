@@ -4,7 +4,7 @@
 import { mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import semver from "semver";
-import { specTimerMs, timerMs } from "../api/duration.ts";
+import { formatDuration, specTimerMs } from "../api/duration.ts";
 import { type ConditionType, describeSpecIssues } from "../api/meta.ts";
 import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatusType, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
 import { type ArtifactCache, extractionVariant } from "../artifact/cache.ts";
@@ -12,6 +12,7 @@ import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
 import { DEFAULT_EXTRACT_LIMITS, extractArchiveFile } from "../artifact/extract.ts";
 import { removeIgnored } from "../artifact/ignore.ts";
 import { inspectArtifact, selectLayer } from "../artifact/pull.ts";
+import { deadlineExceeded, deadlineSignal, outsideDeadline, withDeadline } from "../deadline.ts";
 import { FerryError } from "../errors.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import { RegistryClient } from "../registry/client.ts";
@@ -73,7 +74,18 @@ export class OCIRepositoryReconciler {
     this.#deps = deps;
   }
 
-  async reconcile(object: OCIRepository): Promise<{ requeueAfterMs?: number }> {
+  /**
+   * One reconcile, bounded by three times the spec's timeout (a fetch is several requests, each bounded by the
+   * timeout): tag listing, verification, download and every Kubernetes request stop there.
+   */
+  reconcile(object: OCIRepository): Promise<{ requeueAfterMs?: number }> {
+    const parsed = OCIRepositorySpec.safeParse(object.spec);
+    // An invalid spec only writes status (InvalidSpec): the schema's default timeout is enough for that.
+    const timeoutMs = specTimerMs(parsed.success ? parsed.data.timeout : "60s");
+    return withDeadline(timeoutMs * 3, () => this.#reconcile(object));
+  }
+
+  async #reconcile(object: OCIRepository): Promise<{ requeueAfterMs?: number }> {
     const { metadata } = object;
     const { kube, cache } = this.#deps;
     if (metadata.deletionTimestamp) {
@@ -124,9 +136,11 @@ export class OCIRepositoryReconciler {
       }
       return { requeueAfterMs: jittered };
     } catch (error) {
-      const failure = error instanceof ReconcileFailure
-        ? error
-        : new ReconcileFailure(fetchReason(error), (error as Error).message, { cause: error });
+      const failure = deadlineExceeded()
+        ? new ReconcileFailure(fetchReason(error), `reconciliation did not finish within three times its timeout of ${formatDuration(specTimerMs(spec.timeout))}: ${(error as Error).message}`, { cause: error })
+        : error instanceof ReconcileFailure
+          ? error
+          : new ReconcileFailure(fetchReason(error), (error as Error).message, { cause: error });
       if (failure.reason === "VerificationError") {
         conditions = setCondition(conditions, "SourceVerified", "False", failure.reason, failure.message, generation);
       } else {
@@ -157,14 +171,15 @@ export class OCIRepositoryReconciler {
 
   async #event(object: OCIRepository, type: "Normal" | "Warning", reason: string, message: string, annotations?: Record<string, string>) {
     if (!this.#deps.recordEvents) return;
-    await this.#deps.kube.event(object, type, reason, message, annotations).catch((error: unknown) => {
+    // Events and status report the reconcile, so they are sent even after its deadline passed.
+    await outsideDeadline(() => this.#deps.kube.event(object, type, reason, message, annotations)).catch((error: unknown) => {
       this.#deps.log("recording an event failed", { reason, error: (error as Error).message });
     });
   }
 
   async #writeStatus(object: OCIRepository, status: OCIRepositoryStatusType): Promise<void> {
     if (JSON.stringify(status) === JSON.stringify(object.status ?? {})) return;
-    await this.#deps.kube.patchStatus(OCI_REPOSITORY, object.metadata.namespace, object.metadata.name, status);
+    await outsideDeadline(() => this.#deps.kube.patchStatus(OCI_REPOSITORY, object.metadata.namespace, object.metadata.name, status));
   }
 
   async #secret(namespace: string, name: string, purpose: string): Promise<Record<string, Buffer>> {
@@ -259,14 +274,16 @@ export class OCIRepositoryReconciler {
       throw new ReconcileFailure("URLInvalid", `URL must not contain a tag or digest; remove ':${base.tag ?? base.digest}' and use spec.ref`, { stall: true });
     }
     const transport = await this.#transport(metadata.namespace, spec);
+    const deadline = deadlineSignal();
     const client = new RegistryClient({
       insecure: spec.insecure ?? false,
       timeoutMs: specTimerMs(spec.timeout),
+      ...(deadline ? { signal: deadline } : {}),
       userAgent: "ferry-controller",
       ...transport,
     });
     try {
-      const signal = AbortSignal.timeout(timerMs(specTimerMs(spec.timeout) * 3));
+      const signal = deadline;
       let reference: Reference;
       let revision: string;
       if (spec.ref?.digest) {

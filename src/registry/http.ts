@@ -39,6 +39,8 @@ export interface TransportOptions {
   readonly proxy?: { readonly url: string; readonly username?: string; readonly password?: string };
   /** Inactivity timeout for headers and body, per request. */
   readonly timeoutMs?: number;
+  /** Ends every request this client sends, retries and token requests included: a reconcile's deadline. */
+  readonly signal?: AbortSignal;
   readonly retry?: RetryPolicy;
   readonly userAgent?: string;
   readonly credentials?: CredentialSource;
@@ -316,11 +318,18 @@ export class RegistryHttp {
     throw new AuthenticationError(`${this.registry}: ${hint}${detail ? ` (${detail})` : ""}`);
   }
 
+  #withClientSignal(request: RegistryRequest): RegistryRequest {
+    const own = this.#options.signal;
+    if (!own) return request;
+    return { ...request, signal: request.signal ? AbortSignal.any([own, request.signal]) : own };
+  }
+
   /**
    * Sends a request with authentication and retries. Returns the response for any final status except 401/403,
    * which become typed errors; the caller must consume or dump the body.
    */
-  async send(request: RegistryRequest): Promise<RegistryResponse> {
+  async send(input: RegistryRequest): Promise<RegistryResponse> {
+    const request = this.#withClientSignal(input);
     let url = new URL(request.url, this.baseUrl);
     const registryOrigin = new URL(this.baseUrl).origin;
     const policy = this.#options.retry ?? DEFAULT_RETRY_POLICY;
