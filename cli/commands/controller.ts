@@ -76,6 +76,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "retry-period": { type: "string" },
     "no-cross-namespace-refs": { type: "boolean" },
     "no-cross-namespace-targets": { type: "boolean" },
+    "tenant-lockdown": { type: "boolean" },
     "default-service-account": { type: "string" },
     "requeue-dependency": { type: "string" },
     "sync-period": { type: "string" },
@@ -100,6 +101,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     kustomizations: {
       noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
       noCrossNamespaceTargets: values["no-cross-namespace-targets"] ?? false,
+      tenantLockdown: values["tenant-lockdown"] ?? false,
       ...(values["default-service-account"] ? { defaultServiceAccount: values["default-service-account"] } : {}),
       ...(sandbox ? { sandbox } : {}),
       requeueDependencyMs: parseDuration(values["requeue-dependency"] ?? "30s", "--requeue-dependency"),

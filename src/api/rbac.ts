@@ -21,27 +21,57 @@ export const controllerRules = [
 /** Applying a Kustomization's arbitrary objects needs broad rights, as Flux's kustomize-controller has (cluster-admin). */
 export const APPLIER_BINDING = "ferry-controller-applier";
 
+/** A --tenant-lockdown controller never applies as itself, only as tenants' ServiceAccounts: impersonating is enough. */
+export const IMPERSONATOR_ROLE = "ferry-controller-impersonator";
+const impersonatorRules = [{ apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] }];
+
 /**
- * The controller's RBAC. `applier: false` gives sources only (least privilege, for a sources-only deployment);
- * `applier: true` adds the cluster-admin binding Kustomizations need to apply arbitrary objects.
+ * Aggregated into the built-in view, edit and admin roles, so a tenant's ServiceAccount bound to one of them in its
+ * namespace can read Ferry's objects there: under --tenant-lockdown a Kustomization's source and dependencies are
+ * read as that account.
  */
-export function controllerRbac(namespace: string, serviceAccount: string, options: { applier: boolean } = { applier: true }) {
-  const applier = {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRoleBinding",
-    metadata: { name: APPLIER_BINDING },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
-    subjects: [{ kind: "ServiceAccount", namespace, name: serviceAccount }],
-  };
+export const TENANT_VIEW_ROLE = "ferry-view";
+const tenantViewRules = [
+  { apiGroups: [SOURCE_GROUP], resources: ["ocirepositories"], verbs: ["get", "list", "watch"] },
+  { apiGroups: [KUSTOMIZE_GROUP], resources: ["kustomizations"], verbs: ["get", "list", "watch"] },
+];
+const AGGREGATE_TO_NAMESPACE_ROLES = {
+  "rbac.authorization.k8s.io/aggregate-to-view": "true",
+  "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+  "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+};
+
+const clusterRole = (name: string, rules: readonly object[], labels?: Record<string, string>) =>
+  ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name, ...(labels ? { labels } : {}) }, rules });
+
+const clusterRoleBinding = (name: string, role: string, namespace: string, serviceAccount: string) => ({
+  apiVersion: "rbac.authorization.k8s.io/v1",
+  kind: "ClusterRoleBinding",
+  metadata: { name },
+  roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+  subjects: [{ kind: "ServiceAccount", namespace, name: serviceAccount }],
+});
+
+type ApplierRights = boolean | "impersonation";
+
+function applierRbac(applier: ApplierRights, namespace: string, serviceAccount: string) {
+  if (applier === "impersonation") {
+    const binding = clusterRoleBinding(IMPERSONATOR_ROLE, IMPERSONATOR_ROLE, namespace, serviceAccount);
+    return [clusterRole(IMPERSONATOR_ROLE, impersonatorRules), binding];
+  }
+  return applier ? [clusterRoleBinding(APPLIER_BINDING, "cluster-admin", namespace, serviceAccount)] : [];
+}
+
+/**
+ * The controller's RBAC, and the role that lets tenants read Ferry's objects. `applier` is what Kustomizations
+ * need: `true` the cluster-admin binding to apply arbitrary objects; `"impersonation"` only impersonating
+ * ServiceAccounts, for a controller run with --tenant-lockdown; `false` nothing (a sources-only deployment).
+ */
+export function controllerRbac(namespace: string, serviceAccount: string, options: { applier: ApplierRights } = { applier: true }) {
   return [
-    ...(options.applier ? [applier] : []),
-    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: CONTROLLER_CLUSTER_ROLE }, rules: controllerRules },
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRoleBinding",
-      metadata: { name: CONTROLLER_CLUSTER_ROLE },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: CONTROLLER_CLUSTER_ROLE },
-      subjects: [{ kind: "ServiceAccount", namespace, name: serviceAccount }],
-    },
+    ...applierRbac(options.applier, namespace, serviceAccount),
+    clusterRole(CONTROLLER_CLUSTER_ROLE, controllerRules),
+    clusterRoleBinding(CONTROLLER_CLUSTER_ROLE, CONTROLLER_CLUSTER_ROLE, namespace, serviceAccount),
+    clusterRole(TENANT_VIEW_ROLE, tenantViewRules, AGGREGATE_TO_NAMESPACE_ROLES),
   ];
 }

@@ -26,7 +26,13 @@ export interface ManagerOptions {
   readonly metrics?: ControllerMetrics;
   readonly kustomizations?: Pick<
     KustomizationReconcilerOptions,
-    "noCrossNamespaceRefs" | "noCrossNamespaceTargets" | "defaultServiceAccount" | "requeueDependencyMs" | "exitAfterApplying" | "sandbox"
+    | "noCrossNamespaceRefs"
+    | "noCrossNamespaceTargets"
+    | "tenantLockdown"
+    | "defaultServiceAccount"
+    | "requeueDependencyMs"
+    | "exitAfterApplying"
+    | "sandbox"
   >;
   readonly sources?: Pick<ReconcilerDeps, "maxArtifactBytes">;
 }

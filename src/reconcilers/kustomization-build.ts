@@ -21,10 +21,11 @@ export function ownerLabels(object: KustomizationIdentity): Record<string, strin
 }
 
 /**
- * Builds `spec.path` of the artifact extracted at `root`. Substitution variables are read with `kube` (the
- * controller's own client); namespaces are resolved with `applier` (the target cluster, as the tenant). The
- * controller passes a sandbox, since the artifact is a tenant's (`ferry build` on the user's own files does not),
- * and collects the values of Secrets read or built into `secrets`, so that no message reports them.
+ * Builds `spec.path` of the artifact extracted at `root`. Substitution variables are read with `kube` (the tenant's
+ * ServiceAccount under --tenant-lockdown, else the controller's own client); namespaces are resolved with `applier`
+ * (the target cluster, as the tenant). The controller passes a sandbox, since the artifact is a tenant's
+ * (`ferry build` on the user's own files does not), and collects the values of Secrets read or built into `secrets`,
+ * so that no message reports them.
  */
 export async function buildKustomization(
   root: string,

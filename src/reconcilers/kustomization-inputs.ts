@@ -1,25 +1,49 @@
 // What a Kustomization reconcile gathers before it builds and applies: the cluster it applies to (impersonating a
-// ServiceAccount, or a remote cluster from a kubeconfig Secret), the substitution variables, and its dependencies.
+// ServiceAccount, or a remote cluster from a kubeconfig Secret), who reads what it names, the substitution variables,
+// and its dependencies.
 import { createHash } from "node:crypto";
 import type { KustomizationSpecType } from "../api/kustomize.ts";
 import { Applier } from "../apply/apply.ts";
 import { type Disposition, FerryError } from "../errors.ts";
-import { KubeClient } from "../kube/client.ts";
+import { httpStatusOf, KubeClient } from "../kube/client.ts";
 import { TenantKubeconfigError } from "../kube/tenant-kubeconfig.ts";
 import { mergeVariables } from "../kustomize/substitute.ts";
 import { findCondition } from "./conditions.ts";
 import type { SecretValues } from "./secret-values.ts";
 
+/** Flux's condition reasons, so that tools reading Flux's statuses read Ferry's. */
+export type KustomizationFailureReason
+  = | "AccessDenied"
+    | "ArtifactFailed"
+    | "BuildFailed"
+    | "DependencyNotReady"
+    | "HealthCheckFailed"
+    | "PruneFailed"
+    | "ReconciliationFailed";
+
 /** Why a reconcile cannot go on: the Flux condition reason to report, and the shared disposition (src/errors.ts). */
 export class KustomizationFailure extends FerryError {
   readonly code = "KUSTOMIZATION_FAILURE";
-  readonly reason: string;
+  readonly reason: KustomizationFailureReason;
   readonly disposition: Disposition;
-  constructor(reason: string, message: string, disposition: Disposition = "retry") {
+  constructor(reason: KustomizationFailureReason, message: string, disposition: Disposition = "retry") {
     super(message);
     this.reason = reason;
     this.disposition = disposition;
   }
+}
+
+export const TENANT_LOCKDOWN_FLAG = "--tenant-lockdown";
+
+/** How the controller confines the tenants whose Kustomizations it applies. */
+export interface Tenancy {
+  /** Impersonated when a Kustomization names no serviceAccountName. */
+  readonly defaultServiceAccount?: string | undefined;
+  /**
+   * --tenant-lockdown: every Kustomization acts as a ServiceAccount of its own namespace, and what it names in the
+   * controller's cluster (its source, dependencies, substituteFrom and kubeConfig Secret) is read as that account.
+   */
+  readonly lockdown?: boolean | undefined;
 }
 
 export interface Target {
@@ -27,26 +51,56 @@ export interface Target {
   readonly applier: Applier;
 }
 
+const serviceAccountUser = (namespace: string, name: string) => `system:serviceaccount:${namespace}:${name}`;
+
 /** Appliers keep a discovery cache, so one is kept per identity and kubeconfig rather than made per reconcile. */
 export class Targets {
   readonly #kube: KubeClient;
+  readonly #tenancy: Tenancy;
   readonly #cache = new Map<string, Target>();
-  readonly #defaultServiceAccount: string | undefined;
 
-  constructor(kube: KubeClient, defaultServiceAccount?: string) {
+  constructor(kube: KubeClient, tenancy: Tenancy = {}) {
     this.#kube = kube;
-    this.#defaultServiceAccount = defaultServiceAccount;
+    this.#tenancy = tenancy;
+  }
+
+  /** The ServiceAccount a Kustomization acts as: its own, else the default; none means the controller itself. */
+  serviceAccountOf(spec: KustomizationSpecType): string | undefined {
+    return spec.serviceAccountName ?? this.#tenancy.defaultServiceAccount;
+  }
+
+  /** Under lockdown a Kustomization without a ServiceAccount would act as the controller: it stalls instead. */
+  requiredServiceAccount(spec: KustomizationSpecType): string {
+    const serviceAccount = this.serviceAccountOf(spec);
+    if (serviceAccount) return serviceAccount;
+    throw new KustomizationFailure("AccessDenied",
+      `spec.serviceAccountName is required: this controller runs with ${TENANT_LOCKDOWN_FLAG} and no --default-service-account`, "stall");
+  }
+
+  /**
+   * Who reads, in the controller's cluster, what a Kustomization names. Under lockdown its ServiceAccount, so that
+   * naming a Secret (or a source, a dependency, a kubeconfig) gets a tenant nothing its account may not read;
+   * otherwise the controller itself, as in Flux.
+   */
+  readerFor(namespace: string, spec: KustomizationSpecType): KubeClient {
+    if (!this.#tenancy.lockdown) return this.#kube;
+    return this.#target("local", () => this.#kube, serviceAccountUser(namespace, this.requiredServiceAccount(spec))).kube;
   }
 
   async for(namespace: string, spec: KustomizationSpecType): Promise<Target> {
-    const kubeconfig = spec.kubeConfig ? await this.#kubeconfig(namespace, spec.kubeConfig.secretRef) : undefined;
-    const serviceAccount = spec.serviceAccountName ?? this.#defaultServiceAccount;
-    const user = serviceAccount ? `system:serviceaccount:${namespace}:${serviceAccount}` : undefined;
-    const key = `${kubeconfig ? createHash("sha256").update(kubeconfig.text).digest("hex") : "local"}|${user ?? ""}`;
+    const serviceAccount = this.serviceAccountOf(spec);
+    const user = serviceAccount ? serviceAccountUser(namespace, serviceAccount) : undefined;
+    if (!spec.kubeConfig) return this.#target("local", () => this.#kube, user);
+    const kubeconfig = await this.#kubeconfig(namespace, spec.kubeConfig.secretRef, this.readerFor(namespace, spec));
+    const digest = createHash("sha256").update(kubeconfig.text).digest("hex");
+    return this.#target(digest, () => this.#kubeFrom(kubeconfig.text, kubeconfig.secret), user);
+  }
+
+  #target(cluster: string, base: () => KubeClient, user: string | undefined): Target {
+    const key = `${cluster}|${user ?? ""}`;
     const cached = this.#cache.get(key);
     if (cached) return cached;
-    const base = kubeconfig ? this.#kubeFrom(kubeconfig.text, kubeconfig.secret) : this.#kube;
-    const kube = user ? base.impersonating(user) : base;
+    const kube = user ? base().impersonating(user) : base();
     const target = { kube, applier: new Applier(kube) };
     if (this.#cache.size > 256) this.#cache.clear();
     this.#cache.set(key, target);
@@ -54,9 +108,13 @@ export class Targets {
   }
 
   /** The kubeconfig text of a kubeConfig.secretRef. Secrets are not watched, so problems are retried, not stalled. */
-  async #kubeconfig(namespace: string, reference: { name: string; key?: string | undefined }): Promise<{ text: string; secret: string }> {
+  async #kubeconfig(
+    namespace: string,
+    reference: { name: string; key?: string | undefined },
+    reader: KubeClient,
+  ): Promise<{ text: string; secret: string }> {
     const secret = `${namespace}/${reference.name}`;
-    const data = await this.#kube.secretData(namespace, reference.name);
+    const data = await readFor(`kubeConfig Secret '${secret}'`, reader.secretData(namespace, reference.name));
     if (!data) throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' not found`, "wait");
     const value = reference.key ? data[reference.key] : (data.value ?? data["value.yaml"]);
     if (!value) throw new KustomizationFailure("ReconciliationFailed", `kubeConfig Secret '${secret}' has no key '${reference.key ?? "value"}'`, "wait");
@@ -74,6 +132,43 @@ export class Targets {
   }
 }
 
+/** The apiserver's own words for a refusal (its Status message), which name the user it refused. */
+function statusMessage(error: unknown): string {
+  for (let candidate = error; candidate; candidate = (candidate as { cause?: unknown }).cause) {
+    const body = (candidate as { body?: unknown }).body;
+    const status = typeof body === "string" ? parseJson(body) : body;
+    const message = (status as { message?: unknown } | undefined)?.message;
+    if (typeof message === "string") return message;
+  }
+  return (error as Error).message;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * AccessDenied naming `what` when the apiserver refused (403) a read made for a Kustomization, else undefined.
+ * Retried, not stalled: a RoleBinding added later lets it through, and RBAC is not watched.
+ */
+export function refusalOf(error: unknown, what: string): KustomizationFailure | undefined {
+  const forbidden = httpStatusOf(error) === 403 || httpStatusOf((error as { cause?: unknown }).cause ?? {}) === 403;
+  return forbidden ? new KustomizationFailure("AccessDenied", `${what} was refused: ${statusMessage(error)}`) : undefined;
+}
+
+/** `read`, with a refusal reported as AccessDenied naming `what`. */
+export async function readFor<T>(what: string, read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    throw refusalOf(error, what) ?? error;
+  }
+}
+
 /** Variables from substituteFrom (in order, later wins) and substitute (wins over all), as Flux merges them. */
 export async function substitutionVariables(
   kube: KubeClient,
@@ -83,9 +178,10 @@ export async function substitutionVariables(
 ): Promise<Record<string, string>> {
   const fromRefs: Array<Record<string, string>> = [];
   for (const reference of spec.postBuild?.substituteFrom ?? []) {
+    const what = `substituteFrom ${reference.kind} '${namespace}/${reference.name}'`;
     const data = reference.kind === "ConfigMap"
-      ? await kube.configMapData(namespace, reference.name)
-      : await kube.secretData(namespace, reference.name).then((secret) =>
+      ? await readFor(what, kube.configMapData(namespace, reference.name))
+      : await readFor(what, kube.secretData(namespace, reference.name)).then((secret) =>
           secret && Object.fromEntries(Object.entries(secret).map(([key, value]) => {
             secrets?.add(value.toString("utf8"));
             return [key, value.toString("utf8")];

@@ -13,7 +13,7 @@ import { formatDuration, specDurationMs } from "../api/duration.ts";
 import { mapBounded } from "../concurrency.ts";
 import { deadlineExceeded, outsideDeadline, withDeadline } from "../deadline.ts";
 import type { ArtifactType, ConditionType } from "../api/meta.ts";
-import { ApplyError, type Change } from "../apply/apply.ts";
+import { type Applier, ApplyError, type Change } from "../apply/apply.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
 import { computeHealth, type HealthResult, summarizeUnhealthy } from "../health/kstatus.ts";
 import { type ObjectRef, parseEntry, staleEntries } from "../inventory/inventory.ts";
@@ -23,7 +23,15 @@ import type { Sandbox } from "../sandbox/sandbox.ts";
 import { removeCondition, setCondition } from "./conditions.ts";
 import { SecretValues } from "./secret-values.ts";
 import { buildKustomization, ownerLabels } from "./kustomization-build.ts";
-import { dependencyNotReady, KustomizationFailure, type Target, Targets } from "./kustomization-inputs.ts";
+import {
+  dependencyNotReady,
+  KustomizationFailure,
+  readFor,
+  refusalOf,
+  type Target,
+  Targets,
+  TENANT_LOCKDOWN_FLAG,
+} from "./kustomization-inputs.ts";
 import { FINALIZER, OCI_REPOSITORY, type OCIRepository, REQUESTED_AT_ANNOTATION } from "./ocirepository.ts";
 
 export const KUSTOMIZATION: ResourceType = { group: KUSTOMIZE_GROUP, version: KUSTOMIZE_VERSION, plural: "kustomizations" };
@@ -46,6 +54,11 @@ export interface KustomizationReconcilerOptions {
   readonly noCrossNamespaceTargets?: boolean;
   /** Impersonated when a Kustomization names no serviceAccountName (multi-tenancy lockdown). */
   readonly defaultServiceAccount?: string;
+  /**
+   * --tenant-lockdown: both refusals above, a ServiceAccount for every Kustomization, and what a Kustomization names
+   * (source, dependencies, substituteFrom, kubeConfig Secret) read as that ServiceAccount, not as the controller.
+   */
+  readonly tenantLockdown?: boolean;
   /** How soon to look again at a Kustomization waiting for its dependencies or source. */
   readonly requeueDependencyMs?: number;
   /** How often health is polled while waiting. */
@@ -86,7 +99,7 @@ export class KustomizationReconciler {
 
   constructor(options: KustomizationReconcilerOptions) {
     this.#options = options;
-    this.#targets = new Targets(options.kube, options.defaultServiceAccount);
+    this.#targets = new Targets(options.kube, { defaultServiceAccount: options.defaultServiceAccount, lockdown: options.tenantLockdown });
   }
 
   /**
@@ -125,10 +138,13 @@ export class KustomizationReconciler {
     if (requestedAt) status.lastHandledReconcileAt = requestedAt;
     let conditions: ConditionType[] = [...(status.conditions ?? [])];
     let revision: string | undefined;
+    let pollingHealth = false;
     const secrets = new SecretValues();
     try {
-      this.#checkAccess(object, spec);
-      const artifact = await this.#artifact(object, spec);
+      this.#checkCrossNamespace(object, spec);
+      if (this.#options.tenantLockdown) await this.#checkServiceAccount(metadata.namespace, spec);
+      const reader = this.#targets.readerFor(metadata.namespace, spec);
+      const artifact = await this.#artifact(object, spec, reader);
       revision = artifact.revision;
       const key = `${metadata.namespace}/${metadata.name}`;
       const waiting = this.#healthWaits.get(key);
@@ -141,7 +157,7 @@ export class KustomizationReconciler {
         health = waiting;
       } else {
         // A new revision, spec or request cancels a running health check and starts over.
-        await this.#checkDependencies(object, spec, revision);
+        await this.#checkDependencies(object, spec, revision, reader);
         if (revision !== status.lastAppliedRevision || generation !== status.observedGeneration) {
           conditions = setCondition(conditions, "Ready", "Unknown", "Progressing", "Reconciliation in progress", generation);
           conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
@@ -151,7 +167,7 @@ export class KustomizationReconciler {
         status.lastAttemptedRevision = revision;
 
         const target = await this.#targets.for(metadata.namespace, spec);
-        const objects = await this.#build(object, spec, artifact, target, secrets);
+        const objects = await this.#build(object, spec, artifact, { kube: reader, applier: target.applier }, secrets);
         applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
         const entries = applied.map((change) => ({ id: change.id, v: change.v }));
         if (this.#options.exitAfterApplying === key && revision !== object.status?.lastAppliedRevision) {
@@ -176,6 +192,7 @@ export class KustomizationReconciler {
       }
       if (health) {
         // Between polls the worker is free for other Kustomizations; the next poll is a requeue.
+        pollingHealth = true;
         if (!(await this.#pollHealth(health))) {
           this.#healthWaits.set(key, health);
           return { requeueAfterMs: Math.min(this.#options.healthPollMs ?? 2_000, Math.max(100, health.deadline - Date.now())) };
@@ -206,7 +223,9 @@ export class KustomizationReconciler {
     } catch (error) {
       const failure = failureOf(error, timeoutMs, secrets);
       conditions = setCondition(conditions, "Ready", "False", failure.reason, failure.message, generation);
-      if (failure.reason === "HealthCheckFailed") conditions = setCondition(conditions, "Healthy", "False", failure.reason, failure.message, generation);
+      if (failure.reason === "HealthCheckFailed" || (pollingHealth && failure.reason === "AccessDenied")) {
+        conditions = setCondition(conditions, "Healthy", "False", failure.reason, failure.message, generation);
+      }
       if (failure.disposition === "stall") {
         conditions = removeCondition(conditions, "Reconciling");
         conditions = setCondition(conditions, "Stalled", "True", failure.reason,
@@ -246,35 +265,47 @@ export class KustomizationReconciler {
     return {};
   }
 
-  #checkAccess(object: Kustomization, spec: KustomizationSpecType): void {
+  #checkCrossNamespace(object: Kustomization, spec: KustomizationSpecType): void {
     const own = object.metadata.namespace;
+    const lockdown = this.#options.tenantLockdown === true;
     const denied = (what: string, flag: string) =>
       new KustomizationFailure("AccessDenied", `${what} is not allowed: this controller runs with ${flag}`, "stall");
-    if (this.#options.noCrossNamespaceTargets && spec.targetNamespace && spec.targetNamespace !== own) {
-      throw denied(`targetNamespace '${spec.targetNamespace}'`, "--no-cross-namespace-targets");
+    if ((lockdown || this.#options.noCrossNamespaceTargets) && spec.targetNamespace && spec.targetNamespace !== own) {
+      throw denied(`targetNamespace '${spec.targetNamespace}'`, lockdown ? TENANT_LOCKDOWN_FLAG : "--no-cross-namespace-targets");
     }
-    if (!this.#options.noCrossNamespaceRefs) return;
+    if (!lockdown && !this.#options.noCrossNamespaceRefs) return;
+    const flag = lockdown ? TENANT_LOCKDOWN_FLAG : "--no-cross-namespace-refs";
     if (spec.sourceRef.namespace && spec.sourceRef.namespace !== own) {
-      throw denied(`cross-namespace sourceRef to '${spec.sourceRef.namespace}/${spec.sourceRef.name}'`, "--no-cross-namespace-refs");
+      throw denied(`cross-namespace sourceRef to '${spec.sourceRef.namespace}/${spec.sourceRef.name}'`, flag);
     }
     const foreign = spec.dependsOn?.find((dependency) => dependency.namespace && dependency.namespace !== own);
-    if (foreign) throw denied(`cross-namespace dependsOn '${foreign.namespace}/${foreign.name}'`, "--no-cross-namespace-refs");
+    if (foreign) throw denied(`cross-namespace dependsOn '${foreign.namespace}/${foreign.name}'`, flag);
+  }
+
+  /** Acting as an account that does not exist would be refused everything; the missing account is named instead. */
+  async #checkServiceAccount(namespace: string, spec: KustomizationSpecType): Promise<void> {
+    const serviceAccount = this.#targets.requiredServiceAccount(spec);
+    if (await this.#options.kube.serviceAccountExists(namespace, serviceAccount)) return;
+    throw new KustomizationFailure("AccessDenied",
+      `ServiceAccount '${namespace}/${serviceAccount}' not found: under ${TENANT_LOCKDOWN_FLAG} a Kustomization acts only as its ServiceAccount`, "wait");
   }
 
   /** The artifact the source has stored; waits (ArtifactFailed) until the source and its artifact exist. */
-  async #artifact(object: Kustomization, spec: KustomizationSpecType): Promise<ArtifactType> {
+  async #artifact(object: Kustomization, spec: KustomizationSpecType, reader: KubeClient): Promise<ArtifactType> {
     const namespace = spec.sourceRef.namespace ?? object.metadata.namespace;
-    const source = await this.#options.kube.get<OCIRepository>(OCI_REPOSITORY, namespace, spec.sourceRef.name);
-    if (!source) throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' not found`, "wait");
+    const name = `OCIRepository '${namespace}/${spec.sourceRef.name}'`;
+    const source = await readFor(`sourceRef ${name}`, reader.get<OCIRepository>(OCI_REPOSITORY, namespace, spec.sourceRef.name));
+    if (!source) throw new KustomizationFailure("ArtifactFailed", `${name} not found`, "wait");
     const artifact = source.status?.artifact;
-    if (!artifact) throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' has no artifact yet`, "wait");
+    if (!artifact) throw new KustomizationFailure("ArtifactFailed", `${name} has no artifact yet`, "wait");
     return artifact;
   }
 
-  async #checkDependencies(object: Kustomization, spec: KustomizationSpecType, revision: string): Promise<void> {
+  async #checkDependencies(object: Kustomization, spec: KustomizationSpecType, revision: string, reader: KubeClient): Promise<void> {
     for (const reference of spec.dependsOn ?? []) {
       const namespace = reference.namespace ?? object.metadata.namespace;
-      const dependency = await this.#options.kube.get<Kustomization>(KUSTOMIZATION, namespace, reference.name);
+      const what = `dependsOn Kustomization '${namespace}/${reference.name}'`;
+      const dependency = await readFor(what, reader.get<Kustomization>(KUSTOMIZATION, namespace, reference.name));
       const sameSource = dependency
         && dependency.spec.sourceRef.name === spec.sourceRef.name
         && (dependency.spec.sourceRef.namespace ?? namespace) === (spec.sourceRef.namespace ?? object.metadata.namespace);
@@ -287,7 +318,7 @@ export class KustomizationReconciler {
     object: Kustomization,
     spec: KustomizationSpecType,
     artifact: ArtifactType,
-    target: Target,
+    clients: { readonly kube: KubeClient; readonly applier: Applier },
     secrets: SecretValues,
   ): Promise<ManifestObject[]> {
     const namespace = spec.sourceRef.namespace ?? object.metadata.namespace;
@@ -295,7 +326,6 @@ export class KustomizationReconciler {
     if (!entry) {
       throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' reports an artifact path that is not one of its cache entries`, "wait");
     }
-    const clients = { kube: this.#options.kube, applier: target.applier };
     const options = { sandbox: this.#options.sandbox, secrets };
     return this.#options.cache.reading(entry, (root) => buildKustomization(root, object, spec, clients, options));
   }
@@ -374,8 +404,13 @@ export class KustomizationReconciler {
   async #pollHealth(wait: HealthWait): Promise<boolean> {
     const results = await mapBounded(wait.refs, async (ref): Promise<{ id: string; result: HealthResult }> => ({
       id: subjectOf(ref),
-      // One failed read (a 5xx) makes that object Unknown for this poll, not the whole reconcile a failure.
-      result: await wait.target.applier.read(ref).then(computeHealth, (error: unknown) => ({ status: "Unknown", message: (error as Error).message })),
+      // One failed read (a 5xx) makes that object Unknown for this poll, not the whole reconcile a failure; a refusal
+      // fails at once, since waiting out the timeout cannot change the answer.
+      result: await wait.target.applier.read(ref).then(computeHealth, (error: unknown): HealthResult => {
+        const refusal = refusalOf(error, `health check of ${subjectOf(ref)}`);
+        if (refusal) throw refusal;
+        return { status: "Unknown", message: (error as Error).message };
+      }),
     }));
     const unhealthy = results.filter(({ result }) => result.status !== "Current");
     if (unhealthy.length === 0) return true;
@@ -438,8 +473,11 @@ export class KustomizationReconciler {
       await this.#event(object, "Warning", "DeletionSkipped", `the inventory was not deleted: ${why}`);
       return undefined;
     };
-    const serviceAccount = spec.serviceAccountName ?? this.#options.defaultServiceAccount;
-    if (serviceAccount && !spec.kubeConfig && !(await this.#options.kube.serviceAccountExists(metadata.namespace, serviceAccount))) {
+    const serviceAccount = this.#targets.serviceAccountOf(spec);
+    // A remote cluster is acted on as its kubeconfig's user (impersonating the account there, if at all), so the
+    // account must exist here only without one, or under lockdown, where the kubeconfig Secret is read as it.
+    const needsLocalAccount = !spec.kubeConfig || this.#options.tenantLockdown;
+    if (serviceAccount && needsLocalAccount && !(await this.#options.kube.serviceAccountExists(metadata.namespace, serviceAccount))) {
       return gone(`ServiceAccount '${metadata.namespace}/${serviceAccount}' no longer exists`);
     }
     try {
