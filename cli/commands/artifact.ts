@@ -198,6 +198,17 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item:
   return results;
 }
 
+/** --filter in Go's regexp syntax, as flux's; loaded only when a filter is given, like semver. */
+async function compileFilter(pattern: string) {
+  const { GoRegexp, GoRegexpError } = await import("../../src/go-regexp.ts");
+  try {
+    return GoRegexp.compile(pattern);
+  } catch (error) {
+    if (!(error instanceof GoRegexpError)) throw error;
+    throw new UsageError(`--filter ${error.message}`);
+  }
+}
+
 export async function listArtifactsCommand(args: readonly string[]): Promise<void> {
   const { values, positionals } = parse(args, {
     ...REGISTRY_OPTIONS,
@@ -214,12 +225,7 @@ export async function listArtifactsCommand(args: readonly string[]): Promise<voi
   // semver is loaded only for --semver, so that the other artifact commands start without it.
   const semver = constraint === undefined ? undefined : (await import("semver")).default;
   if (constraint !== undefined && semver?.validRange(constraint) === null) throw new UsageError(`--semver "${constraint}" is not a semver range`);
-  let regex: RegExp | undefined;
-  try {
-    regex = pattern !== undefined ? new RegExp(pattern) : undefined;
-  } catch (error) {
-    throw new UsageError(`--filter is not a valid regular expression: ${(error as Error).message}`);
-  }
+  const regex = pattern === undefined ? undefined : await compileFilter(pattern);
 
   const artifacts = await withClient(values, async (client, signal) => {
     let tags = (await client.listTags(reference.registry, reference.repository, { signal })).filter((tag) => !isMetadataTag(tag));

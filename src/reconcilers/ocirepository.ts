@@ -14,6 +14,7 @@ import { removeIgnored } from "../artifact/ignore.ts";
 import { inspectArtifact, selectLayer } from "../artifact/pull.ts";
 import { deadlineExceeded, deadlineSignal, outsideDeadline, withDeadline } from "../deadline.ts";
 import { FerryError } from "../errors.ts";
+import { GoRegexp } from "../go-regexp.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import { RegistryClient } from "../registry/client.ts";
 import type { ClientOptions } from "../registry/client.ts";
@@ -236,9 +237,9 @@ export class OCIRepositoryReconciler {
     const ref = spec.ref ?? {};
     if (!ref.semver) return ref.tag ?? "latest";
     if (semver.validRange(ref.semver) === null) throw new ReconcileFailure("ReadOperationFailed", `invalid semver range '${ref.semver}'`, { stall: true });
-    let filter: RegExp | undefined;
+    let filter: GoRegexp | undefined;
     try {
-      filter = ref.semverFilter ? new RegExp(ref.semverFilter) : undefined;
+      filter = ref.semverFilter ? GoRegexp.compile(ref.semverFilter) : undefined;
     } catch (error) {
       throw new ReconcileFailure("ReadOperationFailed", `invalid semverFilter: ${(error as Error).message}`, { stall: true });
     }

@@ -6,6 +6,7 @@ import { crypto as sigstoreCrypto, dsse, X509Certificate } from "@sigstore/core"
 import { TrustedRoot } from "@sigstore/protobuf-specs";
 import { CIContextProvider, DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL, DSSEBundleBuilder, FulcioSigner, RekorWitness } from "@sigstore/sign";
 import { toSignedEntity, toTrustMaterial, Verifier } from "@sigstore/verify";
+import { GoRegexp, GoRegexpError } from "../go-regexp.ts";
 import { BUNDLE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, signStatement } from "./bundle.ts";
 import { VerificationError } from "./errors.ts";
 
@@ -53,13 +54,17 @@ export interface KeylessVerification {
   readonly checkedAt: Date;
 }
 
-function anchored(pattern: string, flag: string): RegExp {
+/** Whether `pattern` matches all of `value`, in linear time whatever the pattern (it comes from a tenant's spec). */
+function matchesWhole(pattern: string, value: string, flag: string): boolean {
+  let compiled: GoRegexp;
   try {
-    // An unanchored "https://github.com/acme/.*" would also accept "https://evil.example/?https://github.com/acme/x".
-    return new RegExp(`^(?:${pattern})$`);
+    compiled = GoRegexp.compile(pattern);
   } catch (error) {
-    throw new VerificationError("malformed", `${flag} is not a valid regular expression: ${(error as Error).message}`);
+    if (!(error instanceof GoRegexpError)) throw error;
+    throw new VerificationError("malformed", `${flag} ${error.message}`, { cause: error });
   }
+  // An unanchored "https://github.com/acme/.*" would also accept "https://evil.example/?https://github.com/acme/x".
+  return compiled.matchesWhole(value);
 }
 
 export function matchesPolicy(policy: IdentityPolicy, identity: string, issuer: string): void {
@@ -69,12 +74,12 @@ export function matchesPolicy(policy: IdentityPolicy, identity: string, issuer: 
   if (policy.issuer === undefined && policy.issuerRegexp === undefined) {
     throw new VerificationError("identity-mismatch", "keyless verification needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp");
   }
-  const identityOk = policy.identity !== undefined ? identity === policy.identity : anchored(policy.identityRegexp ?? "", "--certificate-identity-regexp").test(identity);
+  const identityOk = policy.identity !== undefined ? identity === policy.identity : matchesWhole(policy.identityRegexp ?? "", identity, "--certificate-identity-regexp");
   if (!identityOk) {
     const wanted = policy.identity ?? `/${policy.identityRegexp}/`;
     throw new VerificationError("identity-mismatch", `signed by ${identity}, which does not match ${wanted}`);
   }
-  const issuerOk = policy.issuer !== undefined ? issuer === policy.issuer : anchored(policy.issuerRegexp ?? "", "--certificate-oidc-issuer-regexp").test(issuer);
+  const issuerOk = policy.issuer !== undefined ? issuer === policy.issuer : matchesWhole(policy.issuerRegexp ?? "", issuer, "--certificate-oidc-issuer-regexp");
   if (!issuerOk) {
     throw new VerificationError("identity-mismatch", `certificate issued for OIDC issuer ${issuer}, which does not match ${policy.issuer ?? `/${policy.issuerRegexp}/`}`);
   }
