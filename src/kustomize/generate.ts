@@ -8,7 +8,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import yaml from "js-yaml";
 import { type Disposition, FerryError } from "../errors.ts";
 import { isInside } from "../artifact/tarball.ts";
-import { yamlErrorSummary } from "./yaml-error.ts";
+import { loadYamlDocument, loadYamlDocuments, YamlInputError } from "./yaml-load.ts";
 
 /** A kustomization references something outside the artifact: a remote base or a path leaving the root. */
 export class RemoteBaseError extends FerryError {
@@ -80,6 +80,16 @@ function shown(root: string, path: string): string {
   return relative(root, path) || ".";
 }
 
+/** YAML that is too big, invalid or expands too far is one more kind of unusable artifact input. */
+function asInputError<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (error instanceof YamlInputError) throw new KustomizationInputError(error.message, { cause: error });
+    throw error;
+  }
+}
+
 // ---- generating ----------------------------------------------------------------------------------------------------
 
 /**
@@ -88,12 +98,7 @@ function shown(root: string, path: string): string {
  * non-empty document needs apiVersion, kind and metadata.name (lists need no name), as the rest of Ferry requires.
  */
 function checkManifestFile(text: string, origin: string): void {
-  let documents: unknown[];
-  try {
-    documents = yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA });
-  } catch (error) {
-    throw new KustomizationInputError(`${origin} is not valid YAML: ${yamlErrorSummary(error)}`, { cause: error });
-  }
+  const documents = asInputError(() => loadYamlDocuments(text, { origin, schema: yaml.CORE_SCHEMA }));
   documents.forEach((document, index) => {
     if (document === null || document === undefined) return;
     const where = documents.length > 1 ? `${origin} (document ${index + 1})` : origin;
@@ -226,13 +231,12 @@ export async function prepareKustomization(root: string, directory: string, over
   await writeFile(join(directory, fileName), yaml.dump(document, { lineWidth: -1, noRefs: true }));
 }
 
+/** Far above any real kustomization file, which lists paths and small patches; an alias bomb needs no size at all. */
+const MAX_KUSTOMIZATION_BYTES = 4 * 1024 * 1024;
+
 function loadKustomization(text: string, file: string): Mapping {
-  let document: unknown;
-  try {
-    document = yaml.load(text, { schema: yaml.CORE_SCHEMA, filename: file });
-  } catch (error) {
-    throw new KustomizationInputError(`${file} is not valid YAML: ${yamlErrorSummary(error)}`, { cause: error });
-  }
+  const options = { origin: file, schema: yaml.CORE_SCHEMA, maxBytes: MAX_KUSTOMIZATION_BYTES };
+  const document = asInputError(() => loadYamlDocument(text, options));
   if (document === null || document === undefined) return {};
   if (!isMapping(document)) throw new KustomizationInputError(`${file} is not a kustomization: it is not a mapping`);
   return document;

@@ -26,7 +26,9 @@
 //   - `${var+x}`, `${var?x}`, `${var:+x}` and `${var:?x}` are rejected instead of silently acting as defaults.
 import yaml from "js-yaml";
 import { type Disposition, FerryError } from "../errors.ts";
-import { BuildError, type ManifestObject, parseManifests } from "./build.ts";
+import type { ManifestObject } from "./build.ts";
+import { compileGlob, type Glob, GlobError, type Removal, removeGlobMatch } from "./glob.ts";
+import { loadYamlDocuments, YamlInputError } from "./yaml-load.ts";
 
 export class SubstitutionError extends FerryError {
   readonly code = "SUBSTITUTION_FAILED";
@@ -191,64 +193,19 @@ function parseExpansion(cursor: Cursor): Expansion {
   }
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+function removalFor(operator: "#" | "##" | "%" | "%%"): Removal {
+  return { from: operator.startsWith("#") ? "start" : "end", longest: operator.length === 2 };
 }
 
-function escapeClassMember(char: string): string {
-  return /[\\\][^-]/.test(char) ? `\\${char}` : char;
-}
-
-/** Shell glob to an anchored RegExp; `*` and `?` also match `/`, as in bash parameter expansion. */
-function globToRegExp(pattern: string, expression: string): RegExp {
-  const chars = Array.from(pattern);
-  const at = (index: number) => chars[index] ?? "";
-  let source = "";
-  for (let i = 0; i < chars.length; i++) {
-    const char = at(i);
-    if (char === "*") source += "[\\s\\S]*";
-    else if (char === "?") source += "[\\s\\S]";
-    else if (char === "\\" && i + 1 < chars.length) source += escapeRegExp(at(++i));
-    else if (char === "[") {
-      let j = i + 1;
-      const negated = at(j) === "!" || at(j) === "^";
-      if (negated) j++;
-      const first = j;
-      if (at(j) === "]") j++; // a `]` right after `[` or `[!` is a member, not the end
-      while (j < chars.length && at(j) !== "]") j += at(j) === "\\" ? 2 : 1;
-      if (j >= chars.length) {
-        source += "\\[";
-        continue;
-      }
-      let members = "";
-      for (let k = first; k < j; k++) {
-        const member = at(k);
-        if (member === "\\" && k + 1 < j) members += escapeClassMember(at(++k));
-        else if (member === "-" && k > first && k < j - 1) members += "-";
-        else members += escapeClassMember(member);
-      }
-      source += `[${negated ? "^" : ""}${members}]`;
-      i = j;
-    } else source += escapeRegExp(char);
-  }
+function removeMatch(value: string, pattern: string, removal: Removal, expression: string, budget: Budget): string {
+  let glob: Glob;
   try {
-    return new RegExp(`^${source}$`, "u");
+    glob = compileGlob(pattern);
   } catch (error) {
-    throw new SubstitutionError(`bad substitution ${JSON.stringify(expression)}: invalid pattern "${pattern}"`, { cause: error });
+    if (!(error instanceof GlobError)) throw error;
+    throw new SubstitutionError(`bad substitution ${JSON.stringify(expression)}: invalid pattern "${pattern}": ${error.message}`, { cause: error });
   }
-}
-
-function removeMatch(value: string, pattern: string, fromStart: boolean, longest: boolean, expression: string): string {
-  const regExp = globToRegExp(pattern, expression);
-  const chars = Array.from(value);
-  for (let step = 0; step <= chars.length; step++) {
-    const length = longest ? chars.length - step : step;
-    const candidate = fromStart ? chars.slice(0, length) : chars.slice(chars.length - length);
-    if (regExp.test(candidate.join(""))) {
-      return (fromStart ? chars.slice(length) : chars.slice(0, chars.length - length)).join("");
-    }
-  }
-  return value;
+  return removeGlobMatch(value, glob, removal, (steps) => budget.spendWork(steps, expression));
 }
 
 function parseInteger(text: string, what: string, expression: string): number {
@@ -269,22 +226,64 @@ function substring(value: string, args: readonly string[], expression: string): 
   return end < offset ? "" : chars.slice(offset, end).join("");
 }
 
-function replace(value: string, operator: Operator, pattern: string, replacement: string): string {
+function replace(value: string, operator: Operator, pattern: string, replacement: string, budget: Budget, expression: string): string {
   switch (operator) {
     case "/#":
       return value.startsWith(pattern) ? replacement + value.slice(pattern.length) : value;
     case "/%":
       return value.endsWith(pattern) ? value.slice(0, value.length - pattern.length) + replacement : value;
-    case "//":
-      return pattern ? value.split(pattern).join(replacement) : value;
+    case "//": {
+      if (!pattern) return value;
+      const pieces = value.split(pattern);
+      // Checked before joining: a long value full of matches times a long replacement is more than memory holds.
+      budget.checkOutput(value.length + (pieces.length - 1) * (replacement.length - pattern.length), expression);
+      return pieces.join(replacement);
+    }
     default:
       return pattern ? value.replace(pattern, () => replacement) : value;
+  }
+}
+
+// What one substitution call may spend, so that a tenant's values and patterns cannot hold the controller's event loop:
+// reading a value costs its length and every glob step costs one (work, which grows with the input), and every
+// character written counts towards the output, which may be no larger than a kustomize build may be.
+const WORK_BASE = 10_000_000;
+const WORK_PER_INPUT_CHARACTER = 10;
+export const MAX_SUBSTITUTED_CHARACTERS = 64 * 1024 * 1024;
+
+class Budget {
+  readonly #workLimit: number;
+  #work = 0;
+  #output = 0;
+
+  constructor(input: string) {
+    this.#workLimit = WORK_BASE + WORK_PER_INPUT_CHARACTER * input.length;
+  }
+
+  spendWork(units: number, expression: string): void {
+    this.#work += units;
+    if (this.#work > this.#workLimit) {
+      throw new SubstitutionError(`substitution needs more than its ${this.#workLimit} steps for this input at ${JSON.stringify(expression)}: values or patterns are too long`);
+    }
+  }
+
+  checkOutput(characters: number, expression?: string): void {
+    if (this.#output + characters > MAX_SUBSTITUTED_CHARACTERS) {
+      const where = expression === undefined ? "" : ` at ${JSON.stringify(expression)}`;
+      throw new SubstitutionError(`substitution output would exceed ${MAX_SUBSTITUTED_CHARACTERS} characters${where}`);
+    }
+  }
+
+  spendOutput(characters: number, expression?: string): void {
+    this.checkOutput(characters, expression);
+    this.#output += characters;
   }
 }
 
 interface Context {
   readonly variables: Readonly<Record<string, string>>;
   readonly strict: boolean;
+  readonly budget: Budget;
 }
 
 function lookup(context: Context, name: string): string | undefined {
@@ -294,13 +293,18 @@ function lookup(context: Context, name: string): string | undefined {
 
 function render(template: Template | undefined, context: Context): string {
   let output = "";
-  for (const part of template ?? []) output += typeof part === "string" ? part : evaluate(part, context);
+  for (const part of template ?? []) {
+    const piece = typeof part === "string" ? part : evaluate(part, context);
+    context.budget.spendOutput(piece.length, typeof part === "string" ? undefined : part.expression);
+    output += piece;
+  }
   return output;
 }
 
 function evaluate(expansion: Expansion, context: Context): string {
   const { name, operator, args, expression } = expansion;
   const value = lookup(context, name);
+  context.budget.spendWork(value?.length ?? 0, expression);
   if (operator === "-" || operator === ":-" || operator === "=" || operator === ":=") {
     return value ? value : render(args[0], context);
   }
@@ -327,9 +331,9 @@ function evaluate(expansion: Expansion, context: Context): string {
     case "##":
     case "%":
     case "%%":
-      return removeMatch(text, render(args[0], context), operator.startsWith("#"), operator.length === 2, expression);
+      return removeMatch(text, render(args[0], context), removalFor(operator), expression, context.budget);
     default:
-      return replace(text, operator, render(args[0], context), render(args[1], context));
+      return replace(text, operator, render(args[0], context), render(args[1], context), context.budget, expression);
   }
 }
 
@@ -351,7 +355,7 @@ function expand(text: string, context: Context): string {
 /** Expands the `${...}` expressions in `text`. Throws SubstitutionError for bad syntax, bad names and (strict) unset variables. */
 export function substitute(text: string, variables: Readonly<Record<string, string>>, options: SubstituteOptions = {}): string {
   checkVariableNames(variables);
-  return expand(text, { variables, strict: options.strict ?? true });
+  return expand(text, { variables, strict: options.strict ?? true, budget: new Budget(text) });
 }
 
 /** Splits at `---` document markers, keeping each marker with the document it starts so its line stays valid YAML. */
@@ -380,6 +384,23 @@ function substitutionDisabled(object: ManifestObject): boolean {
 }
 
 /**
+ * The objects of one document, loaded with bounds: a substituted value can bring its own anchors and aliases (flow
+ * YAML fits on one line), and the build output is a tenant's input anyway. Each must name its object, as in build.ts.
+ */
+function manifestsIn(text: string, origin: string): ManifestObject[] {
+  const objects: ManifestObject[] = [];
+  for (const document of loadYamlDocuments(text, { origin })) {
+    if (document === null || document === undefined) continue;
+    const object = document as Partial<ManifestObject>;
+    if (!object.apiVersion || !object.kind || !object.metadata?.name) {
+      throw new SubstitutionError(`${origin} has a document without apiVersion, kind or metadata.name`);
+    }
+    objects.push(object as ManifestObject);
+  }
+  return objects;
+}
+
+/**
  * Splits multi-document YAML (kustomize build output, `---` separators), and per document: if its metadata.annotations or labels have
  * `kustomize.ferry.dev/substitute: disabled` (exact value) the document is kept as is; otherwise substitute on the document TEXT (so
  * `replicas: ${n}` becomes a number after re-parsing, like Flux), then parse with js-yaml. Errors name the object (Kind/namespace/name).
@@ -393,11 +414,11 @@ export function substituteManifests(
   options: SubstituteOptions = {},
 ): ManifestObject[] {
   checkVariableNames(variables);
-  const context: Context = { variables, strict: options.strict ?? true };
+  const context: Context = { variables, strict: options.strict ?? true, budget: new Budget(yamlText) };
   const objects: ManifestObject[] = [];
   splitDocuments(yamlText).forEach((document, index) => {
     // The document is parsed as built first: the opt-out label and the object's name must come from the unsubstituted text.
-    const original = parseManifests(document, `manifest document ${index + 1}`);
+    const original = manifestsIn(document, `manifest document ${index + 1}`);
     const [object] = original;
     if (!object || !document.includes("$") || original.some(substitutionDisabled)) {
       objects.push(...original);
@@ -412,10 +433,10 @@ export function substituteManifests(
       throw error;
     }
     try {
-      objects.push(...parseManifests(substituted, `${id} after substitution`));
+      objects.push(...manifestsIn(substituted, `${id} after substitution`));
     } catch (error) {
       // The values made the object invalid; only changing them helps, so this stalls like any substitution error.
-      if (error instanceof BuildError) throw new SubstitutionError(error.message, { cause: error });
+      if (error instanceof YamlInputError) throw new SubstitutionError(error.message, { cause: error });
       throw error;
     }
   });
