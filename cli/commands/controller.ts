@@ -2,7 +2,7 @@
 // and /healthz, /readyz and /metrics.
 import { resolve } from "node:path";
 import { ArtifactCache } from "../../src/artifact/cache.ts";
-import { LeaderElector } from "../../src/controller/leader.ts";
+import { LeaderElectionConfigError, LeaderElector } from "../../src/controller/leader.ts";
 import { jsonLog, Manager } from "../../src/controller/manager.ts";
 import { startProbeServer } from "../../src/controller/probes.ts";
 import { KubeClient } from "../../src/kube/client.ts";
@@ -61,6 +61,24 @@ async function buildSandbox(values: Record<string, string | boolean | undefined>
   }
 }
 
+/** The elector for --leader-elect, its timings checked before anything starts (as client-go checks them). */
+function leaderElector(kube: KubeClient, values: Record<string, string | boolean | undefined>): LeaderElector {
+  const durationFlag = (flag: string, fallback: string) => parseDuration(String(values[flag] ?? fallback), `--${flag}`);
+  try {
+    return new LeaderElector(kube, {
+      namespace: String(values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "ferry-system"),
+      name: "ferry-controller-leader",
+      leaseDurationMs: durationFlag("lease-duration", "15s"),
+      renewDeadlineMs: durationFlag("renew-deadline", "10s"),
+      retryPeriodMs: durationFlag("retry-period", "2s"),
+      log: jsonLog,
+    });
+  } catch (error) {
+    if (error instanceof LeaderElectionConfigError) throw new UsageError(`--lease-duration, --renew-deadline, --retry-period: ${error.message}`);
+    throw error;
+  }
+}
+
 export async function controllerCommand(args: readonly string[]): Promise<void> {
   exitWithParent();
   const { values } = parse(args, {
@@ -74,6 +92,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "lease-duration": { type: "string" },
     "renew-deadline": { type: "string" },
     "retry-period": { type: "string" },
+    "watch-idle-timeout": { type: "string" },
     "no-cross-namespace-refs": { type: "boolean" },
     "no-cross-namespace-targets": { type: "boolean" },
     "tenant-lockdown": { type: "boolean" },
@@ -91,12 +110,16 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
   const sandbox = await buildSandbox(values);
   const kube = KubeClient.fromFile(values.kubeconfig);
   const cache = new ArtifactCache(resolve(values["cache-dir"] ?? "/var/cache/ferry"));
+  const watchIdleTimeoutMs = parseDuration(values["watch-idle-timeout"] ?? "90s", "--watch-idle-timeout");
+  if (watchIdleTimeoutMs < 1000) throw new UsageError("--watch-idle-timeout must be at least 1s");
+  const elector = (values["leader-elect"] ?? true) ? leaderElector(kube, values) : undefined;
   const manager = new Manager({
     kube,
     cache,
     concurrency,
     // How often every object is looked at again in case an event was missed; scheduled objects keep their schedule.
     resyncMs: atLeastOneSecond(parseDuration(values["sync-period"] ?? "10m", "--sync-period"), "--sync-period"),
+    watchIdleTimeoutMs,
     sources: { maxArtifactBytes: byteSize(values["max-artifact-size"] ?? "512Mi", "--max-artifact-size") },
     kustomizations: {
       noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
@@ -114,19 +137,9 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     ...probes,
     metrics: manager.metrics,
     isReady: () => manager.started || waitingForLeadership,
+    healthProblems: () => [...manager.healthProblems(), ...(elector?.healthProblem() ?? [])],
   });
   jsonLog("serving probes and metrics", { address });
-
-  const elector = (values["leader-elect"] ?? true)
-    ? new LeaderElector(kube, {
-        namespace: values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "ferry-system",
-        name: "ferry-controller-leader",
-        leaseDurationMs: parseDuration(values["lease-duration"] ?? "15s", "--lease-duration"),
-        renewDeadlineMs: parseDuration(values["renew-deadline"] ?? "10s", "--renew-deadline"),
-        retryPeriodMs: parseDuration(values["retry-period"] ?? "2s", "--retry-period"),
-        log: jsonLog,
-      })
-    : undefined;
 
   let stopping = false;
   const stopped = new Promise<void>((done) => {
@@ -147,7 +160,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
   if (elector) {
     waitingForLeadership = true;
     await elector.acquire(() => {
-      // Another replica may already be acting: stop at once rather than reconcile as a second leader.
+      // Another replica may take over once the lease expires: stop at once, in-flight reconciles included.
       process.exit(1);
     });
     waitingForLeadership = false;

@@ -1,6 +1,13 @@
-// Keeps a live view of one resource type: list, then watch from the list's resourceVersion; relist when the
-// watch ends with 410 Gone or any error; restart a watch that goes silent; resync every object periodically.
+// Keeps a live view of one resource type: list, then watch from the list's resourceVersion, for as long as it runs.
+// A watch the server ends is started again at once from where it got to; one that fails (apiserver restarting,
+// network down) is retried with capped backoff, or after the server's Retry-After; 410 Gone (the version was
+// compacted away, or a restarted apiserver no longer has it) means list again. A watch with no event or bookmark
+// for silenceMs is restarted, since a connection can hang, even before its headers, without ever failing.
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { withDeadline } from "../deadline.ts";
 import type { KubeClient, ResourceType } from "../kube/client.ts";
+import { watchResource, WatchFailedError } from "../kube/watch.ts";
 
 interface Keyed {
   metadata: { namespace: string; name: string; resourceVersion?: string };
@@ -21,16 +28,47 @@ export function objectKey(object: Keyed): string {
   return `${object.metadata.namespace}/${object.metadata.name}`;
 }
 
+/** The first retry after a failure waits this long, doubling up to WATCH_RETRY_MAX_MS. */
+export const WATCH_RETRY_BASE_MS = 250;
+/**
+ * Short, so that a change made just after the apiserver comes back is seen within seconds; a controller's two
+ * informers retrying every few seconds is no load for an apiserver.
+ */
+export const WATCH_RETRY_MAX_MS = 4000;
+
+/** How long to wait before attempt `failures + 1`: the server's Retry-After if it gave one, else capped backoff with jitter. */
+export function watchRetryDelayMs(failures: number, retryAfterMs?: number, random = Math.random()): number {
+  if (failures <= 0) return 0;
+  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, WATCH_RETRY_MAX_MS);
+  const ceiling = Math.min(WATCH_RETRY_MAX_MS, WATCH_RETRY_BASE_MS * 2 ** Math.min(failures - 1, 16));
+  return Math.round(ceiling * (0.75 + random * 0.25));
+}
+
+/** The resourceVersion this informer holds is gone from the apiserver (410): only a new list can continue. */
+function isGone(error: unknown): boolean {
+  return error instanceof WatchFailedError && error.statusCode === 410;
+}
+
+/** Why a watch was stopped from this side; the loop tells these apart from the server's own failures. */
+class WatchSilentError extends Error {}
+
+/** Watches that end sooner than this without an event are treated as failures, so a flapping server is not hammered. */
+const MIN_USEFUL_WATCH_MS = 1000;
+
 export class Informer<T extends Keyed> {
   readonly #client: KubeClient;
   readonly #options: InformerOptions<T>;
   readonly #store = new Map<string, T>();
-  #abort: AbortController | undefined;
+  #watch: AbortController | undefined;
   #resourceVersion = "";
-  #lastEvent = Date.now();
+  /** performance.now() of the last sign of life from the apiserver: a list, an accepted watch, an event. */
+  #lastActivity: number | undefined;
   #stopped = false;
-  #timers: NodeJS.Timeout[] = [];
-  #restarting = false;
+  #resync: NodeJS.Timeout | undefined;
+  /** Consecutive attempts that failed to reach a working apiserver. */
+  #failures = 0;
+  /** Consecutive 410s without an event between them: a relist that keeps expiring at once is backed off too. */
+  #gones = 0;
 
   constructor(client: KubeClient, options: InformerOptions<T>) {
     this.#client = client;
@@ -45,34 +83,81 @@ export class Informer<T extends Keyed> {
     return [...this.#store.values()];
   }
 
+  /** Milliseconds since the apiserver last showed this informer it is alive (or since start; 0 before). */
+  idleMs(now = performance.now()): number {
+    return this.#lastActivity === undefined ? 0 : now - this.#lastActivity;
+  }
+
+  /** Resolves after the first list (retried until it succeeds); watching continues in the background. */
   async start(): Promise<void> {
+    this.#lastActivity = performance.now();
     // The first list can fail while the apiserver warms up (a CRD's storage answers 429 right after it is
     // established); keep trying rather than exit.
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; !this.#stopped; attempt++) {
       try {
         await this.#relist();
         break;
       } catch (error) {
-        if (this.#stopped) return;
-        this.#options.log("initial list failed; retrying", { attempt, error: (error as Error).message.split("\n")[0] });
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** Math.min(attempt, 5))));
+        this.#options.log("initial list failed; retrying", { attempt, error: firstLine(error) });
+        await sleep(watchRetryDelayMs(attempt));
       }
     }
-    this.#timers.push(
-      setInterval(() => {
-        for (const object of this.#store.values()) this.#options.onUpsert(object, object);
-      }, this.#options.resyncMs),
-      setInterval(() => {
-        if (Date.now() - this.#lastEvent > this.#options.silenceMs) {
-          this.#options.log("watch went silent; restarting it", { silentMs: Date.now() - this.#lastEvent });
-          void this.#restart();
-        }
-      }, Math.max(1000, this.#options.silenceMs / 4)),
-    );
+    if (this.#stopped) return;
+    this.#resync = setInterval(() => {
+      for (const object of this.#store.values()) this.#options.onUpsert(object, object);
+    }, this.#options.resyncMs);
+    void this.#run();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      const delayMs = await this.#cycle();
+      if (delayMs > 0 && !this.#stopped) await sleep(delayMs);
+    }
+  }
+
+  /** One list-if-needed and watch; returns how long to wait before the next. */
+  async #cycle(): Promise<number> {
+    try {
+      if (this.#resourceVersion === "") await this.#relist();
+      const useful = await this.#watchOnce();
+      if (useful) return 0;
+      this.#failures += 1;
+      return watchRetryDelayMs(this.#failures);
+    } catch (error) {
+      if (this.#stopped) return 0;
+      if (isGone(error)) {
+        this.#resourceVersion = "";
+        this.#gones += 1;
+        this.#options.log("watch expired (410 Gone); relisting", { kind: this.#options.type.plural, code: 410, attempt: this.#gones });
+        return watchRetryDelayMs(this.#gones - 1);
+      }
+      if (error instanceof WatchSilentError) {
+        this.#options.log("watch went silent; restarting it", { kind: this.#options.type.plural, silentMs: this.#options.silenceMs });
+        return 0;
+      }
+      this.#failures += 1;
+      const delayMs = watchRetryDelayMs(this.#failures, error instanceof WatchFailedError ? error.retryAfterMs : undefined);
+      this.#options.log("watch failed; retrying", { kind: this.#options.type.plural, error: firstLine(error), attempt: this.#failures, retryInMs: delayMs });
+      return delayMs;
+    }
+  }
+
+  /** The apiserver answered: healthy as far as /healthz is concerned. */
+  #heard(): void {
+    this.#lastActivity = performance.now();
+  }
+
+  /** The apiserver served what was asked: the backoff starts again from the bottom. */
+  #served(): void {
+    this.#heard();
+    this.#failures = 0;
   }
 
   async #relist(): Promise<void> {
-    const { items, resourceVersion } = await this.#client.list<T>(this.#options.type);
+    // A list hangs behind a dead link as a watch does; it must not outlast the watchdog's patience either.
+    const { items, resourceVersion } = await withDeadline(this.#options.silenceMs, () => this.#client.list<T>(this.#options.type));
+    this.#served();
     const seen = new Set<string>();
     for (const item of items) {
       const key = objectKey(item);
@@ -88,59 +173,57 @@ export class Informer<T extends Keyed> {
       }
     }
     this.#resourceVersion = resourceVersion;
-    await this.#watch();
   }
 
-  async #watch(): Promise<void> {
-    this.#lastEvent = Date.now();
-    this.#abort = await this.#client.watch(
-      this.#options.type,
-      this.#resourceVersion,
-      (phase, raw) => {
-        this.#lastEvent = Date.now();
-        const object = raw as T & { code?: number };
-        if (phase === "ERROR") {
-          this.#options.log("watch error; relisting", { code: object.code });
-          this.#resourceVersion = "";
-          void this.#restart();
-          return;
-        }
-        if (object.metadata?.resourceVersion) this.#resourceVersion = object.metadata.resourceVersion;
-        if (phase === "BOOKMARK") return;
-        const key = objectKey(object);
-        if (phase === "DELETED") {
-          this.#store.delete(key);
-          this.#options.onDelete(object);
-          return;
-        }
-        const previous = this.#store.get(key);
-        this.#store.set(key, object);
-        this.#options.onUpsert(object, previous);
-      },
-      (error) => {
-        if (this.#stopped) return;
-        // The server ends watches after timeoutSeconds; 410 Gone means our resourceVersion is too old.
-        const gone = (error as { statusCode?: number; code?: number })?.statusCode === 410;
-        if (gone) this.#resourceVersion = "";
-        void this.#restart();
-      },
-    );
-  }
-
-  async #restart(): Promise<void> {
-    if (this.#stopped || this.#restarting) return;
-    this.#restarting = true;
+  /** Watches until the watch ends; true if it was worth having (delivered events, or stayed open a while). */
+  async #watchOnce(): Promise<boolean> {
+    const abort = new AbortController();
+    this.#watch = abort;
+    const started = performance.now();
+    let lastEvent = started;
+    let events = 0;
+    const watchdog = setInterval(() => {
+      if (performance.now() - lastEvent > this.#options.silenceMs) abort.abort(new WatchSilentError());
+    }, Math.max(100, Math.min(1000, this.#options.silenceMs / 4)));
     try {
-      this.#abort?.abort();
-      if (this.#resourceVersion === "") await this.#relist();
-      else await this.#watch();
-    } catch (error) {
-      this.#options.log("relist failed; retrying", { error: (error as Error).message });
-      const timer = setTimeout(() => void this.#restart(), 2000);
-      timer.unref();
+      await watchResource(this.#client.config, this.#options.type, this.#resourceVersion, abort.signal, {
+        onOpen: () => this.#heard(),
+        onEvent: (type, object) => {
+          lastEvent = performance.now();
+          if (!this.#apply(type, object, abort)) return;
+          events += 1;
+          this.#served();
+        },
+      });
     } finally {
-      this.#restarting = false;
+      clearInterval(watchdog);
+      abort.abort();
     }
+    return events > 0 || performance.now() - started >= MIN_USEFUL_WATCH_MS;
+  }
+
+  /** Applies one watch event to the store; false for an ERROR, which ends the watch. */
+  #apply(type: string, raw: unknown, watch: AbortController): boolean {
+    const object = raw as T & { code?: number; message?: string };
+    if (type === "ERROR") {
+      // Whatever the error, the stream's position can no longer be trusted: list again, as client-go does.
+      this.#resourceVersion = "";
+      watch.abort(new WatchFailedError(`watch ${this.#options.type.plural}: ${object.message ?? "error event"}`, object.code !== undefined ? { statusCode: object.code } : {}));
+      return false;
+    }
+    this.#gones = 0;
+    if (object.metadata?.resourceVersion) this.#resourceVersion = object.metadata.resourceVersion;
+    if (type === "BOOKMARK") return true;
+    const key = objectKey(object);
+    if (type === "DELETED") {
+      this.#store.delete(key);
+      this.#options.onDelete(object);
+      return true;
+    }
+    const previous = this.#store.get(key);
+    this.#store.set(key, object);
+    this.#options.onUpsert(object, previous);
+    return true;
   }
 
   /**
@@ -148,14 +231,17 @@ export class Informer<T extends Keyed> {
    * ancient version to make the apiserver answer 410 Gone, the way a long network partition would.
    */
   async rewatchFrom(resourceVersion: string): Promise<void> {
-    this.#abort?.abort();
     this.#resourceVersion = resourceVersion;
-    await this.#watch();
+    this.#watch?.abort(new WatchFailedError("restarted from an earlier resourceVersion"));
   }
 
   stop(): void {
     this.#stopped = true;
-    this.#abort?.abort();
-    for (const timer of this.#timers) clearInterval(timer);
+    this.#watch?.abort();
+    clearInterval(this.#resync);
   }
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
 }

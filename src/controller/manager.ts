@@ -23,6 +23,8 @@ export interface ManagerOptions {
   readonly cache: ArtifactCache;
   readonly concurrency: number;
   readonly resyncMs?: number;
+  /** A watch with no event or bookmark for this long is restarted; /healthz fails after twice this with no answer. */
+  readonly watchIdleTimeoutMs?: number;
   readonly metrics?: ControllerMetrics;
   readonly kustomizations?: Pick<
     KustomizationReconcilerOptions,
@@ -36,6 +38,12 @@ export interface ManagerOptions {
   >;
   readonly sources?: Pick<ReconcilerDeps, "maxArtifactBytes">;
 }
+
+/**
+ * Longer than a healthy watch goes without a bookmark on a busy resource (about a minute); a quiet one may see none
+ * for longer, and is then restarted from where it was, which costs one request.
+ */
+export const DEFAULT_WATCH_IDLE_TIMEOUT_MS = 90_000;
 
 export function jsonLog(message: string, fields: Record<string, unknown> = {}): void {
   process.stderr.write(`${JSON.stringify({ level: "info", ts: new Date().toISOString(), msg: message, ...fields })}\n`);
@@ -64,11 +72,13 @@ export class Manager {
   readonly #kustomizations: Watched<Kustomization>;
   readonly metrics: ControllerMetrics;
   readonly #cache: ArtifactCache;
+  readonly #watchIdleTimeoutMs: number;
   #started = false;
 
   constructor(options: ManagerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
     this.#cache = options.cache;
+    this.#watchIdleTimeoutMs = options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS;
     const sources = new OCIRepositoryReconciler({
       ...options.sources,
       kube: options.kube,
@@ -131,7 +141,7 @@ export class Manager {
     const informer = new Informer<T>(options.kube, {
       type,
       resyncMs: options.resyncMs ?? 10 * 60_000,
-      silenceMs: 6 * 60_000,
+      silenceMs: options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS,
       log: jsonLog,
       onUpsert: (object, previous) => {
         // A resync hands over every object; one that is already scheduled (its interval, a retry) keeps its
@@ -164,6 +174,19 @@ export class Manager {
 
   get started(): boolean {
     return this.#started;
+  }
+
+  /**
+   * Why /healthz should fail: a watch that has heard nothing from the apiserver for twice the idle timeout, when
+   * a live one is restarted (and heard from) after one. Empty when healthy.
+   */
+  healthProblems(now?: number): string[] {
+    const limitMs = 2 * this.#watchIdleTimeoutMs;
+    const informers = { OCIRepository: this.#sources.informer, Kustomization: this.#kustomizations.informer };
+    return Object.entries(informers).flatMap(([kind, informer]) => {
+      const idleMs = informer.idleMs(now);
+      return idleMs > limitMs ? [`${kind} watch: no answer from the apiserver for ${Math.round(idleMs / 1000)}s (limit ${limitMs / 1000}s)`] : [];
+    });
   }
 
   async start(): Promise<void> {

@@ -23,6 +23,13 @@ export interface ControlPlane {
   readonly kubeconfig: string;
   readonly adminToken: string;
   readonly dir: string;
+  /** Client URL of etcd, http://127.0.0.1:<port>. */
+  readonly etcdUrl: string;
+  /**
+   * Stops kube-apiserver (SIGTERM, as a rollout or crash-restart would) and starts it again on the same port with
+   * the same flags plus `extraArgs`; resolves once /readyz answers 200 again.
+   */
+  restartApiserver(options?: { extraArgs?: readonly string[]; downMs?: number }): Promise<void>;
   /** Runs the test bed's kubectl against this cluster (admin unless `kubeconfig` is given). */
   kubectl(args: readonly string[], options?: { kubeconfig?: string; input?: string }): Promise<string>;
   /**
@@ -40,6 +47,8 @@ export interface ControlPlaneOptions {
   readonly apiserverOnly?: boolean;
   /** Keep the working directory (logs, etcd data) after stop, for debugging. */
   readonly keepDir?: boolean;
+  /** Extra kube-apiserver flags, e.g. --watch-cache=false. */
+  readonly apiserverArgs?: readonly string[];
 }
 
 function kubeconfigYaml(server: string, caFile: string, user: string, token: string): string {
@@ -124,41 +133,50 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     const apiPort = await freePort();
     const server = `https://127.0.0.1:${apiPort}`;
-    const apiserver = startProcess(
-      "kube-apiserver",
-      binary("kube-apiserver"),
-      [
-        `--etcd-servers=${etcd.url}`,
-        "--bind-address=127.0.0.1",
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${pki}`,
-        // A loopback advertise address is refused by the endpoint reconcilers, which have nothing to do here.
-        "--advertise-address=127.0.0.1",
-        "--endpoint-reconciler-type=none",
-        `--token-auth-file=${join(dir, "tokens.csv")}`,
-        "--authorization-mode=Node,RBAC",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        `--service-account-key-file=${saKey}`,
-        `--service-account-signing-key-file=${saKey}`,
-        "--service-cluster-ip-range=10.0.0.0/24",
-        "--allow-privileged=true",
-        "--enable-priority-and-fairness=false",
-        "--max-requests-inflight=0",
-        "--max-mutating-requests-inflight=0",
-        "--v=0",
-      ],
-      { logFile: join(dir, "kube-apiserver.log") },
-    );
+    const apiserverArgs = [
+      `--etcd-servers=${etcd.url}`,
+      "--bind-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${pki}`,
+      // A loopback advertise address is refused by the endpoint reconcilers, which have nothing to do here.
+      "--advertise-address=127.0.0.1",
+      "--endpoint-reconciler-type=none",
+      `--token-auth-file=${join(dir, "tokens.csv")}`,
+      "--authorization-mode=Node,RBAC",
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      `--service-account-key-file=${saKey}`,
+      `--service-account-signing-key-file=${saKey}`,
+      "--service-cluster-ip-range=10.0.0.0/24",
+      "--allow-privileged=true",
+      "--enable-priority-and-fairness=false",
+      "--max-requests-inflight=0",
+      "--max-mutating-requests-inflight=0",
+      "--v=0",
+      ...(options.apiserverArgs ?? []),
+    ];
+    const startApiserver = (extraArgs: readonly string[] = []) =>
+      startProcess("kube-apiserver", binary("kube-apiserver"), [...apiserverArgs, ...extraArgs], { logFile: join(dir, "kube-apiserver.log") });
+    let apiserver = startApiserver();
     processes.push(apiserver);
     const caFile = join(pki, "apiserver.crt");
-    await waitUntil(
+    const apiserverReady = (timeoutMs: number) => waitUntil(
       "kube-apiserver /readyz",
       async () => {
         const ca = await readFile(caFile);
         return (await probe(`${server}/readyz`, { ca, bearerToken: adminToken })).status === 200;
       },
-      { timeoutMs: remaining(), process: apiserver, intervalMs: 200 },
+      { timeoutMs, process: apiserver, intervalMs: 200 },
     );
+    await apiserverReady(remaining());
+
+    const restartApiserver = async ({ extraArgs = [], downMs = 0 }: { extraArgs?: readonly string[]; downMs?: number } = {}) => {
+      await apiserver.stop();
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      const restarted = startApiserver(extraArgs);
+      processes[processes.indexOf(apiserver)] = restarted;
+      apiserver = restarted;
+      await apiserverReady(60_000);
+    };
 
     const kubeconfig = join(dir, "admin.kubeconfig");
     await writeFile(kubeconfig, kubeconfigYaml(server, caFile, "ferry-admin", adminToken), { mode: 0o600 });
@@ -189,7 +207,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       });
       return path;
     };
-    if (options.apiserverOnly) return { server, caFile, kubeconfig, adminToken, dir, kubectl, serviceAccountKubeconfig, stop };
+    const controls = { etcdUrl: etcd.url, restartApiserver };
+    if (options.apiserverOnly) return { server, caFile, kubeconfig, adminToken, dir, kubectl, serviceAccountKubeconfig, stop, ...controls };
 
     const componentArgs = async (name: string) => [
       `--kubeconfig=${kubeconfig}`,
@@ -282,7 +301,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       ]),
     ]);
 
-    return { server, caFile, kubeconfig, adminToken, dir, kubectl, serviceAccountKubeconfig, stop };
+    return { server, caFile, kubeconfig, adminToken, dir, kubectl, serviceAccountKubeconfig, stop, ...controls };
   } catch (error) {
     await stop();
     throw error;
