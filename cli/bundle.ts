@@ -59,7 +59,8 @@ const builtinsAsModules: Plugin = {
 
 await rm(outdir, { recursive: true, force: true });
 const result = await build({
-  entryPoints: { ferry: join(root, "cli", "ferry.ts") },
+  // The worker that reads kustomize output (src/kustomize/output.ts) is a file of its own that a Worker can load.
+  entryPoints: { ferry: join(root, "cli", "ferry.ts"), "kustomize-output-worker": join(root, "src", "kustomize", "output-worker.ts") },
   outdir,
   bundle: true,
   splitting: true,

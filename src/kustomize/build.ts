@@ -5,14 +5,14 @@ import { execFile } from "node:child_process";
 import { access, constants, cp, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
-import yaml from "js-yaml";
 import { type Disposition, FerryError } from "../errors.ts";
 import { isInside } from "../artifact/tarball.ts";
 import { deadlineSignal } from "../deadline.ts";
 import { confinedCommand, SANDBOX_SETUP_FAILED, type Sandbox, SandboxUnavailableError } from "../sandbox/sandbox.ts";
 import { type KustomizeOverlay, prepareKustomization, refuseRemoteBases } from "./generate.ts";
-import { substituteManifests } from "./substitute.ts";
-import { yamlErrorSummary } from "./yaml-error.ts";
+import { readOutputInWorker } from "./output.ts";
+import { SubstitutionError } from "./substitute.ts";
+import { loadYamlDocuments, YamlInputError } from "./yaml-load.ts";
 
 export class BuildError extends FerryError {
   readonly code = "BUILD_FAILED";
@@ -118,23 +118,34 @@ function kustomizeFailure(error: unknown, command: string, directory: string, sa
   return new BuildError(`kustomize build failed: ${shown || failure.message}`, { cause: error });
 }
 
-export function parseManifests(text: string, origin: string): ManifestObject[] {
-  let documents: unknown[];
-  try {
-    documents = yaml.loadAll(text);
-  } catch (error) {
-    throw new BuildError(`${origin} is not valid YAML: ${yamlErrorSummary(error)}`, { cause: error });
-  }
+/**
+ * The objects of multi-document YAML, read with the bounds of loadYamlDocuments (size, alias expansion; a
+ * YamlInputError otherwise). Each document must name its object; `invalid` makes the error for one that does not.
+ */
+export function parseManifests(
+  text: string,
+  origin: string,
+  invalid: (message: string) => Error = (message) => new BuildError(message),
+): ManifestObject[] {
   const objects: ManifestObject[] = [];
-  for (const document of documents) {
+  for (const document of loadYamlDocuments(text, { origin })) {
     if (document === null || document === undefined) continue;
     const object = document as Partial<ManifestObject>;
     if (!object.apiVersion || !object.kind || !object.metadata?.name) {
-      throw new BuildError(`${origin} has a document without apiVersion, kind or metadata.name`);
+      throw invalid(`${origin} has a document without apiVersion, kind or metadata.name`);
     }
     objects.push(object as ManifestObject);
   }
   return objects;
+}
+
+/**
+ * The failures the output worker can report, by class name, so they keep their disposition across the thread. (Built
+ * on use: substitute.ts imports this module, so its class may not exist yet while this module loads.)
+ */
+function rebuildOutputError(name: string, message: string): Error {
+  const known: Readonly<Record<string, new (message: string) => FerryError>> = { BuildError, SubstitutionError, YamlInputError };
+  return new (known[name] ?? BuildError)(message);
 }
 
 export interface BuildOptions {
@@ -164,9 +175,8 @@ export async function buildManifests(root: string, path = "", options: BuildOpti
     await prepareKustomization(copy, directory, options.overlay ?? {});
     await refuseRemoteBases(copy, directory);
     const output = await runKustomize(directory, copy, options.sandbox);
-    const variables = options.variables ?? {};
-    if (Object.keys(variables).length === 0) return parseManifests(output, `kustomize build ${path || "."}`);
-    return substituteManifests(output, variables, { strict: options.strictSubstitution ?? true });
+    const job = { text: output, origin: `kustomize build ${path || "."}`, variables: options.variables ?? {}, strict: options.strictSubstitution ?? true };
+    return await readOutputInWorker(job, rebuildOutputError, deadlineSignal());
   } finally {
     await rm(work, { recursive: true, force: true });
   }

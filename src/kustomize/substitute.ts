@@ -26,9 +26,9 @@
 //   - `${var+x}`, `${var?x}`, `${var:+x}` and `${var:?x}` are rejected instead of silently acting as defaults.
 import yaml from "js-yaml";
 import { type Disposition, FerryError } from "../errors.ts";
-import type { ManifestObject } from "./build.ts";
+import { type ManifestObject, parseManifests } from "./build.ts";
 import { compileGlob, type Glob, GlobError, type Removal, removeGlobMatch } from "./glob.ts";
-import { loadYamlDocuments, YamlInputError } from "./yaml-load.ts";
+import { YamlInputError } from "./yaml-load.ts";
 
 export class SubstitutionError extends FerryError {
   readonly code = "SUBSTITUTION_FAILED";
@@ -388,16 +388,7 @@ function substitutionDisabled(object: ManifestObject): boolean {
  * YAML fits on one line), and the build output is a tenant's input anyway. Each must name its object, as in build.ts.
  */
 function manifestsIn(text: string, origin: string): ManifestObject[] {
-  const objects: ManifestObject[] = [];
-  for (const document of loadYamlDocuments(text, { origin })) {
-    if (document === null || document === undefined) continue;
-    const object = document as Partial<ManifestObject>;
-    if (!object.apiVersion || !object.kind || !object.metadata?.name) {
-      throw new SubstitutionError(`${origin} has a document without apiVersion, kind or metadata.name`);
-    }
-    objects.push(object as ManifestObject);
-  }
-  return objects;
+  return parseManifests(text, origin, (message) => new SubstitutionError(message));
 }
 
 /**

@@ -3,11 +3,13 @@
 // restrictor), and none leaks through the sandbox alone or through Ferry's whole build (pre-walk and sandbox).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { once } from "node:events";
 import { randomBytes } from "node:crypto";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { Worker } from "node:worker_threads";
 import { buildManifests, runKustomize } from "../../src/kustomize/build.ts";
 import { probeSandbox, type Sandbox, SandboxUnavailableError } from "../../src/sandbox/sandbox.ts";
 import { ferry } from "../harness/ferry.ts";
@@ -127,6 +129,15 @@ describe("hostile kustomizations against the real kustomize", async () => {
     const result = await ferry(["controller", "--kubeconfig=/nonexistent", "--health-addr=127.0.0.1:0"], { env: { FERRY_SANDBOX: join(work, "no-such-sandbox") } });
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, /the build sandbox .* is missing or not executable.*--insecure-unconfined-builds/s);
+  });
+
+  test("the bundled CLI carries the worker that reads kustomize output", async () => {
+    const worker = new Worker(join(import.meta.dirname, "..", "..", "dist", "kustomize-output-worker.mjs"), {
+      workerData: { text: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n", origin: "bundled", variables: { name: "cm" }, strict: true },
+    });
+    const [result] = await once(worker, "message") as [{ json?: string }];
+    await worker.terminate();
+    assert.deepEqual(JSON.parse(result.json ?? "[]"), [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cm" } }]);
   });
 
   test("the sandbox still lets a legitimate build read its whole root", async () => {
