@@ -355,6 +355,50 @@ function treeReferences(document: Mapping): Array<[string, string]> {
   return references;
 }
 
+/** Fields of builtin generator, transformer and validator configs that name files to read (files may be key=path). */
+const PLUGIN_PATH_FIELDS = new Set(["path", "paths", "files", "envs", "env", "valuesFile", "additionalValuesFiles", "chartHome"]);
+
+/** Every [field, path] a plugin config names, at any depth (ReplacementTransformer keeps them in replacements[]). */
+function pluginConfigReferences(config: unknown, at: string): Array<[string, string]> {
+  if (Array.isArray(config)) return config.flatMap((item, index) => pluginConfigReferences(item, `${at}[${index}]`));
+  if (!isMapping(config)) return [];
+  return Object.entries(config).flatMap(([key, value]): Array<[string, string]> => {
+    const field = `${at}.${key}`;
+    if (!PLUGIN_PATH_FIELDS.has(key)) return pluginConfigReferences(value, field);
+    const entries = typeof value === "string" ? [value] : strings(value).map(([, entry]) => entry);
+    return entries.map((entry): [string, string] => [field, key === "files" ? entry.replace(/^[^=]*=/, "") : entry]);
+  });
+}
+
+/**
+ * The configs of `generators`, `transformers` and `validators`, inline or in files: kustomize runs builtin plugins
+ * from them, and their file fields are read like any other reference (CVE-2022-24877 went through here).
+ */
+async function pluginConfigs(
+  walk: Walk,
+  realDirectory: string,
+  file: string,
+  document: Mapping,
+): Promise<Array<{ at: string; config: unknown }>> {
+  const configs: Array<{ at: string; config: unknown }> = [];
+  for (const field of ["generators", "transformers", "validators"]) {
+    for (const [index, entry] of strings(document[field])) {
+      const at = `${field}[${index}]`;
+      const origin = `${file}: ${at}`;
+      let text = entry;
+      if (!isInlineYaml(entry)) {
+        const target = await checkReference(walk, realDirectory, file, at, entry);
+        const info = await stat(target).catch(() => undefined);
+        if (!info?.isFile()) continue;
+        text = await readFile(target, "utf8");
+      }
+      const loaded = asInputError(() => loadYamlDocuments(text, { origin, schema: yaml.CORE_SCHEMA, maxBytes: MAX_KUSTOMIZATION_BYTES }));
+      for (const config of loaded) configs.push({ at, config });
+    }
+  }
+  return configs;
+}
+
 async function walkKustomization(walk: Walk, realDirectory: string, visited: Set<string>): Promise<void> {
   // kustomize itself reports cycles; the set only keeps this walk finite and visits shared bases once.
   if (visited.has(realDirectory)) return;
@@ -370,6 +414,9 @@ async function walkKustomization(walk: Walk, realDirectory: string, visited: Set
     }
   }
   for (const [field, entry] of fileReferences(document)) await checkReference(walk, realDirectory, file, field, entry);
+  for (const { at, config } of await pluginConfigs(walk, realDirectory, file, document)) {
+    for (const [field, entry] of pluginConfigReferences(config, at)) await checkReference(walk, realDirectory, file, field, entry);
+  }
   for (const [field, entry] of treeReferences(document)) {
     const target = await checkReference(walk, realDirectory, file, field, entry);
     const info = await stat(target).catch(() => undefined);

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { buildManifests, runKustomize } from "../../src/kustomize/build.ts";
+import { RemoteBaseError } from "../../src/kustomize/generate.ts";
 import { probeSandbox, type Sandbox, SandboxUnavailableError } from "../../src/sandbox/sandbox.ts";
 import { ferry } from "../harness/ferry.ts";
 import { binary } from "../harness/binaries.ts";
@@ -102,7 +103,7 @@ describe("hostile kustomizations against the real kustomize", async () => {
   });
 
   for (const name of cases) {
-    test(`${name}: leaks unconfined, not through the sandbox or Ferry's build`, async () => {
+    test(`${name}: leaks unconfined, not through the sandbox or Ferry's build, and the reference check refuses it`, async () => {
       const root = await materialize(name, join(work, "unconfined"), sentinel);
       assert.ok(leaked(await kustomizeUnconfined(root), sentinel), `${name} does not leak even unconfined: it tests nothing`);
 
@@ -113,6 +114,10 @@ describe("hostile kustomizations against the real kustomize", async () => {
       const builtRoot = await materialize(name, join(work, "built"), sentinel);
       const built = await outcome(() => buildManifests(builtRoot, "", { sandbox }));
       assert.ok(!leaked(built, sentinel), `${name} leaked through buildManifests: ${built}`);
+
+      // The second fence on its own: the check before kustomize runs refuses the case by name.
+      const checkedRoot = await materialize(name, join(work, "checked"), sentinel);
+      await assert.rejects(buildManifests(checkedRoot, ""), RemoteBaseError, `${name} got past the reference check`);
     });
   }
 
@@ -140,14 +145,15 @@ describe("hostile kustomizations against the real kustomize", async () => {
     assert.deepEqual(JSON.parse(result.json ?? "[]"), [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cm" } }]);
   });
 
-  test("the sandbox still lets a legitimate build read its whole root", async () => {
+  test("the sandbox and the reference check still let a legitimate build read its whole root", async () => {
     const root = join(work, "legitimate");
     await mkdir(join(root, "base"), { recursive: true });
-    await writeFile(join(root, "kustomization.yaml"), "resources:\n- base\nsecretGenerator:\n- name: own\n  files:\n  - token.txt\n");
+    await writeFile(join(root, "kustomization.yaml"), "resources:\n- base\nsecretGenerator:\n- name: own\n  files:\n  - token.txt\ngenerators:\n- generator.yaml\n");
+    await writeFile(join(root, "generator.yaml"), "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata:\n  name: generated\nfiles:\n- key=token.txt\n");
     await writeFile(join(root, "token.txt"), "own-secret");
     await writeFile(join(root, "base", "kustomization.yaml"), "resources:\n- cm.yaml\n");
     await writeFile(join(root, "base", "cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\n");
     const objects = await buildManifests(root, "", { sandbox });
-    assert.deepEqual(objects.map((object) => `${object.kind}/${object.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`).sort(), ["ConfigMap/mine", "Secret/own"]);
+    assert.deepEqual(objects.map((object) => `${object.kind}/${object.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`).sort(), ["ConfigMap/generated", "ConfigMap/mine", "Secret/own"]);
   });
 });
