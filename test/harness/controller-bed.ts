@@ -68,7 +68,11 @@ export class ControllerBed {
    * Starts `ferry controller` as the controller's ServiceAccount (without leader election unless `args` ask for
    * it), behind its own TCP proxy when `behindProxy`; resolves once /readyz answers.
    */
-  async startController(name: string, args: readonly string[], options: { behindProxy?: boolean } = {}): Promise<Replica> {
+  async startController(
+    name: string,
+    args: readonly string[],
+    options: { behindProxy?: boolean; env?: Readonly<Record<string, string>> } = {},
+  ): Promise<Replica> {
     const proxy = options.behindProxy ? await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(this.cluster.server).port) }) : undefined;
     const kubeconfig = proxy ? await this.#kubeconfigThrough(proxy, name) : this.#kubeconfig;
     const port = await freePort();
@@ -76,7 +80,7 @@ export class ControllerBed {
     const process_ = startProcess(`ferry controller ${name}`, process.execPath, [
       FERRY_CLI, "controller", `--kubeconfig=${kubeconfig}`, `--cache-dir=${join(this.dir, `cache-${name}`)}`,
       `--health-addr=127.0.0.1:${port}`, "--leader-elect=false", ...args,
-    ], { logFile });
+    ], { logFile, ...(options.env ? { env: options.env } : {}) });
     const healthUrl = `http://127.0.0.1:${port}`;
     const replica: Replica = { process: process_, healthUrl, ...(proxy ? { proxy } : {}), logs: () => readLogLines(logFile) };
     this.#replicas.push(replica);
