@@ -128,8 +128,6 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
       ...(values["default-service-account"] ? { defaultServiceAccount: values["default-service-account"] } : {}),
       ...(sandbox ? { sandbox } : {}),
       requeueDependencyMs: parseDuration(values["requeue-dependency"] ?? "30s", "--requeue-dependency"),
-      // Crash-consistency tests kill the controller at the worst moment: after apply, before prune and status.
-      ...(process.env.FERRY_FAULT?.startsWith("exit-after-apply:") ? { exitAfterApplying: process.env.FERRY_FAULT.slice("exit-after-apply:".length) } : {}),
     },
   });
   let waitingForLeadership = false;

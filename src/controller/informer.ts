@@ -226,15 +226,6 @@ export class Informer<T extends Keyed> {
     return true;
   }
 
-  /**
-   * Restarts the watch from `resourceVersion` as if the previous watch had ended there. Tests use it with an
-   * ancient version to make the apiserver answer 410 Gone, the way a long network partition would.
-   */
-  async rewatchFrom(resourceVersion: string): Promise<void> {
-    this.#resourceVersion = resourceVersion;
-    this.#watch?.abort(new WatchFailedError("restarted from an earlier resourceVersion"));
-  }
-
   stop(): void {
     this.#stopped = true;
     this.#watch?.abort();

@@ -33,7 +33,6 @@ export interface ManagerOptions {
     | "tenantLockdown"
     | "defaultServiceAccount"
     | "requeueDependencyMs"
-    | "exitAfterApplying"
     | "sandbox"
   >;
   readonly sources?: Pick<ReconcilerDeps, "maxArtifactBytes">;

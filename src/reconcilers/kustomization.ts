@@ -63,11 +63,6 @@ export interface KustomizationReconcilerOptions {
   readonly requeueDependencyMs?: number;
   /** How often health is polled while waiting. */
   readonly healthPollMs?: number;
-  /**
-   * Fault injection for crash-consistency tests: the process exits between apply and prune when this
-   * Kustomization ("namespace/name") applies a new revision.
-   */
-  readonly exitAfterApplying?: string;
 }
 
 type PruneFailure = { entry: InventoryEntryType; error: string };
@@ -170,10 +165,6 @@ export class KustomizationReconciler {
         const objects = await this.#build(object, spec, artifact, { kube: reader, applier: target.applier }, secrets);
         applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
         const entries = applied.map((change) => ({ id: change.id, v: change.v }));
-        if (this.#options.exitAfterApplying === key && revision !== object.status?.lastAppliedRevision) {
-          this.#options.log("fault injection: exiting between apply and prune");
-          process.exit(137);
-        }
         const pruneFailures = spec.prune ? await this.#prune(object, target, staleEntries(status.inventory?.entries ?? [], entries)) : [];
         status.inventory = { entries: [...entries, ...pruneFailures.map((failure) => failure.entry)] };
         if (pruneFailures.length > 0) {

@@ -11,6 +11,7 @@ import { condition, DeliveryBed, readyWith } from "../harness/delivery.ts";
 
 const CORPORA = join(import.meta.dirname, "..", "..", "..", "shared", "corpora");
 const PODINFO = join(CORPORA, "podinfo", "kustomize");
+const EXIT_BEFORE_PRUNE = join(import.meta.dirname, "..", "harness", "faults", "exit-before-prune.ts");
 
 /** Writes `files` (name → YAML objects or text) into a fresh directory. */
 async function fixture(files: Record<string, unknown>): Promise<string> {
@@ -408,7 +409,7 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest1));
 
     await bed.controller?.stop();
-    const crashing = bed.startController([], { FERRY_FAULT: `exit-after-apply:${ns}/app` });
+    const crashing = bed.startController([], { FERRY_TEST_EXIT_BEFORE_PRUNE: ns }, EXIT_BEFORE_PRUNE);
     const v2 = await makeFixture({ "objects.yaml": [configMap("stays", { v: "2" }), configMap("arrives", { v: "2" })] });
     const digest2 = await bed.push(v2, "crash/app");
     // Ask for the new revision without waiting on it: the controller may already be fetching it on its own start,

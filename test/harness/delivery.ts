@@ -64,12 +64,14 @@ export class DeliveryBed {
     return this.#controller;
   }
 
-  startController(extraArgs: readonly string[] = [], env: Record<string, string> = {}): ManagedProcess {
+  /** `preload` is a module run inside the controller first (`node --import`), such as a fault from harness/faults. */
+  startController(extraArgs: readonly string[] = [], env: Record<string, string> = {}, preload?: string): ManagedProcess {
     this.#starts += 1;
     this.#controller = startProcess(
       "ferry controller",
       process.execPath,
       [
+        ...(preload ? ["--import", preload] : []),
         FERRY_CLI, "controller", `--kubeconfig=${this.#controllerKubeconfig}`, `--cache-dir=${join(this.dir, "cache")}`,
         "--health-addr=127.0.0.1:0", "--leader-elect=false", "--requeue-dependency=2s", ...extraArgs,
       ],
