@@ -11,7 +11,6 @@ import {
   PatchStrategy,
   ServerConfiguration,
   setHeaderOptions,
-  Watch,
 } from "@kubernetes/client-node";
 import { boundedTransport } from "./transport.ts";
 import { FerryError } from "../errors.ts";
@@ -285,20 +284,5 @@ export class KubeClient {
       if (httpStatusOf(error) === 404) return undefined;
       throw error;
     }
-  }
-
-  /** Starts a watch from `resourceVersion`; resolves with an AbortController that stops it. */
-  watch(
-    type: ResourceType,
-    resourceVersion: string,
-    onEvent: (phase: string, object: unknown) => void,
-    onDone: (error: unknown) => void,
-  ): Promise<AbortController> {
-    return new Watch(this.config).watch(
-      `/apis/${type.group}/${type.version}/${type.plural}`,
-      { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 },
-      onEvent,
-      onDone,
-    );
   }
 }
