@@ -21,10 +21,11 @@ import type { ClientOptions } from "../registry/client.ts";
 import { type CredentialSource, credentialsFromDockerConfig, type DockerConfig, parseDockerConfig } from "../registry/credentials.ts";
 import { AuthenticationError, type InvalidReferenceError } from "../registry/errors.ts";
 import { parseReference, type Reference } from "../registry/reference.ts";
+import { refusedDigest } from "../signing/bundle.ts";
 import { VerificationError } from "../signing/errors.ts";
 import { parsePublicKey } from "../signing/keys.ts";
 import { publicGoodTrustedRoot } from "../signing/trusted-root.ts";
-import { verifyArtifact } from "../signing/verify.ts";
+import { describeSigner, fingerprintInputs, verifyArtifact, type VerificationInputs } from "../signing/verify.ts";
 import { findCondition, removeCondition, setCondition } from "./conditions.ts";
 
 export const OCI_REPOSITORY: ResourceType = { group: SOURCE_GROUP, version: SOURCE_VERSION, plural: "ocirepositories" };
@@ -60,6 +61,49 @@ class ReconcileFailure extends Error {
     this.reason = reason;
     this.stall = options.stall ?? false;
   }
+}
+
+/** What spec.verify trusts, read from its Secrets, and the fingerprint a verification with it is recorded under. */
+interface VerificationTrust {
+  readonly inputs: VerificationInputs;
+  readonly fingerprint: string;
+}
+
+/** How an artifact was verified, as status records it: who signed, and under which verification inputs. */
+export function verificationRecord(signer: string, fingerprint: string): string {
+  return `${signer} under verification inputs ${fingerprint}`;
+}
+
+/** ArtifactInStorage's message. For a verified artifact it carries the record, so it outlives a later failure. */
+export function storedArtifactMessage(revision: string, verifiedWith?: string): string {
+  return `stored artifact for revision '${revision}'${verifiedWith ? `, verified with ${verifiedWith}` : ""}`;
+}
+
+/**
+ * The verification status records for the stored `revision` under the inputs with `fingerprint`, if any. Nothing
+ * when the artifact was stored unverified, or verified with other keys or policies: it must be verified again.
+ */
+export function recordedVerification(
+  conditions: readonly ConditionType[] | undefined,
+  revision: string,
+  fingerprint: string,
+): string | undefined {
+  const stored = findCondition(conditions, "ArtifactInStorage");
+  const prefix = `${storedArtifactMessage(revision)}, verified with `;
+  const suffix = ` under verification inputs ${fingerprint}`;
+  if (stored?.status !== "True" || !stored.message.startsWith(prefix) || !stored.message.endsWith(suffix)) return undefined;
+  return stored.message.slice(prefix.length);
+}
+
+/** Status without its artifact; a JSON merge patch removes a field only when it is sent as null. */
+function withoutArtifact(status: OCIRepositoryStatusType): OCIRepositoryStatusType {
+  if (!status.artifact && status.url === undefined) return status;
+  return { ...status, artifact: null, url: null } as unknown as OCIRepositoryStatusType;
+}
+
+function verificationFailure(error: unknown): ReconcileFailure {
+  const message = error instanceof FerryError ? error.message : String(error);
+  return new ReconcileFailure("VerificationError", `failed to verify the signature using provider 'cosign': ${message}`, { cause: error });
 }
 
 function fetchReason(error: unknown): string {
@@ -112,6 +156,7 @@ export class OCIRepositoryReconciler {
     const interval = specTimerMs(spec.interval);
     const jittered = Math.round(interval * (0.95 + Math.random() * 0.1));
     const handled = requestedAt ? { lastHandledReconcileAt: requestedAt } : {};
+    let trust: VerificationTrust | undefined;
 
     try {
       // kstatus: while a new revision is being fetched, say so (Reconciling=True, Ready=Unknown).
@@ -120,12 +165,14 @@ export class OCIRepositoryReconciler {
         conditions = setCondition(conditions, "Ready", "Unknown", "Progressing", "reconciliation in progress", generation);
         await this.#writeStatus(object, { ...status, conditions });
       };
-      const outcome = await this.#fetch(object, spec, status, progressing);
+      if (spec.verify) trust = await this.#verificationTrust(metadata.namespace, spec, metadata.annotations);
+      const outcome = await this.#fetch(object, spec, status, progressing, trust);
       conditions = removeCondition(removeCondition(removeCondition(conditions, "FetchFailed"), "Stalled"), "Reconciling");
-      if (spec.verify) conditions = setCondition(conditions, "SourceVerified", "True", "Succeeded", `verified signature of revision ${outcome.revision}`, generation);
-      else conditions = removeCondition(conditions, "SourceVerified");
-      const message = `stored artifact for revision '${outcome.revision}'`;
-      conditions = setCondition(conditions, "ArtifactInStorage", "True", "Succeeded", message, generation);
+      if (outcome.verifiedWith) {
+        conditions = setCondition(conditions, "SourceVerified", "True", "Succeeded", `verified signature of revision ${outcome.revision} with ${outcome.verifiedWith}`, generation);
+      } else conditions = removeCondition(conditions, "SourceVerified");
+      const message = storedArtifactMessage(outcome.revision);
+      conditions = setCondition(conditions, "ArtifactInStorage", "True", "Succeeded", storedArtifactMessage(outcome.revision, outcome.verifiedWith), generation);
       conditions = setCondition(conditions, "Ready", "True", "Succeeded", message, generation);
       await this.#writeStatus(object, { ...status, ...outcome.status, conditions, observedGeneration: generation, ...handled });
       if (outcome.status.artifact) {
@@ -151,9 +198,21 @@ export class OCIRepositoryReconciler {
       conditions = failure.stall
         ? setCondition(conditions, "Stalled", "True", failure.reason, failure.message, generation)
         : removeCondition(conditions, "Stalled");
-      conditions = setCondition(conditions, "Ready", "False", failure.reason, failure.message, generation);
-      await this.#writeStatus(object, { ...status, conditions, observedGeneration: generation, ...handled });
-      await this.#event(object, "Warning", failure.reason, failure.message);
+      // Under spec.verify an artifact is offered only while it is verified with the current keys and policies: one
+      // stored unverified, or verified with a key since removed, is withdrawn (as a missing artifact, Kustomizations
+      // wait for it) rather than kept as the last good one.
+      const withdraw = spec.verify !== undefined && status.artifact !== undefined
+        && !(trust && recordedVerification(status.conditions, status.artifact.revision, trust.fingerprint));
+      const readyMessage = withdraw ? `${failure.message}; the stored artifact is withdrawn: it is not verified with the current verification inputs` : failure.message;
+      conditions = setCondition(conditions, "Ready", "False", failure.reason, readyMessage, generation);
+      if (withdraw) {
+        conditions = removeCondition(conditions, "ArtifactInStorage");
+        // A SourceVerified=True left from the old keys described the withdrawn artifact.
+        if (findCondition(conditions, "SourceVerified")?.status === "True") conditions = removeCondition(conditions, "SourceVerified");
+      }
+      const failed: OCIRepositoryStatusType = { ...status, conditions, observedGeneration: generation, ...handled };
+      await this.#writeStatus(object, withdraw ? withoutArtifact(failed) : failed);
+      await this.#event(object, "Warning", failure.reason, readyMessage);
       if (failure.stall) return {};
       throw failure;
     }
@@ -262,6 +321,7 @@ export class OCIRepositoryReconciler {
     spec: OCIRepositorySpecType,
     status: OCIRepositoryStatusType,
     progressing: (message: string) => Promise<void>,
+    trust: VerificationTrust | undefined,
   ) {
     const { metadata } = object;
 
@@ -302,20 +362,24 @@ export class OCIRepositoryReconciler {
       // What is stored for a digest depends on how it was extracted: each way gets its own immutable entry.
       const variant = extractionVariant({ ignore: spec.ignore, layerSelector: spec.layerSelector });
       const path = this.#deps.cache.relativePath(KIND, metadata.namespace, metadata.name, digest, variant);
-      const previouslyVerified = !spec.verify || findCondition(status.conditions, "SourceVerified")?.status === "True";
+      // Verified before with exactly the current keys and policies; a changed key Secret is seen on the next reconcile.
+      const recorded = trust ? recordedVerification(status.conditions, revision, trust.fingerprint) : undefined;
       const unchanged = status.artifact?.revision === revision
         && status.artifact.path === path
         && JSON.stringify(status.observedLayerSelector ?? {}) === JSON.stringify(spec.layerSelector ?? {})
         && status.observedIgnore === spec.ignore
         && (object.status?.observedGeneration ?? -1) === (metadata.generation ?? 0)
-        && previouslyVerified
+        && (!trust || recorded !== undefined)
         && (await this.#deps.cache.has(path));
-      if (unchanged) return { revision, status: {} as Partial<OCIRepositoryStatusType> };
+      if (unchanged) return { revision, status: {} as Partial<OCIRepositoryStatusType>, verifiedWith: recorded };
 
       await progressing(`building artifact: new revision '${revision}' for '${spec.url}'`);
-      if (spec.verify) await this.#verify(client, reference, metadata.namespace, spec, metadata.annotations);
+      const verifiedWith = trust ? await this.#verify(client, reference, trust) : undefined;
       const info = await inspectArtifact(client, { registry: base.registry, repository: base.repository, digest }, signal);
       const layer = selectLayer(info.manifest, spec.layerSelector?.mediaType);
+      // The layer is bound to the signed manifest only as strongly as its digest: md5 or sha1 would let it be swapped.
+      const weakLayer = refusedDigest(layer.digest, "layer");
+      if (weakLayer) throw new ArtifactFormatError(weakLayer.message, { cause: weakLayer });
       const limits = { ...DEFAULT_EXTRACT_LIMITS, ...(this.#deps.maxArtifactBytes ? { maxBytes: this.#deps.maxArtifactBytes } : {}) };
       const staging = await this.#deps.cache.stage(KIND, metadata.namespace, metadata.name);
       const scratch = await mkdtemp(`${staging}-download-`);
@@ -338,6 +402,7 @@ export class OCIRepositoryReconciler {
       this.#deps.log("stored new artifact", { object: `${metadata.namespace}/${metadata.name}`, revision });
       return {
         revision,
+        verifiedWith,
         status: {
           artifact: {
             path,
@@ -358,17 +423,19 @@ export class OCIRepositoryReconciler {
     }
   }
 
-  async #verify(
-    client: RegistryClient,
-    reference: Reference,
+  /**
+   * Reads what spec.verify trusts: the public keys (every `.pub` of secretRef), or the keyless policies with their
+   * trusted root. A Secret that is missing or holds no usable key fails verification, as a wrong key does.
+   */
+  async #verificationTrust(
     namespace: string,
     spec: OCIRepositorySpecType,
     annotations: Record<string, string> | undefined,
-  ): Promise<void> {
+  ): Promise<VerificationTrust> {
     const verify = spec.verify;
-    if (!verify) return;
     try {
-      if (verify.matchOIDCIdentity?.length) {
+      let inputs: VerificationInputs;
+      if (verify?.matchOIDCIdentity?.length) {
         let trustedRoot: unknown = publicGoodTrustedRoot();
         if (verify.trustedRootSecretRef) {
           const data = await this.#deps.kube.secretData(namespace, verify.trustedRootSecretRef.name);
@@ -378,28 +445,41 @@ export class OCIRepositoryReconciler {
         }
         // Private Sigstore deployments without a transparency log opt in explicitly, as cosign's --insecure-ignore-tlog.
         const ignoreTlog = annotations?.[IGNORE_TLOG_ANNOTATION] === "true";
-        let lastError: unknown;
-        for (const match of verify.matchOIDCIdentity) {
-          try {
-            const policy = { identityRegexp: match.subject, issuerRegexp: match.issuer };
-            await verifyArtifact(client, reference, { keyless: { trustedRoot, policy, ignoreTlog } });
-            return;
-          } catch (error) {
-            lastError = error;
-          }
-        }
-        throw lastError;
+        const policies = verify.matchOIDCIdentity.map((match) => ({ identityRegexp: match.subject, issuerRegexp: match.issuer }));
+        inputs = { keyless: policies.map((policy) => ({ trustedRoot, ignoreTlog, policy })) };
+      } else {
+        if (!verify?.secretRef) throw new VerificationError("untrusted", "spec.verify needs secretRef (cosign public keys) or matchOIDCIdentity");
+        const secretName = verify.secretRef.name;
+        const data = await this.#deps.kube.secretData(namespace, secretName);
+        if (!data) throw new VerificationError("untrusted", `secret '${namespace}/${secretName}' not found`);
+        const publicKeys = Object.entries(data)
+          .filter(([key]) => key.endsWith(".pub"))
+          .map(([key, value]) => parsePublicKey(value.toString("utf8"), `${secretName}/${key}`));
+        if (publicKeys.length === 0) throw new VerificationError("untrusted", `secret '${secretName}' has no keys ending in .pub`);
+        inputs = { publicKeys };
       }
-      if (!verify.secretRef) throw new VerificationError("untrusted", "spec.verify needs secretRef (cosign public keys) or matchOIDCIdentity");
-      const data = await this.#deps.kube.secretData(namespace, verify.secretRef.name);
-      const publicKeys = Object.entries(data ?? {})
-        .filter(([key]) => key.endsWith(".pub"))
-        .map(([key, value]) => parsePublicKey(value.toString("utf8"), `${verify.secretRef?.name}/${key}`));
-      if (publicKeys.length === 0) throw new VerificationError("untrusted", `secret '${verify.secretRef.name}' has no keys ending in .pub`);
-      await verifyArtifact(client, reference, { publicKeys });
+      return { inputs, fingerprint: fingerprintInputs(inputs) };
     } catch (error) {
-      const message = error instanceof FerryError ? error.message : String(error);
-      throw new ReconcileFailure("VerificationError", `failed to verify the signature using provider 'cosign': ${message}`, { cause: error });
+      throw verificationFailure(error);
+    }
+  }
+
+  /** Verifies the resolved digest; returns the record status keeps of how. Any one keyless policy may match. */
+  async #verify(client: RegistryClient, reference: Reference, trust: VerificationTrust): Promise<string> {
+    try {
+      const { publicKeys, keyless = [] } = trust.inputs;
+      if (publicKeys) return verificationRecord(describeSigner(await verifyArtifact(client, reference, { publicKeys })), trust.fingerprint);
+      let lastError: unknown;
+      for (const policy of keyless) {
+        try {
+          return verificationRecord(describeSigner(await verifyArtifact(client, reference, { keyless: policy })), trust.fingerprint);
+        } catch (error) {
+          lastError = error;
+        }
+      }
+      throw lastError;
+    } catch (error) {
+      throw verificationFailure(error);
     }
   }
 }

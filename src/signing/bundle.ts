@@ -59,10 +59,97 @@ const EMPTY_TRUSTED_ROOT = {
   timestampAuthorities: [],
 };
 
+/** A signed in-toto statement as parsed: nothing in it is trusted until checkSignatureStatement accepts it. */
+export interface SignedStatement {
+  readonly _type?: unknown;
+  readonly predicateType?: unknown;
+  readonly subject?: ReadonlyArray<{ readonly digest?: Readonly<Record<string, string>> }>;
+}
+
 export interface BundleVerification {
   /** Fingerprint source: the key that verified. */
   readonly publicKey: KeyObject;
-  readonly statement: { subject: Array<{ digest: Record<string, string>; annotations?: Record<string, string> }> };
+  readonly statement: SignedStatement;
+}
+
+/** Only these name content strongly enough to be signed: the registry client verifies content with no others. */
+const ACCEPTED_DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+
+/** Why `digest` cannot name signed content (md5, sha1, anything but full sha256 or sha512), or undefined if it can. */
+export function refusedDigest(digest: string, what: string): VerificationError | undefined {
+  if (ACCEPTED_DIGEST.test(digest)) return undefined;
+  const algorithm = digest.includes(":") ? digest.slice(0, Math.min(digest.indexOf(":"), 32)).toLowerCase() : "";
+  const why = algorithm === "sha256" || algorithm === "sha512"
+    ? "is not a complete lowercase hex digest"
+    : `uses ${algorithm ? `the ${algorithm} algorithm` : "no known algorithm"}, which Ferry refuses: only sha256 and sha512 digests are accepted`;
+  return new VerificationError("untrusted", `${what} ${shortened(digest)} ${why}`);
+}
+
+export function requireAcceptedDigest(digest: string, what: string): void {
+  const refusal = refusedDigest(digest, what);
+  if (refusal) throw refusal;
+}
+
+/** The statement inside a DSSE payload; a payload that is not a JSON object is no statement. */
+export function parseStatement(payload: Buffer): SignedStatement {
+  let statement: unknown;
+  try {
+    statement = JSON.parse(payload.toString("utf8"));
+  } catch (error) {
+    throw new VerificationError("malformed", "signed payload is not an in-toto statement", { cause: error });
+  }
+  if (typeof statement !== "object" || statement === null || Array.isArray(statement)) {
+    throw new VerificationError("malformed", "signed payload is not an in-toto statement");
+  }
+  return statement as SignedStatement;
+}
+
+/** The statement a serialised DSSE bundle carries (read after its signature verified, so that it can be trusted). */
+export function statementOfBundle(bundleBytes: Buffer): SignedStatement {
+  let bundle;
+  try {
+    bundle = bundleFromJSON(JSON.parse(bundleBytes.toString("utf8")));
+  } catch (error) {
+    throw new VerificationError("malformed", `signature bundle is not a valid Sigstore bundle: ${(error as Error).message}`, { cause: error });
+  }
+  if (bundle.content.$case !== "dsseEnvelope") throw new VerificationError("malformed", "signature bundle does not contain a DSSE envelope");
+  return parseStatement(Buffer.from(bundle.content.dsseEnvelope.payload));
+}
+
+/** Text from a signed payload as an error message shows it: short however long it is. */
+function shortened(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+function shown(value: unknown): string {
+  return shortened(JSON.stringify(value) ?? "nothing");
+}
+
+function subjectDigests(statement: SignedStatement): string[] {
+  const subjects = Array.isArray(statement.subject) ? statement.subject : [];
+  return subjects.flatMap((subject) => Object.entries(subject?.digest ?? {}).map(([algorithm, hex]) => `${algorithm}:${String(hex)}`));
+}
+
+/**
+ * Accepts a verified statement as a signature of `manifestDigest` only if it is what `cosign sign` signs: an in-toto
+ * v1 statement with cosign's signing predicate whose subject names that digest. The same key or identity may sign
+ * attestations (SLSA provenance, SBOMs) for the same digest; those say something about the artifact, not "I approve
+ * it", so they do not count, whatever Flux does.
+ */
+export function checkSignatureStatement(statement: SignedStatement, manifestDigest: string): void {
+  requireAcceptedDigest(manifestDigest, "artifact digest");
+  if (statement.predicateType !== COSIGN_SIGN_PREDICATE) {
+    throw new VerificationError("no-signature", `bundle is an attestation with predicate type ${shown(statement.predicateType)}, not a signature (${COSIGN_SIGN_PREDICATE})`);
+  }
+  if (statement._type !== IN_TOTO_STATEMENT_TYPE) {
+    throw new VerificationError("malformed", `signed statement has type ${shown(statement._type)}, not ${IN_TOTO_STATEMENT_TYPE}`);
+  }
+  const named = subjectDigests(statement);
+  if (named.includes(manifestDigest)) return;
+  if (named.length > 0 && named.every((digest) => refusedDigest(digest, "") !== undefined)) {
+    throw new VerificationError("untrusted", `signature names its subject only as ${shown(named.join(", "))}: only sha256 and sha512 digests are accepted`);
+  }
+  throw new VerificationError("digest-mismatch", `signature is for ${shortened(named.join(" ")) || "no digest"}, not ${manifestDigest}`);
 }
 
 /**
@@ -114,17 +201,7 @@ export function verifyBundleWithKeys(bundleBytes: Buffer, manifestDigest: string
     });
   }
 
-  let statement: BundleVerification["statement"];
-  try {
-    statement = JSON.parse(Buffer.from(envelope.payload).toString("utf8"));
-  } catch (error) {
-    throw new VerificationError("malformed", "signed payload is not an in-toto statement", { cause: error });
-  }
-  const [algorithm, hex] = manifestDigest.split(":");
-  const matches = (statement.subject ?? []).some((subject) => algorithm !== undefined && subject.digest?.[algorithm] === hex);
-  if (!matches) {
-    const signed = (statement.subject ?? []).map((subject) => Object.entries(subject.digest ?? {}).map(([a, h]) => `${a}:${h}`).join(",")).join(" ");
-    throw new VerificationError("digest-mismatch", `signature is for ${signed || "no digest"}, not ${manifestDigest}`);
-  }
+  const statement = parseStatement(Buffer.from(envelope.payload));
+  checkSignatureStatement(statement, manifestDigest);
   return { publicKey: verifiedBy, statement };
 }

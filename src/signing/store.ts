@@ -6,7 +6,8 @@ import { blobFromBuffer, type RegistryClient } from "../registry/client.ts";
 import { NotFoundError } from "../registry/errors.ts";
 import { type Descriptor, type ImageIndex, type ImageManifest, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, referrersTag, sha256Digest } from "../registry/oci.ts";
 import type { Reference } from "../registry/reference.ts";
-import { BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE } from "./bundle.ts";
+import { BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, refusedDigest } from "./bundle.ts";
+import type { VerificationError } from "./errors.ts";
 
 export const SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json";
 export const SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature";
@@ -146,14 +147,36 @@ export interface FoundBundle {
   readonly created?: string;
 }
 
-/** Every Sigstore bundle attached to `digest`, read as cosign reads them: all referrers, one bundle layer each. */
-export async function findBundles(client: RegistryClient, repo: Repository, digest: string): Promise<FoundBundle[]> {
-  const found: FoundBundle[] = [];
+/** A signature that was found but not read: it is named by a digest Ferry does not accept (md5, sha1, …). */
+export interface RefusedSignature {
+  readonly refused: VerificationError;
+}
+
+/**
+ * Every Sigstore bundle attached to `digest`, read as cosign reads them: all referrers, one bundle layer each. A
+ * referrer or layer named by a weak digest is not fetched: content is only as bound as the digest naming it.
+ */
+export async function findBundles(
+  client: RegistryClient,
+  repo: Repository,
+  digest: string,
+): Promise<Array<FoundBundle | RefusedSignature>> {
+  const found: Array<FoundBundle | RefusedSignature> = [];
   for (const referrer of await client.referrers(repo.registry, repo.repository, digest)) {
+    const weakReferrer = refusedDigest(referrer.digest, "signature referrer");
+    if (weakReferrer) {
+      found.push({ refused: weakReferrer });
+      continue;
+    }
     const { bytes } = await client.fetchManifest({ ...repo, digest: referrer.digest });
     const manifest = JSON.parse(bytes.toString()) as ImageManifest;
     const [layer, ...rest] = manifest.layers ?? [];
     if (!layer || rest.length > 0 || !layer.mediaType.startsWith("application/vnd.dev.sigstore.bundle")) continue;
+    const weakLayer = refusedDigest(layer.digest, "signature bundle layer");
+    if (weakLayer) {
+      found.push({ refused: weakLayer });
+      continue;
+    }
     const bundle = await client.fetchBlobBytes(repo.registry, repo.repository, layer, { maxBytes: MAX_SIGNATURE_BYTES });
     const created = manifest.annotations?.["org.opencontainers.image.created"];
     found.push({ referrer, bundle, ...(created ? { created } : {}) });
@@ -166,7 +189,11 @@ export interface FoundLegacySignature {
   readonly signature: Buffer;
 }
 
-export async function findLegacySignatures(client: RegistryClient, repo: Repository, digest: string): Promise<FoundLegacySignature[]> {
+export async function findLegacySignatures(
+  client: RegistryClient,
+  repo: Repository,
+  digest: string,
+): Promise<Array<FoundLegacySignature | RefusedSignature>> {
   let manifest: ImageManifest;
   try {
     manifest = JSON.parse((await client.fetchManifest({ ...repo, tag: `${referrersTag(digest)}.sig` })).bytes.toString());
@@ -174,10 +201,15 @@ export async function findLegacySignatures(client: RegistryClient, repo: Reposit
     if (error instanceof NotFoundError) return [];
     throw error;
   }
-  const found: FoundLegacySignature[] = [];
+  const found: Array<FoundLegacySignature | RefusedSignature> = [];
   for (const layer of manifest.layers ?? []) {
     const signature = layer.annotations?.[SIGNATURE_ANNOTATION];
     if (layer.mediaType !== SIMPLE_SIGNING_MEDIA_TYPE || !signature) continue;
+    const weakLayer = refusedDigest(layer.digest, "legacy signature payload");
+    if (weakLayer) {
+      found.push({ refused: weakLayer });
+      continue;
+    }
     const payload = await client.fetchBlobBytes(repo.registry, repo.repository, layer, { maxBytes: MAX_SIGNATURE_BYTES });
     found.push({ payload, signature: Buffer.from(signature, "base64") });
   }

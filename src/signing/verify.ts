@@ -1,14 +1,14 @@
 // Verifying an artifact before anything uses it: resolve to a digest, then accept it only if a signature made by one
 // of the trusted keys binds exactly that digest. Bundles are tried first, then legacy `.sig` signatures.
-import { type KeyObject, verify as verifyBytes } from "node:crypto";
+import { createHash, type KeyObject, verify as verifyBytes } from "node:crypto";
 import type { RegistryClient } from "../registry/client.ts";
 import type { Descriptor } from "../registry/oci.ts";
 import { formatReference, type Reference } from "../registry/reference.ts";
-import { verifyBundleWithKeys } from "./bundle.ts";
+import { checkSignatureStatement, requireAcceptedDigest, statementOfBundle, verifyBundleWithKeys } from "./bundle.ts";
 import { VerificationError, type VerificationFailure } from "./errors.ts";
 import { type IdentityPolicy, verifyKeylessBundle } from "./keyless.ts";
 import { keyFingerprint } from "./keys.ts";
-import { findBundles, findLegacySignatures, type FoundLegacySignature, type Repository } from "./store.ts";
+import { findBundles, findLegacySignatures, type FoundLegacySignature, type RefusedSignature, type Repository } from "./store.ts";
 
 export type SignatureFormat = "bundle" | "legacy";
 
@@ -45,6 +45,8 @@ export function verifyLegacySignature(found: FoundLegacySignature, digest: strin
     throw new VerificationError("malformed", `legacy signature payload has type ${payload.critical?.type}`);
   }
   const signed = payload.critical.image?.["docker-manifest-digest"];
+  if (typeof signed !== "string") throw new VerificationError("malformed", "legacy signature payload names no docker-manifest-digest");
+  requireAcceptedDigest(signed, "legacy signature's docker-manifest-digest");
   if (signed !== digest) throw new VerificationError("digest-mismatch", `legacy signature is for ${signed}, not ${digest}`);
   return key;
 }
@@ -62,6 +64,36 @@ export interface KeylessTrust {
   readonly ignoreTlog?: boolean;
 }
 
+/** Everything that decides whether a signature is accepted: keys, or keyless policies (any one may match). */
+export interface VerificationInputs {
+  readonly publicKeys?: readonly KeyObject[];
+  readonly keyless?: readonly KeylessTrust[];
+}
+
+/**
+ * `sha256:<hex>` of the verification inputs, so that a verification can be recorded and found stale once they
+ * change. It hashes key fingerprints and the trusted root, which are public, never where they came from.
+ */
+export function fingerprintInputs(inputs: VerificationInputs): string {
+  const keys = [...new Set((inputs.publicKeys ?? []).map(keyFingerprint))].sort();
+  const keyless = (inputs.keyless ?? []).map((trust) => ({
+    policy: [trust.policy.identity, trust.policy.identityRegexp, trust.policy.issuer, trust.policy.issuerRegexp],
+    ignoreTlog: trust.ignoreTlog === true,
+    trustedRoot: createHash("sha256").update(JSON.stringify(trust.trustedRoot)).digest("hex"),
+  }));
+  return `sha256:${createHash("sha256").update(JSON.stringify({ keys, keyless })).digest("hex")}`;
+}
+
+/** Who signed, for status and logs: a key fingerprint or a certificate identity, never key material. */
+export function describeSigner(verified: VerifiedArtifact): string {
+  if (verified.keyFingerprint) return `key ${verified.keyFingerprint}`;
+  return `identity ${verified.identity ?? "unknown"} (issuer ${verified.issuer ?? "unknown"})`;
+}
+
+function isRefused(found: object): found is RefusedSignature {
+  return "refused" in found;
+}
+
 export async function verifyArtifact(
   client: RegistryClient,
   reference: Reference,
@@ -71,6 +103,7 @@ export async function verifyArtifact(
   if (publicKeys.length === 0 && !options.keyless) throw new VerificationError("untrusted", "no public key or keyless policy to verify with");
   const subject = options.subject ?? (await client.resolve(reference));
   const digest = subject.digest;
+  requireAcceptedDigest(digest, "artifact digest");
   const repo: Repository = { registry: reference.registry, repository: reference.repository };
   const shown = formatReference({ ...repo, digest });
   const failures: VerificationError[] = [];
@@ -80,9 +113,14 @@ export async function verifyArtifact(
   };
 
   for (const found of await findBundles(client, repo, digest)) {
+    if (isRefused(found)) {
+      failures.push(found.refused);
+      continue;
+    }
     try {
       if (options.keyless) {
         const verified = verifyKeylessBundle(found.bundle, digest, options.keyless);
+        checkSignatureStatement(statementOfBundle(found.bundle), digest);
         return {
           reference,
           digest,
@@ -106,6 +144,10 @@ export async function verifyArtifact(
   }
   // Keyless legacy signatures need a Rekor lookup to be trusted; Ferry reads keyless signatures from bundles only.
   for (const found of options.keyless ? [] : await findLegacySignatures(client, repo, digest)) {
+    if (isRefused(found)) {
+      failures.push(found.refused);
+      continue;
+    }
     try {
       const key = verifyLegacySignature(found, digest, publicKeys);
       return { reference, digest, format: "legacy", keyFingerprint: keyFingerprint(key) };
