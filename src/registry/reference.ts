@@ -17,9 +17,12 @@ export interface Reference {
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+// IPv6 in brackets as distribution's grammar has it: hex digits and colons, so no zone identifiers and no IPv4-mapped
+// forms (registries and other clients refuse those; a host of "[.]" used to pass here).
 const HOST
-  = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$/;
-const MAX_REPOSITORY_LENGTH = 255;
+  = /^(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$/;
+/** distribution's NameTotalLengthMax: docker and other clients count the registry host in it, after Docker Hub's defaults. */
+const MAX_NAME_LENGTH = 255;
 
 function fail(input: string, reason: string): never {
   throw new InvalidReferenceError(input, reason);
@@ -88,8 +91,8 @@ export function parseReference(input: string, options: { requireScheme?: boolean
   }
   if (registry === DOCKER_HUB && components.length === 1) components.unshift("library");
   const repository = components.join("/");
-  if (repository.length > MAX_REPOSITORY_LENGTH) {
-    fail(input, `repository name is longer than ${MAX_REPOSITORY_LENGTH} characters`);
+  if (registry.length + 1 + repository.length > MAX_NAME_LENGTH) {
+    fail(input, `repository name with its registry is longer than ${MAX_NAME_LENGTH} characters`);
   }
   return {
     registry,
