@@ -20,7 +20,7 @@ import { type ObjectRef, parseEntry, staleEntries } from "../inventory/inventory
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
-import { removeCondition, setCondition } from "./conditions.ts";
+import { findCondition, removeCondition, setCondition } from "./conditions.ts";
 import { SecretValues } from "./secret-values.ts";
 import { buildKustomization, ownerLabels } from "./kustomization-build.ts";
 import {
@@ -288,7 +288,12 @@ export class KustomizationReconciler {
     const source = await readFor(`sourceRef ${name}`, reader.get<OCIRepository>(OCI_REPOSITORY, namespace, spec.sourceRef.name));
     if (!source) throw new KustomizationFailure("ArtifactFailed", `${name} not found`, "wait");
     const artifact = source.status?.artifact;
-    if (!artifact) throw new KustomizationFailure("ArtifactFailed", `${name} has no artifact yet`, "wait");
+    if (!artifact) {
+      // A source that withdrew its artifact (verification no longer holds) says why in its Ready condition.
+      const ready = findCondition(source.status?.conditions, "Ready");
+      const why = ready?.status === "False" ? `has no artifact: ${ready.message}` : "has no artifact yet";
+      throw new KustomizationFailure("ArtifactFailed", `${name} ${why}`, "wait");
+    }
     return artifact;
   }
 

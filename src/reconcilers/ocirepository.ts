@@ -414,9 +414,11 @@ export class OCIRepositoryReconciler {
             metadata: { ...info.annotations },
           },
           url: `file://${join(this.#deps.cache.root, path)}`,
-          ...(spec.layerSelector ? { observedLayerSelector: spec.layerSelector } : {}),
-          ...(spec.ignore !== undefined ? { observedIgnore: spec.ignore } : {}),
-        } as Partial<OCIRepositoryStatusType>,
+          // Status is written as a merge patch: a field that no longer applies must be sent as null to go away, or
+          // the stale value would make every later reconcile see a changed spec and download again.
+          observedLayerSelector: spec.layerSelector ?? null,
+          observedIgnore: spec.ignore ?? null,
+        } as unknown as Partial<OCIRepositoryStatusType>,
       };
     } finally {
       await client.close();

@@ -54,6 +54,24 @@ describe("reconciles from a stale view", { skip: skipUnlessBuilt("etcd", "kube-a
     await Promise.all([bed?.stop(), fixture && rm(fixture, { recursive: true, force: true })]);
   });
 
+  test("dropping spec.ignore clears observedIgnore, and the next reconciles do not download the artifact again", async () => {
+    await bed.cluster.kubectl(["create", "namespace", "ignored"]);
+    await pushOnly("kept");
+    await bed.deliver("ignored", "app", "consistency/app", {});
+    await bed.cluster.kubectl(["patch", "ocirepository", "app", "-n", "ignored", "--type=merge", "-p", JSON.stringify({ spec: { ignore: "*.md" } })]);
+    await fetchSource("ignored", "app");
+    const source = async () => (await kube.get<OCIRepository>(OCI_REPOSITORY, "ignored", "app")) as OCIRepository;
+    assert.equal((await source()).status?.observedIgnore, "*.md");
+    await bed.cluster.kubectl(["patch", "ocirepository", "app", "-n", "ignored", "--type=json", "-p", JSON.stringify([{ op: "remove", path: "/spec/ignore" }])]);
+    await fetchSource("ignored", "app");
+    const fetched = await source();
+    assert.equal(fetched.status?.observedIgnore, undefined);
+    const stored = fetched.status?.artifact?.lastUpdateTime;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await fetchSource("ignored", "app");
+    assert.equal((await source()).status?.artifact?.lastUpdateTime, stored, "the artifact was downloaded again");
+  });
+
   test("a reconcile handed a copy from before the last revision still prunes what that revision applied", async () => {
     await bed.cluster.kubectl(["create", "namespace", "consistency"]);
     await pushOnly("first");
