@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { ANSWER_LIMITS, formatBytes, formatLimit, readBounded } from "./bounded.ts";
 import { IntegrityError, LimitExceededError, NotFoundError, RegistryResponseError, ResponseTooLargeError } from "./errors.ts";
 import { type RegistryHttp as Http, RegistryHttp, type RegistryResponse, type TransportOptions } from "./http.ts";
-import { type Descriptor, digestOf, type ImageIndex, MANIFEST_MEDIA_TYPES, OCI_INDEX, referrersTag } from "./oci.ts";
+import { type Descriptor, digestOf, type ImageIndex, isWellFormedDigest, MANIFEST_MEDIA_TYPES, OCI_INDEX, referrersTag } from "./oci.ts";
 import { formatReference, type Reference } from "./reference.ts";
 
 export const DEFAULT_MAX_MANIFEST_BYTES = ANSWER_LIMITS.manifest;
@@ -126,6 +126,9 @@ export class RegistryClient {
     const mediaType = header(response, "content-type");
     const size = Number(header(response, "content-length"));
     if (!digest || !mediaType || Number.isNaN(size)) return (await this.fetchManifest(reference, signal)).descriptor;
+    if (!isWellFormedDigest(digest)) {
+      throw new IntegrityError(`registry answered a malformed or weak digest for ${formatReference(reference)}; only full sha256 and sha512 digests are accepted`);
+    }
     if (reference.digest && digest !== reference.digest) {
       throw new IntegrityError(`registry answered digest ${digest} for ${formatReference(reference)}`);
     }
@@ -291,6 +294,9 @@ export class RegistryClient {
   }
 
   async #openBlob(registry: string, repository: string, descriptor: Descriptor, signal?: AbortSignal) {
+    if (!isWellFormedDigest(descriptor.digest)) {
+      throw new IntegrityError(`blob digest in ${registry}/${repository} is malformed or weak; only full sha256 and sha512 digests are accepted`);
+    }
     const http = this.http(registry);
     const response = await http.send({
       method: "GET",

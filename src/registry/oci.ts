@@ -38,6 +38,18 @@ export function sha256Digest(bytes: Buffer | string): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
+/** A digest as the client accepts one: sha256 or sha512 with full lowercase hex, nothing else. */
+const WELL_FORMED_DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+
+/**
+ * True for a digest the client may use. A registry's answers (Docker-Content-Digest, a manifest's descriptors) are
+ * not trusted: a digest becomes a URL path and a cache directory name, where "sha256:../../x" would leave it, and a
+ * weak algorithm (md5, sha1) would let a forged blob pass the check.
+ */
+export function isWellFormedDigest(digest: string): boolean {
+  return WELL_FORMED_DIGEST.test(digest);
+}
+
 /** Verifies `bytes` against a digest in any algorithm the registry client supports. */
 export function digestOf(bytes: Buffer, algorithmOf: string): string {
   const algorithm = algorithmOf.split(":")[0];

@@ -9,7 +9,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import { type FaultProxy, startFaultProxy } from "../../registry-fixtures/fault-proxy.ts";
 import { blobFromBuffer, RegistryClient } from "../../src/registry/client.ts";
 import { OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, referrersTag, sha256Digest } from "../../src/registry/oci.ts";
-import { RegistryResponseError } from "../../src/registry/errors.ts";
+import { IntegrityError, RegistryResponseError } from "../../src/registry/errors.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { ferry, ferryOk } from "../harness/ferry.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
@@ -45,6 +45,22 @@ describe("registry faults", { skip: skipUnlessBuilt("registry") }, () => {
     await proxy?.stop();
     await registry?.stop();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  test("a registry's digest is used only when it is a full sha256 or sha512 digest: traversal and weak algorithms are refused", async () => {
+    const client = new RegistryClient({ insecure: true });
+    const [registryHost, repository] = [proxy.host, "faults/app"];
+    proxy.requests.length = 0;
+    proxy.faults.push({
+      method: "HEAD", path: /\/manifests\/v1$/, times: 1,
+      action: { kind: "answer", status: 200, headers: { "docker-content-digest": "sha256:../../../../tmp/escaped", "content-type": OCI_MANIFEST }, body: Buffer.from("{}") },
+    });
+    await assert.rejects(client.resolve({ registry: registryHost, repository, tag: "v1" }), (error: Error) =>
+      error instanceof IntegrityError && /malformed or weak digest/.test(error.message));
+    const md5 = { mediaType: "application/octet-stream", digest: `md5:${"0".repeat(32)}`, size: 3 };
+    await assert.rejects(client.fetchBlobBytes(registryHost, repository, md5, { maxBytes: 1024 }), IntegrityError);
+    assert.equal(proxy.requests.filter((request) => request.path.includes("/blobs/")).length, 0, "a weak digest was requested");
+    await client.close();
   });
 
   test("429 with Retry-After is retried after the time the registry asked for", async () => {
