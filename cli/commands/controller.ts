@@ -86,6 +86,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     kubeconfig: { type: "string" },
     "cache-dir": { type: "string" },
     concurrency: { type: "string" },
+    "max-concurrent-per-namespace": { type: "string" },
     "health-addr": { type: "string" },
     "leader-elect": { type: "boolean" },
     "leader-election-namespace": { type: "string" },
@@ -117,6 +118,10 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     kube,
     cache,
     concurrency,
+    // One tenant's slow cluster or huge build must leave workers for the others.
+    ...(values["max-concurrent-per-namespace"]
+      ? { maxConcurrentPerNamespace: positiveInteger(String(values["max-concurrent-per-namespace"]), "--max-concurrent-per-namespace") }
+      : {}),
     // How often every object is looked at again in case an event was missed; scheduled objects keep their schedule.
     resyncMs: atLeastOneSecond(parseDuration(values["sync-period"] ?? "10m", "--sync-period"), "--sync-period"),
     watchIdleTimeoutMs,

@@ -22,6 +22,8 @@ export interface ManagerOptions {
   readonly kube: KubeClient;
   readonly cache: ArtifactCache;
   readonly concurrency: number;
+  /** At most this many reconciles of one namespace at once (default: half the workers, at least one). */
+  readonly maxConcurrentPerNamespace?: number;
   readonly resyncMs?: number;
   /** A watch with no event or bookmark for this long is restarted; /healthz fails after twice this with no answer. */
   readonly watchIdleTimeoutMs?: number;
@@ -132,6 +134,7 @@ export class Manager {
       },
       {
         concurrency: options.concurrency,
+        maxActivePerGroup: options.maxConcurrentPerNamespace ?? Math.max(1, Math.ceil(options.concurrency / 2)),
         minRetryMs: 750,
         maxRetryMs: 15 * 60_000,
         onError: (key, error) => jsonLog("reconcile failed", { kind, object: key, error: (error as Error).message }),

@@ -12,6 +12,15 @@ export interface QueueOptions {
   readonly onError?: (key: string, error: unknown) => void;
   /** The soonest a key runs again, whatever delay is asked for; defaults to DEFAULT_MIN_DELAY_MS. */
   readonly minDelayMs?: number;
+  /**
+   * At most this many keys of one group (a key's namespace: the part before "/") run at once, so that one tenant's
+   * slow reconciles can never hold every worker. Defaults to all of them.
+   */
+  readonly maxActivePerGroup?: number;
+}
+
+function groupOf(key: string): string {
+  return key.slice(0, Math.max(0, key.indexOf("/")));
 }
 
 /**
@@ -24,6 +33,7 @@ export class WorkQueue {
   readonly #pending: string[] = [];
   readonly #queued = new Set<string>();
   readonly #active = new Set<string>();
+  readonly #activeByGroup = new Map<string, number>();
   readonly #dirty = new Set<string>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #failures = new Map<string, number>();
@@ -84,10 +94,14 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (!this.#stopped && this.#running < this.#options.concurrency && this.#pending.length > 0) {
-      const key = this.#pending.shift() as string;
+    while (!this.#stopped && this.#running < this.#options.concurrency) {
+      // The oldest pending key whose group has a worker to spare; the others keep their place in line.
+      const index = this.#pending.findIndex((candidate) => this.#groupHasRoom(candidate));
+      if (index < 0) break;
+      const [key] = this.#pending.splice(index, 1) as [string];
       this.#queued.delete(key);
       this.#active.add(key);
+      this.#activeByGroup.set(groupOf(key), (this.#activeByGroup.get(groupOf(key)) ?? 0) + 1);
       this.#running++;
       void this.#process(key);
     }
@@ -107,10 +121,19 @@ export class WorkQueue {
       this.addAfter(key, Math.round(backoff / 2 + (Math.random() * backoff) / 2));
     } finally {
       this.#active.delete(key);
+      const group = groupOf(key);
+      const active = (this.#activeByGroup.get(group) ?? 1) - 1;
+      if (active === 0) this.#activeByGroup.delete(group);
+      else this.#activeByGroup.set(group, active);
       this.#running--;
       if (this.#dirty.delete(key)) this.add(key);
       this.#pump();
     }
+  }
+
+  #groupHasRoom(key: string): boolean {
+    const limit = this.#options.maxActivePerGroup ?? this.#options.concurrency;
+    return (this.#activeByGroup.get(groupOf(key)) ?? 0) < limit;
   }
 
   /** Stops taking work; resolves when in-flight reconciles have finished. */

@@ -12,7 +12,10 @@ import {
   ServerConfiguration,
   setHeaderOptions,
 } from "@kubernetes/client-node";
-import { boundedTransport } from "./transport.ts";
+import { boundedTransport, MAX_KUBE_RESPONSE_BYTES } from "./transport.ts";
+
+/** The largest answer read from a cluster named by a tenant's kubeConfig. */
+export const TENANT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 import { FerryError } from "../errors.ts";
 import { loadTenantKubeconfig, type TenantKubeconfigOptions } from "./tenant-kubeconfig.ts";
 
@@ -86,10 +89,12 @@ export class KubeClient {
   readonly #custom: CustomObjectsApi;
   readonly #core: CoreV1Api;
   readonly #coordination: CoordinationV1Api;
+  readonly #maxResponseBytes: number;
 
-  constructor(config: KubeConfig) {
+  constructor(config: KubeConfig, options: { maxResponseBytes?: number } = {}) {
     reuseAgents(config);
     this.config = config;
+    this.#maxResponseBytes = options.maxResponseBytes ?? MAX_KUBE_RESPONSE_BYTES;
     this.#custom = this.api(CustomObjectsApi);
     this.#core = this.api(CoreV1Api);
     this.#coordination = this.api(CoordinationV1Api);
@@ -102,7 +107,7 @@ export class KubeClient {
     return new type(createConfiguration({
       baseServer: new ServerConfiguration(server, {}),
       authMethods: { default: this.config },
-      httpApi: boundedTransport(),
+      httpApi: boundedTransport(this.#maxResponseBytes),
     }));
   }
 
@@ -111,7 +116,9 @@ export class KubeClient {
    * the files a kubeconfig names and run its exec plugins while loading, before any check could refuse them.
    */
   static fromUntrustedString(kubeconfig: string, options: TenantKubeconfigOptions = {}): KubeClient {
-    return new KubeClient(loadTenantKubeconfig(kubeconfig, options));
+    // A tenant's server picks the size of its answers, and the controller parses each on its event loop: one
+    // object, a discovery document or a dry-run result fits in far less than the controller's own lists need.
+    return new KubeClient(loadTenantKubeconfig(kubeconfig, options), { maxResponseBytes: TENANT_MAX_RESPONSE_BYTES });
   }
 
   /** The same cluster and credentials, acting as `user` through Kubernetes impersonation (Impersonate-User). */
@@ -126,7 +133,7 @@ export class KubeClient {
       currentContext: this.config.getCurrentContext(),
       users: this.config.getUsers().map((entry) => (entry.name === current?.name ? { ...entry, impersonateUser: user } : entry)),
     });
-    return new KubeClient(config);
+    return new KubeClient(config, { maxResponseBytes: this.#maxResponseBytes });
   }
 
   /** `path` (--kubeconfig), else KUBECONFIG (a list of files, merged), else ~/.kube/config, as kubectl reads them. */

@@ -128,7 +128,9 @@ export function parseManifests(
   invalid: (message: string) => Error = (message) => new BuildError(message),
 ): ManifestObject[] {
   const objects: ManifestObject[] = [];
-  for (const document of loadYamlDocuments(text, { origin })) {
+  // kustomize writes every object out in full, never with anchors; whatever expands past the text's own size came
+  // from aliases a substituted value brought in, and would multiply the memory a reconcile takes.
+  for (const document of loadYamlDocuments(text, { origin, expansionPerByte: 2 })) {
     if (document === null || document === undefined) continue;
     const object = document as Partial<ManifestObject>;
     if (!object.apiVersion || !object.kind || !object.metadata?.name) {

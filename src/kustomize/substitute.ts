@@ -203,7 +203,8 @@ function removeMatch(value: string, pattern: string, removal: Removal, expressio
     glob = compileGlob(pattern);
   } catch (error) {
     if (!(error instanceof GlobError)) throw error;
-    throw new SubstitutionError(`bad substitution ${JSON.stringify(expression)}: invalid pattern "${pattern}": ${error.message}`, { cause: error });
+    // The pattern may have been expanded from a Secret's value (${v#${secret}}): only the template is quoted.
+    throw new SubstitutionError(`bad substitution ${JSON.stringify(expression)}: invalid pattern (a character range out of order)`, { cause: error });
   }
   return removeGlobMatch(value, glob, removal, (steps) => budget.spendWork(steps, expression));
 }
@@ -211,7 +212,8 @@ function removeMatch(value: string, pattern: string, removal: Removal, expressio
 function parseInteger(text: string, what: string, expression: string): number {
   const trimmed = text.trim();
   if (!/^[+-]?\d+$/.test(trimmed)) {
-    throw new SubstitutionError(`bad substitution ${JSON.stringify(expression)}: ${what} "${text}" is not an integer`);
+    // The text may have been expanded from a Secret's value (${v:${secret}}): only the template is quoted.
+    throw new SubstitutionError(`bad substitution ${JSON.stringify(expression)}: the ${what} is not an integer`);
   }
   return Number.parseInt(trimmed, 10);
 }

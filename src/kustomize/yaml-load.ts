@@ -27,13 +27,15 @@ export interface YamlLoadOptions {
   readonly maxBytes?: number;
   /** js-yaml's default schema unless given (the kustomization files are read with the YAML 1.2 core schema). */
   readonly schema?: yaml.Schema;
+  /** Nodes and characters allowed per input byte once aliases are expanded (default 10). */
+  readonly expansionPerByte?: number;
 }
 
 /** Every document in `text`, in order; empty documents are null. Throws YamlInputError. */
 export function loadYamlDocuments(text: string, options: YamlLoadOptions): unknown[] {
   const bytes = checkSize(text, options);
   const documents = parsed(() => yaml.loadAll(text, undefined, loadOptions(options)), options.origin);
-  checkExpansion(documents, bytes, options.origin);
+  checkExpansion(documents, bytes, options);
   return documents;
 }
 
@@ -41,7 +43,7 @@ export function loadYamlDocuments(text: string, options: YamlLoadOptions): unkno
 export function loadYamlDocument(text: string, options: YamlLoadOptions): unknown {
   const bytes = checkSize(text, options);
   const document = parsed(() => yaml.load(text, loadOptions(options)), options.origin);
-  checkExpansion([document], bytes, options.origin);
+  checkExpansion([document], bytes, options);
   return document;
 }
 
@@ -70,8 +72,9 @@ function parsed<T>(load: () => T, origin: string): T {
  * How large the documents are with every alias expanded, counted without expanding; throws past the budget. An alias
  * inside the node it refers to (`&a [*a]`) expands forever, so the budget catches it too.
  */
-function checkExpansion(documents: readonly unknown[], inputBytes: number, origin: string): void {
-  const budget = EXPANSION_PER_BYTE * inputBytes + EXPANSION_BASE;
+function checkExpansion(documents: readonly unknown[], inputBytes: number, options: YamlLoadOptions): void {
+  const { origin } = options;
+  const budget = (options.expansionPerByte ?? EXPANSION_PER_BYTE) * inputBytes + EXPANSION_BASE;
   let nodes = 0;
   let characters = 0;
   // An explicit stack, since alias chains can nest far deeper than the call stack allows.

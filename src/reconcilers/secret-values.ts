@@ -9,8 +9,15 @@ const MASK = "[redacted]";
 export class SecretValues {
   readonly #values = new Set<string>();
 
+  /**
+   * A value and the forms it takes on its way into a message: with its line breaks dropped (substitution joins a
+   * multi-line value into one line), escaped as JSON and Go quote it (the apiserver's "Invalid value: \"…\""), and
+   * line by line, so that no piece of a multi-line value survives whole.
+   */
   add(value: string): void {
-    if (value.length >= MIN_REDACTED_LENGTH) this.#values.add(value);
+    const joined = value.replace(/\r?\n/g, "");
+    const forms = [value, joined, JSON.stringify(value).slice(1, -1), JSON.stringify(joined).slice(1, -1), ...value.split(/\r?\n/)];
+    for (const form of forms) if (form.trim().length >= MIN_REDACTED_LENGTH) this.#values.add(form);
   }
 
   /** A Secret of the build: its data values as sent (base64) and decoded, and its stringData values. */

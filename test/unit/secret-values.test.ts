@@ -28,3 +28,15 @@ describe("secret values in messages", () => {
     assert.equal(secrets.redact("visible-value"), "visible-value");
   });
 });
+
+describe("secret values in the forms messages carry them", () => {
+  test("a value with quotes or line breaks is masked as the apiserver quotes it and as substitution joins it", () => {
+    const secrets = new SecretValues();
+    secrets.add("p\"ssw0rd-with-quote");
+    secrets.add("first-half-secret\nsecond-half-secret");
+    const message = "Invalid value: \"p\\\"ssw0rd-with-quote\"; Invalid value: \"first-half-secretsecond-half-secret\"; "
+      + "Invalid value: \"first-half-secret\\nsecond-half-secret\"; and alone: second-half-secret";
+    const redacted = secrets.redact(message);
+    for (const piece of ["ssw0rd", "first-half", "second-half"]) assert.ok(!redacted.includes(piece), `${piece} in ${redacted}`);
+  });
+});

@@ -145,7 +145,9 @@ describe("strictness and errors", () => {
     rejects(() => sub("${1abc}"), /invalid variable name "1abc"/);
     rejects(() => sub("${a.b}", { a: "x" }), /bad substitution "\$\{a\.b\}": unexpected "\." after the variable name/);
     rejects(() => sub("${v^x}", { v: "a" }), /unexpected "x"/);
-    rejects(() => sub("${v:x}", { v: "abc" }), /offset "x" is not an integer/);
+    rejects(() => sub("${v:x}", { v: "abc" }), /bad substitution "\$\{v:x\}": the offset is not an integer/);
+    // An offset expanded from a variable is not quoted: it may be a Secret's value.
+    assert.throws(() => sub("${v:${pw}}", { v: "abc", pw: "hunter2-secret" }), (error: Error) => !error.message.includes("hunter2"));
   });
 
   test("a syntax error is reported even after an unset variable", () => {
