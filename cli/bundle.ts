@@ -1,7 +1,7 @@
 // Bundles the CLI into dist/ as plain JavaScript: one module graph with no type stripping and no package
 // resolution at start-up, which is most of a short command's run time. Command modules stay separate chunks,
 // loaded only when their command runs.
-import { rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { join } from "node:path";
 import { build, type Plugin } from "esbuild-wasm";
@@ -57,7 +57,11 @@ const builtinsAsModules: Plugin = {
   },
 };
 
-await rm(outdir, { recursive: true, force: true });
+// The bundle's chunks are named by content hash, so old ones are removed; the sandbox binary (built by
+// build-sandbox.ts, which needs Go) stays, or every bundle would force a Go build before the controller can start.
+for (const entry of await readdir(outdir).catch(() => [] as string[])) {
+  if (entry !== "ferry-sandbox") await rm(join(outdir, entry), { recursive: true, force: true });
+}
 const result = await build({
   // The worker that reads kustomize output (src/kustomize/output.ts) is a file of its own that a Worker can load.
   entryPoints: { ferry: join(root, "cli", "ferry.ts"), "kustomize-output-worker": join(root, "src", "kustomize", "output-worker.ts") },

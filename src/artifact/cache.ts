@@ -5,6 +5,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
+/** Where build copies live, beside the kinds' directories (a name no kind's directory has). */
+const BUILDS_DIR = ".builds";
+
 /** An entry name: the digest (algorithm-hex) and, when extraction options apply, a hash of them. */
 const ENTRY_NAME = /^(sha256-[a-f0-9]{64}|sha384-[a-f0-9]{96}|sha512-[a-f0-9]{128})(-[a-f0-9]{16})?$/;
 
@@ -45,6 +48,16 @@ export class ArtifactCache {
 
   async has(relativePath: string): Promise<boolean> {
     return stat(join(this.root, relativePath)).then((info) => info.isDirectory(), () => false);
+  }
+
+  /**
+   * This process's directory for build copies, inside the cache so that a crash's leftovers are found and removed
+   * at the next start (collectGarbage) instead of filling the temporary directory.
+   */
+  async scratchDir(): Promise<string> {
+    const dir = join(this.root, BUILDS_DIR, this.#stagingPrefix.slice(".staging-".length, -1));
+    await mkdir(dir, { recursive: true });
+    return dir;
   }
 
   /** A fresh staging directory beside the final location, on the same filesystem so publishing is a rename. */
@@ -107,7 +120,7 @@ export class ArtifactCache {
    */
   async collectGarbage(kind: string, exists: (namespace: string, name: string) => boolean): Promise<number> {
     const kindDir = join(this.root, kind.toLowerCase());
-    let removed = 0;
+    let removed = await this.#removeOtherBuilds();
     for (const namespace of await readdir(kindDir).catch(() => [] as string[])) {
       for (const name of await readdir(join(kindDir, namespace)).catch(() => [] as string[])) {
         const dir = join(kindDir, namespace, name);
@@ -121,6 +134,15 @@ export class ArtifactCache {
       }
     }
     return removed;
+  }
+
+  /** Build copies of earlier processes: their builds ended with them. */
+  async #removeOtherBuilds(): Promise<number> {
+    const builds = join(this.root, BUILDS_DIR);
+    const ours = this.#stagingPrefix.slice(".staging-".length, -1);
+    const others = (await readdir(builds).catch(() => [] as string[])).filter((entry) => entry !== ours);
+    for (const entry of others) await rm(join(builds, entry), { recursive: true, force: true });
+    return others.length;
   }
 
   async size(relativePath: string): Promise<number> {

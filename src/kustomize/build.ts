@@ -157,6 +157,8 @@ export interface BuildOptions {
   readonly strictSubstitution?: boolean;
   /** Confines kustomize to the build copy; the controller always sets it, since the artifact is a tenant's. */
   readonly sandbox?: Sandbox;
+  /** Where the private copy is made (default: the OS temporary directory); the controller keeps it in its cache. */
+  readonly scratchDir?: string;
 }
 
 /**
@@ -169,7 +171,7 @@ export async function buildManifests(root: string, path = "", options: BuildOpti
   if (!isInside(resolve(root), requested)) throw new BuildError(`path ${path} leaves the artifact`);
   const info = await stat(requested).catch(() => undefined);
   if (!info?.isDirectory()) throw new BuildError(`kustomization path not found: ${path || "."}`);
-  const work = await mkdtemp(join(tmpdir(), "ferry-build-"));
+  const work = await mkdtemp(join(options.scratchDir ?? tmpdir(), "ferry-build-"));
   try {
     const copy = join(work, "artifact");
     await cp(root, copy, { recursive: true, verbatimSymlinks: true });

@@ -32,9 +32,9 @@ export async function buildKustomization(
   object: KustomizationIdentity,
   spec: KustomizationSpecType,
   clients: { readonly kube: KubeClient; readonly applier: Applier },
-  options: { readonly sandbox?: Sandbox | undefined; readonly secrets?: SecretValues } = {},
+  options: { readonly sandbox?: Sandbox | undefined; readonly secrets?: SecretValues; readonly scratchDir?: string } = {},
 ): Promise<ManifestObject[]> {
-  const { sandbox, secrets } = options;
+  const { sandbox, secrets, scratchDir } = options;
   const variables = spec.postBuild ? await substitutionVariables(clients.kube, object.metadata.namespace, spec, secrets) : {};
   let objects: ManifestObject[];
   try {
@@ -49,6 +49,7 @@ export async function buildKustomization(
       },
       variables,
       ...(sandbox ? { sandbox } : {}),
+      ...(scratchDir ? { scratchDir } : {}),
     });
   } catch (error) {
     throw new KustomizationFailure("BuildFailed", (error as Error).message);

@@ -322,7 +322,7 @@ export class KustomizationReconciler {
     if (!entry) {
       throw new KustomizationFailure("ArtifactFailed", `OCIRepository '${namespace}/${spec.sourceRef.name}' reports an artifact path that is not one of its cache entries`, "wait");
     }
-    const options = { sandbox: this.#options.sandbox, secrets };
+    const options = { sandbox: this.#options.sandbox, secrets, scratchDir: await this.#options.cache.scratchDir() };
     return this.#options.cache.reading(entry, (root) => buildKustomization(root, object, spec, clients, options));
   }
 

@@ -75,6 +75,18 @@ describe("artifact cache", () => {
     }
   });
 
+  test("build copies live in the cache; an earlier process's are collected at start, this one's are not", async () => {
+    const ours = await cache.scratchDir();
+    assert.ok(ours.startsWith(join(root, ".builds")), ours);
+    const earlier = join(root, ".builds", "0badc0ffee00");
+    await mkdir(join(earlier, "ferry-build-x", "artifact"), { recursive: true });
+    await mkdir(join(ours, "ferry-build-y"), { recursive: true });
+    await cache.collectGarbage("OCIRepository", () => true);
+    await assert.rejects(readdir(earlier), /ENOENT/);
+    assert.deepEqual(await readdir(ours), ["ferry-build-y"]);
+    await rm(join(ours, "ferry-build-y"), { recursive: true });
+  });
+
   test("garbage collection removes an earlier process's staging and the directories of deleted objects", async () => {
     const kept = await store("kept", DIGEST_A, "a");
     await mkdir(join(cache.objectDir("OCIRepository", "team", "kept"), ".staging-0badc0ffee00-1"), { recursive: true });
