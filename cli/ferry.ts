@@ -102,6 +102,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Show what a Kustomization applied, from its inventory",
     load: async () => (await kustomizationCommands()).treeKustomizationCommand,
   },
+  install: {
+    summary: "Print the manifests that install the controller: ferry install --export [--multi-tenant] [--image …]",
+    load: async () => (await import("./commands/install.ts")).installCommand,
+  },
   controller: {
     summary: "Run the controller (OCIRepository reconciler) against the current kubeconfig",
     load: async () => (await import("./commands/controller.ts")).controllerCommand,

@@ -1,0 +1,123 @@
+// What installing Ferry puts into a cluster, as objects: the namespace (enforcing the restricted Pod Security
+// Standard), the CRDs, the controller's ServiceAccount and RBAC, its Deployment, a metrics Service and a
+// NetworkPolicy. Pure: `ferry install --export` prints it, `ferry install` applies it, and tests check both.
+import { CRDS } from "../api/crd.ts";
+import { controllerRbac } from "../api/rbac.ts";
+import { FERRY_VERSION } from "../version.ts";
+
+export interface InstallOptions {
+  readonly namespace?: string;
+  /** The controller image; defaults to ghcr.io/ferry-cd/ferry:<version>, or `<registry>/ferry:<version>`. */
+  readonly image?: string;
+  /** An image registry mirror, for air-gapped installs (ignored when `image` is given). */
+  readonly registry?: string;
+  readonly imagePullSecret?: string;
+  /** Installs --tenant-lockdown and binds only impersonation, no cluster-admin. */
+  readonly multiTenant?: boolean;
+  readonly networkPolicy?: boolean;
+  /** The controller's memory limit in MiB; its heap budget is derived from it. */
+  readonly memoryLimitMiB?: number;
+}
+
+export const DEFAULT_NAMESPACE = "ferry-system";
+const NAME = "ferry-controller";
+const UID = 65532;
+const METRICS_PORT = 9440;
+const LABELS = { "app.kubernetes.io/name": "ferry", "app.kubernetes.io/component": "controller", "app.kubernetes.io/part-of": "ferry" };
+
+function image(options: InstallOptions): string {
+  if (options.image) return options.image;
+  return `${options.registry ?? "ghcr.io/ferry-cd"}/ferry:v${FERRY_VERSION}`;
+}
+
+function namespaceObject(namespace: string) {
+  // The controller needs nothing the restricted profile forbids; enforcing it keeps it that way.
+  const restricted = Object.fromEntries(["enforce", "audit", "warn"].map((mode) => [`pod-security.kubernetes.io/${mode}`, "restricted"]));
+  return { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace, labels: { ...restricted, "app.kubernetes.io/part-of": "ferry" } } };
+}
+
+function controllerArgs(options: InstallOptions, namespace: string, memoryLimitMiB: number): string[] {
+  return [
+    "controller",
+    "--cache-dir=/var/cache/ferry",
+    `--health-addr=:${METRICS_PORT}`,
+    `--leader-election-namespace=${namespace}`,
+    // Three quarters of the limit for the heap: the rest is Node's own memory, the output workers' and kustomize's.
+    `--max-heap-mib=${Math.floor(memoryLimitMiB * 0.75)}`,
+    ...(options.multiTenant ? ["--tenant-lockdown"] : []),
+  ];
+}
+
+function deployment(options: InstallOptions, namespace: string) {
+  const memoryLimitMiB = options.memoryLimitMiB ?? 1024;
+  const probe = (path: string) => ({ httpGet: { path, port: "http-metrics" }, periodSeconds: 10, timeoutSeconds: 5 });
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: NAME, namespace, labels: LABELS },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: LABELS },
+      template: {
+        metadata: { labels: LABELS },
+        spec: {
+          serviceAccountName: NAME,
+          terminationGracePeriodSeconds: 60,
+          securityContext: { runAsNonRoot: true, runAsUser: UID, runAsGroup: UID, fsGroup: UID, seccompProfile: { type: "RuntimeDefault" } },
+          ...(options.imagePullSecret ? { imagePullSecrets: [{ name: options.imagePullSecret }] } : {}),
+          containers: [{
+            name: "controller",
+            image: image(options),
+            imagePullPolicy: "IfNotPresent",
+            args: controllerArgs(options, namespace, memoryLimitMiB),
+            env: [{ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } }],
+            ports: [{ name: "http-metrics", containerPort: METRICS_PORT, protocol: "TCP" }],
+            livenessProbe: probe("/healthz"),
+            readinessProbe: probe("/readyz"),
+            resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: `${memoryLimitMiB}Mi` } },
+            securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+            volumeMounts: [{ name: "cache", mountPath: "/var/cache/ferry" }, { name: "tmp", mountPath: "/tmp" }],
+          }],
+          volumes: [{ name: "cache", emptyDir: {} }, { name: "tmp", emptyDir: {} }],
+        },
+      },
+    },
+  };
+}
+
+function metricsService(namespace: string) {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: NAME, namespace, labels: LABELS },
+    spec: { selector: LABELS, ports: [{ name: "http-metrics", port: METRICS_PORT, targetPort: "http-metrics", protocol: "TCP" }] },
+  };
+}
+
+/** Nothing may connect to the controller but to its probes and metrics; it reaches out to apiserver and registries. */
+function networkPolicy(namespace: string) {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: NAME, namespace, labels: LABELS },
+    spec: {
+      podSelector: { matchLabels: LABELS },
+      policyTypes: ["Ingress"],
+      ingress: [{ ports: [{ port: METRICS_PORT, protocol: "TCP" }] }],
+    },
+  };
+}
+
+/** Every object of an install, in the order they are applied. */
+export function installManifests(options: InstallOptions = {}): object[] {
+  const namespace = options.namespace ?? DEFAULT_NAMESPACE;
+  return [
+    namespaceObject(namespace),
+    ...Object.values(CRDS),
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: NAME, namespace, labels: LABELS } },
+    ...controllerRbac(namespace, NAME, { applier: options.multiTenant ? "impersonation" : true }),
+    deployment(options, namespace),
+    metricsService(namespace),
+    ...(options.networkPolicy === false ? [] : [networkPolicy(namespace)]),
+  ];
+}

@@ -1,0 +1,59 @@
+// `ferry install --export` against the test bed: the real apiserver takes every object, its Pod Security admission
+// (the namespace enforces "restricted") lets the controller's pod be created, and the Deployment becomes Available
+// on a kwok node; the multi-tenant install grants impersonation and nothing broader.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
+import { ferryOk } from "../harness/ferry.ts";
+import { waitUntil } from "../harness/processes.ts";
+
+describe("ferry install --export", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok") }, () => {
+  let cluster: ControlPlane;
+
+  before(async () => {
+    cluster = await startControlPlane();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  const availableReplicas = async (namespace: string) => {
+    const deployment = JSON.parse(await cluster.kubectl(["get", "deployment", "ferry-controller", "-n", namespace, "-o", "json"])) as {
+      status?: { availableReplicas?: number };
+    };
+    return deployment.status?.availableReplicas ?? 0;
+  };
+
+  test("the exported install is accepted, passes the restricted Pod Security Standard, and becomes Available", async () => {
+    const exported = (await ferryOk(["install", "--export", "--image=registry.example/ferry:test"])).stdout;
+    await cluster.kubectl(["apply", "--server-side", "-f", "-"], { input: exported });
+    const labels = JSON.parse(await cluster.kubectl(["get", "namespace", "ferry-system", "-o", "json"])).metadata.labels as Record<string, string>;
+    assert.equal(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    // The admission really enforces it here: a pod without the restricted securityContext is refused.
+    await assert.rejects(cluster.kubectl(["run", "unrestricted", "-n", "ferry-system", "--image=registry.example/x:1"]), /violates PodSecurity "restricted/);
+    // A pod the restricted profile refused would leave the ReplicaSet with FailedCreate and no replica.
+    await waitUntil("the controller Deployment is Available", async () => (await availableReplicas("ferry-system")) === 1, { timeoutMs: 60_000, intervalMs: 500 });
+    const pod = JSON.parse(await cluster.kubectl(["get", "pods", "-n", "ferry-system", "-l", "app.kubernetes.io/name=ferry", "-o", "json"])) as {
+      items: Array<{ spec: { containers: Array<{ image: string; args: string[]; securityContext: Record<string, unknown> }> } }>;
+    };
+    const container = pod.items[0]?.spec.containers[0];
+    assert.equal(container?.image, "registry.example/ferry:test");
+    assert.equal(container?.securityContext.readOnlyRootFilesystem, true);
+    await cluster.kubectl(["wait", "--for=condition=Established", "crd/ocirepositories.source.ferry.dev", "crd/kustomizations.kustomize.ferry.dev", "--timeout=30s"]);
+  });
+
+  test("a multi-tenant install binds impersonation and not cluster-admin, and passes --tenant-lockdown", async () => {
+    const exported = (await ferryOk(["install", "--export", "--multi-tenant", "--namespace=ferry-tenants", "--image=registry.example/ferry:test"])).stdout;
+    assert.doesNotMatch(exported, /name: cluster-admin/);
+    assert.match(exported, /--tenant-lockdown/);
+    await cluster.kubectl(["delete", "clusterrolebinding", "ferry-controller-applier", "--ignore-not-found"]);
+    await cluster.kubectl(["apply", "--server-side", "--force-conflicts", "-f", "-"], { input: exported });
+    const as = "--as=system:serviceaccount:ferry-tenants:ferry-controller";
+    const can = async (...args: string[]) => (await cluster.kubectl(["auth", "can-i", ...args, as]).catch(() => "no")).trim();
+    assert.equal(await can("impersonate", "serviceaccounts"), "yes");
+    assert.equal(await can("create", "configmaps", "-n", "default"), "no");
+    assert.equal(await can("delete", "namespaces"), "no");
+    assert.equal(await can("list", "secrets", "-n", "default"), "no");
+  });
+});
