@@ -103,7 +103,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await kustomizationCommands()).treeKustomizationCommand,
   },
   install: {
-    summary: "Print the manifests that install the controller: ferry install --export [--multi-tenant] [--image …]",
+    summary: "Install the controller and wait until it is Available (--export prints the manifests) [--multi-tenant] [--image …]",
     load: async () => (await import("./commands/install.ts")).installCommand,
   },
   controller: {

@@ -20,7 +20,8 @@ export interface InstallOptions {
 }
 
 export const DEFAULT_NAMESPACE = "ferry-system";
-const NAME = "ferry-controller";
+export const CONTROLLER_NAME = "ferry-controller";
+const NAME = CONTROLLER_NAME;
 const UID = 65532;
 const METRICS_PORT = 9440;
 const LABELS = { "app.kubernetes.io/name": "ferry", "app.kubernetes.io/component": "controller", "app.kubernetes.io/part-of": "ferry" };

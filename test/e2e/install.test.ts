@@ -1,4 +1,4 @@
-// `ferry install --export` against the test bed: the real apiserver takes every object, its Pod Security admission
+// `ferry install` and `--export` against the test bed: the real apiserver takes every object, its Pod Security admission
 // (the namespace enforces "restricted") lets the controller's pod be created, and the Deployment becomes Available
 // on a kwok node; the multi-tenant install grants impersonation and nothing broader.
 import assert from "node:assert/strict";
@@ -8,7 +8,7 @@ import { type ControlPlane, startControlPlane } from "../harness/control-plane.t
 import { ferryOk } from "../harness/ferry.ts";
 import { waitUntil } from "../harness/processes.ts";
 
-describe("ferry install --export", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok") }, () => {
+describe("ferry install", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok") }, () => {
   let cluster: ControlPlane;
 
   before(async () => {
@@ -41,6 +41,15 @@ describe("ferry install --export", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(container?.image, "registry.example/ferry:test");
     assert.equal(container?.securityContext.readOnlyRootFilesystem, true);
     await cluster.kubectl(["wait", "--for=condition=Established", "crd/ocirepositories.source.ferry.dev", "crd/kustomizations.kustomize.ferry.dev", "--timeout=30s"]);
+  });
+
+  test("ferry install applies the same objects, waits until the controller is Available, and a second run changes nothing", async () => {
+    const install = ["install", "--image=registry.example/ferry:test", "--namespace=ferry-direct", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=2m"];
+    const first = await ferryOk(install);
+    assert.match(first.stderr, /Deployment\/ferry-direct\/ferry-controller created[\s\S]*✔ install finished/);
+    assert.equal(await availableReplicas("ferry-direct"), 1);
+    const second = await ferryOk(install);
+    assert.doesNotMatch(second.stderr, / (created|configured)\n/, second.stderr);
   });
 
   test("a multi-tenant install binds impersonation and not cluster-admin, and passes --tenant-lockdown", async () => {
