@@ -105,8 +105,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "build-max-cpu-seconds": { type: "string" },
     "max-artifact-size": { type: "string" },
   });
-  const concurrency = Number(values.concurrency ?? "4");
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError("--concurrency must be a positive integer");
+  const concurrency = positiveInteger(String(values.concurrency ?? "4"), "--concurrency");
   const probes = hostPort(values["health-addr"] ?? ":9440", "--health-addr");
   const sandbox = await buildSandbox(values);
   const kube = KubeClient.fromFile(values.kubeconfig);

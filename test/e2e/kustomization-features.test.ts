@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import yaml from "js-yaml";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { namespaceAdmin } from "../harness/tenants.ts";
 import { condition, DeliveryBed, readyWith } from "../harness/delivery.ts";
 
 const CORPORA = join(import.meta.dirname, "..", "..", "..", "shared", "corpora");
@@ -23,18 +24,6 @@ async function fixture(files: Record<string, unknown>): Promise<string> {
   }
   return dir;
 }
-
-/** A ServiceAccount bound to the built-in admin ClusterRole in its own namespace only: a tenant. */
-const namespaceAdmin = (namespace: string, name: string) => [
-  { apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace, name } },
-  {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "RoleBinding",
-    metadata: { namespace, name: `${name}-admin` },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
-    subjects: [{ kind: "ServiceAccount", namespace, name }],
-  },
-];
 
 const configMap = (name: string, data: Record<string, string>, metadata: Record<string, unknown> = {}) =>
   ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, ...metadata }, data });

@@ -11,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 import yaml from "js-yaml";
 import { APPLIER_BINDING, controllerRbac } from "../../src/api/rbac.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { namespaceAdmin } from "../harness/tenants.ts";
 import { condition, DeliveryBed, type ObservedKustomization } from "../harness/delivery.ts";
 
 const A = "tenant-a";
@@ -39,18 +40,6 @@ interface Observation {
   readonly ready: string;
   readonly message: string;
 }
-
-/** A ServiceAccount bound to the built-in admin ClusterRole in its own namespace only. */
-const namespaceAdmin = (namespace: string, name: string) => [
-  { apiVersion: "v1", kind: "ServiceAccount", metadata: { namespace, name } },
-  {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "RoleBinding",
-    metadata: { namespace, name: `${name}-admin` },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
-    subjects: [{ kind: "ServiceAccount", namespace, name }],
-  },
-];
 
 /** A ServiceAccount that may manage ConfigMaps and read Ferry's objects in its namespace, and may not read Secrets. */
 const secretlessTenant = (namespace: string, name: string) => [
