@@ -3,6 +3,7 @@
 import { resolve } from "node:path";
 import { ArtifactCache } from "../../src/artifact/cache.ts";
 import { LeaderElectionConfigError, LeaderElector } from "../../src/controller/leader.ts";
+import { isLogLevel, LOG_LEVELS, setLogLevel } from "../../src/controller/log.ts";
 import { jsonLog, Manager } from "../../src/controller/manager.ts";
 import { startProbeServer } from "../../src/controller/probes.ts";
 import { KubeClient } from "../../src/kube/client.ts";
@@ -79,6 +80,15 @@ function leaderElector(kube: KubeClient, values: Record<string, string | boolean
   }
 }
 
+/** --watch-all-namespaces=false: only the controller's own namespace (POD_NAMESPACE), as Flux's controllers do. */
+function watchScope(allNamespaces: boolean): { watchNamespace?: string } {
+  if (allNamespaces) return {};
+  const namespace = process.env.POD_NAMESPACE;
+  if (!namespace) throw new UsageError("--watch-all-namespaces=false needs POD_NAMESPACE, the namespace to watch");
+  jsonLog("watching one namespace", { namespace });
+  return { watchNamespace: namespace };
+}
+
 export async function controllerCommand(args: readonly string[]): Promise<void> {
   exitWithParent();
   const { values } = parse(args, {
@@ -104,7 +114,12 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "build-max-memory-mib": { type: "string" },
     "build-max-cpu-seconds": { type: "string" },
     "max-artifact-size": { type: "string" },
+    "watch-all-namespaces": { type: "boolean" },
+    "log-level": { type: "string" },
   });
+  const logLevel = values["log-level"] ?? "info";
+  if (!isLogLevel(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
+  setLogLevel(logLevel);
   const concurrency = positiveInteger(String(values.concurrency ?? "4"), "--concurrency");
   const probes = hostPort(values["health-addr"] ?? ":9440", "--health-addr");
   const sandbox = await buildSandbox(values);
@@ -115,6 +130,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
   const elector = (values["leader-elect"] ?? true) ? leaderElector(kube, values) : undefined;
   const manager = new Manager({
     kube,
+    ...watchScope(values["watch-all-namespaces"] ?? true),
     cache,
     concurrency,
     // One tenant's slow cluster or huge build must leave workers for the others.

@@ -5,7 +5,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import yaml from "js-yaml";
 import { Applier } from "../../src/apply/apply.ts";
 import { computeHealth } from "../../src/health/kstatus.ts";
-import { CONTROLLER_NAME, DEFAULT_NAMESPACE, installManifests } from "../../src/install/manifests.ts";
+import { isLogLevel, LOG_LEVELS } from "../../src/controller/log.ts";
+import { CONTROLLER_NAME, DEFAULT_NAMESPACE, type InstallOptions, installManifests } from "../../src/install/manifests.ts";
+import { FERRY_VERSION } from "../../src/version.ts";
 import type { ManifestObject } from "../../src/kustomize/build.ts";
 import { type Disposition, FerryError } from "../../src/errors.ts";
 import { UsageError } from "../errors.ts";
@@ -13,47 +15,84 @@ import { parse, parseDuration } from "../flags.ts";
 import { kubeClient } from "../kube.ts";
 import { status } from "../output.ts";
 
-const INSTALL_OPTIONS = {
-  export: { type: "boolean" },
+/** What install and bootstrap both take: how the controller is installed. */
+export const COMPONENT_OPTIONS = {
   namespace: { type: "string", short: "n" },
+  version: { type: "string" },
   image: { type: "string" },
   registry: { type: "string" },
   "image-pull-secret": { type: "string" },
   "multi-tenant": { type: "boolean" },
   "network-policy": { type: "boolean" },
   "memory-limit-mib": { type: "string" },
+  "watch-all-namespaces": { type: "boolean" },
+  "log-level": { type: "string" },
+} as const;
+
+const INSTALL_OPTIONS = {
+  ...COMPONENT_OPTIONS,
+  export: { type: "boolean" },
   kubeconfig: { type: "string" },
   timeout: { type: "string" },
 } as const;
 
-export async function installCommand(args: readonly string[]): Promise<void> {
-  const { values } = parse(args, INSTALL_OPTIONS);
+type ComponentValues = { [K in keyof typeof COMPONENT_OPTIONS]?: (typeof COMPONENT_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
+
+/**
+ * The install's manifests are generated from this CLI's own schemas, so a CLI installs its own version: another
+ * version's CRDs and controller come from that version's CLI (`npx ferry@0.2.0 install`).
+ */
+function checkVersion(requested: string | undefined): void {
+  if (requested === undefined || requested.replace(/^v/, "") === FERRY_VERSION) return;
+  throw new UsageError(`this ferry CLI installs v${FERRY_VERSION}, not ${requested}: run the CLI of that version to install it`);
+}
+
+/** The install options the flags ask for, checked. */
+export function componentOptions(values: ComponentValues): InstallOptions {
+  checkVersion(values.version);
   const memoryLimitMiB = values["memory-limit-mib"] === undefined ? undefined : Number(values["memory-limit-mib"]);
   if (memoryLimitMiB !== undefined && !(Number.isInteger(memoryLimitMiB) && memoryLimitMiB >= 256)) {
     throw new UsageError("--memory-limit-mib must be a whole number of MiB, at least 256");
   }
-  const namespace = values.namespace ?? DEFAULT_NAMESPACE;
-  const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
-  const objects = installManifests({
-    namespace,
+  const logLevel = values["log-level"];
+  if (logLevel !== undefined && !isLogLevel(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
+  return {
+    namespace: values.namespace ?? DEFAULT_NAMESPACE,
     ...(values.image ? { image: values.image } : {}),
     ...(values.registry ? { registry: values.registry.replace(/\/+$/, "") } : {}),
     ...(values["image-pull-secret"] ? { imagePullSecret: values["image-pull-secret"] } : {}),
     multiTenant: values["multi-tenant"] ?? false,
     networkPolicy: values["network-policy"] ?? true,
+    watchAllNamespaces: values["watch-all-namespaces"] ?? true,
+    ...(logLevel ? { logLevel } : {}),
     ...(memoryLimitMiB ? { memoryLimitMiB } : {}),
-  });
+  };
+}
+
+export function manifestsYaml(objects: readonly object[]): string {
+  return objects.map((object) => yaml.dump(object, { lineWidth: -1, noRefs: true })).join("---\n");
+}
+
+export async function installCommand(args: readonly string[]): Promise<void> {
+  const { values } = parse(args, INSTALL_OPTIONS);
+  const options = componentOptions(values);
+  const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
+  const objects = installManifests(options);
   if (values.export) {
-    process.stdout.write(objects.map((object) => yaml.dump(object, { lineWidth: -1, noRefs: true })).join("---\n"));
+    process.stdout.write(manifestsYaml(objects));
     return;
   }
-  const applier = new Applier(kubeClient(values));
+  await applyInstall(new Applier(kubeClient(values)), objects, options.namespace ?? DEFAULT_NAMESPACE, timeoutMs);
+  status("✔", "install finished");
+}
+
+/** Applies an install (staged: namespace and CRDs first) and waits until the controller is Available. */
+export async function applyInstall(applier: Applier, objects: readonly object[], namespace: string, timeoutMs: number): Promise<void> {
   status("►", `installing components in ${namespace} namespace`);
   const { changes } = await applier.apply(objects as ManifestObject[], { timeoutMs });
   for (const change of changes) status("✔", `${change.subject} ${change.action}`);
   status("◎", "verifying installation");
   await waitUntilAvailable(applier, namespace, timeoutMs);
-  status("✔", "install finished");
 }
 
 /** The controller was installed but did not become Available (or failed) in time. */

@@ -15,8 +15,11 @@ export const controllerRules = [
   { apiGroups: [""], resources: ["secrets", "configmaps"], verbs: ["get"] },
   { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get"] },
   { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
-  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
 ];
+
+/** Leader election needs leases only in the controller's own namespace: a Role there, not a ClusterRole. */
+export const LEADER_ELECTION_ROLE = "ferry-controller-leader-election";
+const leaderElectionRules = [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] }];
 
 /** Applying a Kustomization's arbitrary objects needs broad rights, as Flux's kustomize-controller has (cluster-admin). */
 export const APPLIER_BINDING = "ferry-controller-applier";
@@ -44,6 +47,17 @@ const AGGREGATE_TO_NAMESPACE_ROLES = {
 const clusterRole = (name: string, rules: readonly object[], labels?: Record<string, string>) =>
   ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name, ...(labels ? { labels } : {}) }, rules });
 
+const role = (name: string, namespace: string, rules: readonly object[]) =>
+  ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name, namespace }, rules });
+
+const roleBinding = (name: string, roleRef: { kind: "Role" | "ClusterRole"; name: string }, namespace: string, serviceAccount: string) => ({
+  apiVersion: "rbac.authorization.k8s.io/v1",
+  kind: "RoleBinding",
+  metadata: { name, namespace },
+  roleRef: { apiGroup: "rbac.authorization.k8s.io", ...roleRef },
+  subjects: [{ kind: "ServiceAccount", namespace, name: serviceAccount }],
+});
+
 const clusterRoleBinding = (name: string, role: string, namespace: string, serviceAccount: string) => ({
   apiVersion: "rbac.authorization.k8s.io/v1",
   kind: "ClusterRoleBinding",
@@ -62,16 +76,30 @@ function applierRbac(applier: ApplierRights, namespace: string, serviceAccount: 
   return applier ? [clusterRoleBinding(APPLIER_BINDING, "cluster-admin", namespace, serviceAccount)] : [];
 }
 
+export interface RbacOptions {
+  readonly applier: ApplierRights;
+  /**
+   * A controller watching only its own namespace (--watch-all-namespaces=false) reads Ferry's objects, Secrets and
+   * ConfigMaps only there: its rules are bound by a RoleBinding in that namespace, not cluster-wide.
+   */
+  readonly watchAllNamespaces?: boolean;
+}
+
 /**
  * The controller's RBAC, and the role that lets tenants read Ferry's objects. `applier` is what Kustomizations
  * need: `true` the cluster-admin binding to apply arbitrary objects; `"impersonation"` only impersonating
  * ServiceAccounts, for a controller run with --tenant-lockdown; `false` nothing (a sources-only deployment).
  */
-export function controllerRbac(namespace: string, serviceAccount: string, options: { applier: ApplierRights } = { applier: true }) {
+export function controllerRbac(namespace: string, serviceAccount: string, options: RbacOptions = { applier: true }) {
+  const controllerBinding = options.watchAllNamespaces === false
+    ? roleBinding(CONTROLLER_CLUSTER_ROLE, { kind: "ClusterRole", name: CONTROLLER_CLUSTER_ROLE }, namespace, serviceAccount)
+    : clusterRoleBinding(CONTROLLER_CLUSTER_ROLE, CONTROLLER_CLUSTER_ROLE, namespace, serviceAccount);
   return [
     ...applierRbac(options.applier, namespace, serviceAccount),
     clusterRole(CONTROLLER_CLUSTER_ROLE, controllerRules),
-    clusterRoleBinding(CONTROLLER_CLUSTER_ROLE, CONTROLLER_CLUSTER_ROLE, namespace, serviceAccount),
+    controllerBinding,
+    role(LEADER_ELECTION_ROLE, namespace, leaderElectionRules),
+    roleBinding(LEADER_ELECTION_ROLE, { kind: "Role", name: LEADER_ELECTION_ROLE }, namespace, serviceAccount),
     clusterRole(TENANT_VIEW_ROLE, tenantViewRules, AGGREGATE_TO_NAMESPACE_ROLES),
   ];
 }

@@ -15,6 +15,8 @@ interface Keyed {
 
 export interface InformerOptions<T> {
   readonly type: ResourceType;
+  /** Only this namespace's objects; every namespace's when undefined. */
+  readonly namespace?: string | undefined;
   /** Called for every added or changed object, and for every object at each resync. */
   readonly onUpsert: (object: T, previous: T | undefined) => void;
   readonly onDelete: (object: T) => void;
@@ -156,7 +158,8 @@ export class Informer<T extends Keyed> {
 
   async #relist(): Promise<void> {
     // A list hangs behind a dead link as a watch does; it must not outlast the watchdog's patience either.
-    const { items, resourceVersion } = await withDeadline(this.#options.silenceMs, () => this.#client.list<T>(this.#options.type));
+    const { type, namespace, silenceMs } = this.#options;
+    const { items, resourceVersion } = await withDeadline(silenceMs, () => this.#client.list<T>(type, namespace));
     this.#served();
     const seen = new Set<string>();
     for (const item of items) {
@@ -194,7 +197,7 @@ export class Informer<T extends Keyed> {
           events += 1;
           this.#served();
         },
-      });
+      }, this.#options.namespace);
     } finally {
       clearInterval(watchdog);
       abort.abort();

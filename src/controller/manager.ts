@@ -14,6 +14,7 @@ import {
   type ReconcilerDeps,
   REQUESTED_AT_ANNOTATION,
 } from "../reconcilers/ocirepository.ts";
+import { jsonLog, logAt } from "./log.ts";
 import { Informer, objectKey } from "./informer.ts";
 import { ControllerMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
@@ -25,6 +26,8 @@ export interface ManagerOptions {
   /** At most this many reconciles of one namespace at once (default: half the workers, at least one). */
   readonly maxConcurrentPerNamespace?: number;
   readonly resyncMs?: number;
+  /** Watch only this namespace's OCIRepositories and Kustomizations (--watch-all-namespaces=false). */
+  readonly watchNamespace?: string;
   /** A watch with no event or bookmark for this long is restarted; /healthz fails after twice this with no answer. */
   readonly watchIdleTimeoutMs?: number;
   readonly metrics?: ControllerMetrics;
@@ -46,9 +49,7 @@ export interface ManagerOptions {
  */
 export const DEFAULT_WATCH_IDLE_TIMEOUT_MS = 90_000;
 
-export function jsonLog(message: string, fields: Record<string, unknown> = {}): void {
-  process.stderr.write(`${JSON.stringify({ level: "info", ts: new Date().toISOString(), msg: message, ...fields })}\n`);
-}
+export { jsonLog };
 
 /** Reconcile when the spec changed, a reconcile was requested, or the object is being deleted; not on our own status writes. */
 function needsReconcile(object: OCIRepository | Kustomization, previous: OCIRepository | Kustomization | undefined): boolean {
@@ -137,11 +138,12 @@ export class Manager {
         maxActivePerGroup: options.maxConcurrentPerNamespace ?? Math.max(1, Math.ceil(options.concurrency / 2)),
         minRetryMs: 750,
         maxRetryMs: 15 * 60_000,
-        onError: (key, error) => jsonLog("reconcile failed", { kind, object: key, error: (error as Error).message }),
+        onError: (key, error) => logAt("error", "reconcile failed", { kind, object: key, error: (error as Error).message }),
       },
     );
     const informer = new Informer<T>(options.kube, {
       type,
+      namespace: options.watchNamespace,
       resyncMs: options.resyncMs ?? 10 * 60_000,
       silenceMs: options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS,
       log: jsonLog,

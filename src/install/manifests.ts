@@ -3,6 +3,7 @@
 // NetworkPolicy. Pure: `ferry install --export` prints it, `ferry install` applies it, and tests check both.
 import { CRDS } from "../api/crd.ts";
 import { controllerRbac } from "../api/rbac.ts";
+import type { LogLevel } from "../controller/log.ts";
 import { FERRY_VERSION } from "../version.ts";
 
 export interface InstallOptions {
@@ -17,6 +18,11 @@ export interface InstallOptions {
   readonly networkPolicy?: boolean;
   /** The controller's memory limit in MiB; its heap budget is derived from it. */
   readonly memoryLimitMiB?: number;
+  /** false: the controller reconciles only objects in its own namespace, and reads Secrets only there. */
+  readonly watchAllNamespaces?: boolean;
+  readonly logLevel?: LogLevel;
+  /** More controller flags, e.g. --concurrency=8 (bootstrap keeps them in the artifact). */
+  readonly extraArgs?: readonly string[];
 }
 
 export const DEFAULT_NAMESPACE = "ferry-system";
@@ -46,6 +52,9 @@ function controllerArgs(options: InstallOptions, namespace: string, memoryLimitM
     // Three quarters of the limit for the heap: the rest is Node's own memory, the output workers' and kustomize's.
     `--max-heap-mib=${Math.floor(memoryLimitMiB * 0.75)}`,
     ...(options.multiTenant ? ["--tenant-lockdown"] : []),
+    ...(options.watchAllNamespaces === false ? ["--watch-all-namespaces=false"] : []),
+    ...(options.logLevel ? [`--log-level=${options.logLevel}`] : []),
+    ...(options.extraArgs ?? []),
   ];
 }
 
@@ -58,6 +67,8 @@ function deployment(options: InstallOptions, namespace: string) {
     metadata: { name: NAME, namespace, labels: LABELS },
     spec: {
       replicas: 1,
+      // Never two controllers at once: the old one stops (and gives up its lease) before the new one starts.
+      strategy: { type: "Recreate" },
       selector: { matchLabels: LABELS },
       template: {
         metadata: { labels: LABELS },
@@ -109,16 +120,35 @@ function networkPolicy(namespace: string) {
   };
 }
 
+/** Labels every object of an install carries: `ferry uninstall` and `ferry check` find them by these. */
+export const PART_OF_LABEL = "app.kubernetes.io/part-of";
+export const VERSION_LABEL = "app.kubernetes.io/version";
+
+interface Labelled {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: { readonly name: string; readonly namespace?: string; readonly labels?: Record<string, string> };
+}
+
+function withInstallLabels<T extends Labelled>(object: T): T {
+  return { ...object, metadata: { ...object.metadata, labels: { ...object.metadata.labels, [PART_OF_LABEL]: "ferry", [VERSION_LABEL]: `v${FERRY_VERSION}` } } };
+}
+
 /** Every object of an install, in the order they are applied. */
 export function installManifests(options: InstallOptions = {}): object[] {
   const namespace = options.namespace ?? DEFAULT_NAMESPACE;
-  return [
+  const rbac = controllerRbac(namespace, NAME, {
+    applier: options.multiTenant ? "impersonation" : true,
+    watchAllNamespaces: options.watchAllNamespaces ?? true,
+  });
+  const objects: Labelled[] = [
     namespaceObject(namespace),
-    ...Object.values(CRDS),
+    ...Object.values(CRDS) as Labelled[],
     { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: NAME, namespace, labels: LABELS } },
-    ...controllerRbac(namespace, NAME, { applier: options.multiTenant ? "impersonation" : true }),
+    ...rbac,
     deployment(options, namespace),
     metricsService(namespace),
     ...(options.networkPolicy === false ? [] : [networkPolicy(namespace)]),
   ];
+  return objects.map(withInstallLabels);
 }

@@ -149,8 +149,12 @@ export class KubeClient {
     return new KubeClient(config);
   }
 
-  async list<T>(type: ResourceType): Promise<{ items: T[]; resourceVersion: string }> {
-    const list = await this.#custom.listClusterCustomObject({ group: type.group, version: type.version, plural: type.plural });
+  /** Every object of `type`, in one namespace or (namespace undefined) in all of them. */
+  async list<T>(type: ResourceType, namespace?: string): Promise<{ items: T[]; resourceVersion: string }> {
+    const { group, version, plural } = type;
+    const list = namespace === undefined
+      ? await this.#custom.listClusterCustomObject({ group, version, plural })
+      : await this.#custom.listNamespacedCustomObject({ group, version, plural, namespace });
     return { items: list.items as T[], resourceVersion: list.metadata?.resourceVersion ?? "" };
   }
 

@@ -86,10 +86,12 @@ export async function watchResource(
   resourceVersion: string,
   signal: AbortSignal,
   handlers: WatchHandlers,
+  namespace?: string,
 ): Promise<void> {
   const server = config.getCurrentCluster()?.server;
   if (!server) throw new WatchFailedError("the kubeconfig has no current cluster");
-  const url = new URL(`${server.replace(/\/$/, "")}/apis/${type.group}/${type.version}/${type.plural}`);
+  const scope = namespace === undefined ? "" : `/namespaces/${encodeURIComponent(namespace)}`;
+  const url = new URL(`${server.replace(/\/$/, "")}/apis/${type.group}/${type.version}${scope}/${type.plural}`);
   url.search = new URLSearchParams({ watch: "true", allowWatchBookmarks: "true", timeoutSeconds: "300", resourceVersion }).toString();
   const what = `watch ${type.plural}.${type.group}`;
   const options = await requestOptions(config);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
-import { ferryOk } from "../harness/ferry.ts";
+import { ferry, ferryOk } from "../harness/ferry.ts";
 import { waitUntil } from "../harness/processes.ts";
 
 describe("ferry install", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok") }, () => {
@@ -17,6 +17,10 @@ describe("ferry install", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kub
   after(async () => {
     await cluster?.stop();
   });
+
+  /** `kubectl auth can-i` as the controller's ServiceAccount of the install in `namespace`. */
+  const canI = (namespace: string) => async (...args: string[]) =>
+    (await cluster.kubectl(["auth", "can-i", ...args, `--as=system:serviceaccount:${namespace}:ferry-controller`]).catch(() => "no")).trim();
 
   const availableReplicas = async (namespace: string) => {
     const deployment = JSON.parse(await cluster.kubectl(["get", "deployment", "ferry-controller", "-n", namespace, "-o", "json"])) as {
@@ -52,14 +56,35 @@ describe("ferry install", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kub
     assert.doesNotMatch(second.stderr, / (created|configured)\n/, second.stderr);
   });
 
+  test("--watch-all-namespaces=false: the controller reads Ferry's objects and Secrets in its own namespace only", async () => {
+    await ferryOk(["install", "--image=registry.example/ferry:test", "--namespace=ferry-scoped", "--watch-all-namespaces=false",
+      "--log-level=debug", "--multi-tenant", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=2m"]);
+    const can = canI("ferry-scoped");
+    assert.equal(await can("get", "secrets", "-n", "ferry-scoped"), "yes");
+    assert.equal(await can("get", "secrets", "-n", "default"), "no");
+    assert.equal(await can("watch", "kustomizations.kustomize.ferry.dev", "-n", "ferry-scoped"), "yes");
+    assert.equal(await can("watch", "kustomizations.kustomize.ferry.dev", "-n", "default"), "no");
+    // Without the applier's cluster-admin binding (--multi-tenant), leases are granted in the controller's namespace only.
+    assert.equal(await can("update", "leases", "-n", "ferry-scoped"), "yes");
+    assert.equal(await can("update", "leases", "-n", "kube-system"), "no");
+    const args = JSON.parse(await cluster.kubectl(["get", "deployment", "ferry-controller", "-n", "ferry-scoped", "-o", "jsonpath={.spec.template.spec.containers[0].args}"])) as string[];
+    assert.ok(args.includes("--watch-all-namespaces=false") && args.includes("--log-level=debug"), args.join(" "));
+  });
+
+  test("a version other than the CLI's own is refused before anything is applied", async () => {
+    const refused = await ferry(["install", "--version=v99.0.0", "--namespace=ferry-other", `--kubeconfig=${cluster.kubeconfig}`]);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /installs v\d+\.\d+\.\d+, not v99\.0\.0/);
+    assert.equal((await cluster.kubectl(["get", "namespace", "ferry-other", "--ignore-not-found"])).trim(), "");
+  });
+
   test("a multi-tenant install binds impersonation and not cluster-admin, and passes --tenant-lockdown", async () => {
     const exported = (await ferryOk(["install", "--export", "--multi-tenant", "--namespace=ferry-tenants", "--image=registry.example/ferry:test"])).stdout;
     assert.doesNotMatch(exported, /name: cluster-admin/);
     assert.match(exported, /--tenant-lockdown/);
     await cluster.kubectl(["delete", "clusterrolebinding", "ferry-controller-applier", "--ignore-not-found"]);
     await cluster.kubectl(["apply", "--server-side", "--force-conflicts", "-f", "-"], { input: exported });
-    const as = "--as=system:serviceaccount:ferry-tenants:ferry-controller";
-    const can = async (...args: string[]) => (await cluster.kubectl(["auth", "can-i", ...args, as]).catch(() => "no")).trim();
+    const can = canI("ferry-tenants");
     assert.equal(await can("impersonate", "serviceaccounts"), "yes");
     assert.equal(await can("create", "configmaps", "-n", "default"), "no");
     assert.equal(await can("delete", "namespaces"), "no");

@@ -40,3 +40,28 @@ test("options: multi-tenant drops cluster-admin and adds --tenant-lockdown; regi
   assert.ok(pod.containers[0]?.args.includes("--tenant-lockdown"));
   assert.ok(pod.containers[0]?.args.includes("--max-heap-mib=1536"));
 });
+
+type Rbac = Manifest & { metadata: { name: string; namespace?: string }; rules?: Array<{ resources: string[] }> };
+
+test("leases are granted by a Role in the controller's namespace only, never cluster-wide", () => {
+  const objects = installManifests({ namespace: "ferry-x" }) as Rbac[];
+  const grantsLeases = (object: Rbac) => object.rules?.some((rule) => rule.resources.includes("leases")) ?? false;
+  assert.deepEqual(objects.filter(grantsLeases).map((object) => [object.kind, object.metadata.namespace]), [["Role", "ferry-x"]]);
+  assert.ok(objects.some((object) => object.kind === "RoleBinding" && object.roleRef?.name === "ferry-controller-leader-election"));
+});
+
+test("--watch-all-namespaces=false binds the controller's rules in its namespace only and passes the flag", () => {
+  const objects = installManifests({ namespace: "ferry-x", watchAllNamespaces: false, logLevel: "debug" }) as Rbac[];
+  const bindings = objects.filter((object) => object.roleRef?.name === "ferry-controller");
+  assert.deepEqual(bindings.map((object) => [object.kind, object.metadata.namespace]), [["RoleBinding", "ferry-x"]]);
+  const args = deploymentOf(objects).spec.template.spec.containers[0]?.args ?? [];
+  assert.ok(args.includes("--watch-all-namespaces=false"));
+  assert.ok(args.includes("--log-level=debug"));
+});
+
+test("every object carries the part-of and version labels uninstall and check look for", () => {
+  for (const object of installManifests() as Array<{ metadata: { labels?: Record<string, string> } }>) {
+    assert.equal(object.metadata.labels?.["app.kubernetes.io/part-of"], "ferry");
+    assert.match(object.metadata.labels?.["app.kubernetes.io/version"] ?? "", /^v\d+\.\d+\.\d+/);
+  }
+});
