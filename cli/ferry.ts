@@ -17,7 +17,14 @@ const signingCommands = () => import("./commands/signing.ts");
 const sourceCommands = () => import("./commands/sources.ts");
 const kustomizationCommands = () => import("./commands/kustomizations.ts");
 
-const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+interface CommandEntry {
+  readonly summary: string;
+  /** The longer help `--help` prints under the summary: flags and examples, as flux's and kubectl's help teach. */
+  readonly usage?: string;
+  readonly load: () => Promise<Command>;
+}
+
+const COMMANDS: Record<string, CommandEntry> = {
   "push artifact": {
     summary: "Package a directory or file as a Flux-format OCI artifact and push it",
     load: async () => (await artifactCommands()).pushArtifactCommand,
@@ -132,6 +139,10 @@ function usage(): string {
   ].join("\n");
 }
 
+function commandHelp(name: string, command: CommandEntry): string {
+  return `ferry ${name}: ${command.summary}\n${command.usage ? `\n${command.usage.trim()}\n` : ""}`;
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const [verb, noun, ...remaining] = argv;
   if (verb === "version" || verb === "--version") {
@@ -151,7 +162,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return EXIT_USAGE;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`ferry ${twoWords ? `${verb} ${noun}` : verb}: ${command.summary}\n`);
+    process.stdout.write(commandHelp(twoWords ? `${verb} ${noun}` : verb, command));
     return EXIT_OK;
   }
   try {
