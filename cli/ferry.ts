@@ -111,7 +111,52 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   install: {
     summary: "Install the controller and wait until it is Available (--export prints the manifests) [--multi-tenant] [--image …]",
+    usage: `
+Flags:
+  --export                      print the manifests as YAML instead of applying them
+  -n, --namespace NAME          the controller's namespace (default ferry-system)
+  --image REF                   the controller image (default ghcr.io/ferry-cd/ferry:v<version>)
+  --registry HOST/PATH          pull the image from this mirror (air-gapped installs)
+  --image-pull-secret NAME      a Secret in the namespace the kubelet pulls the image with
+  --multi-tenant                no cluster-admin: the controller applies only as tenants' ServiceAccounts
+  --watch-all-namespaces=false  reconcile (and read Secrets in) the controller's own namespace only
+  --network-policy=false        leave out the NetworkPolicy
+  --memory-limit-mib N          the controller's memory limit (default 1024); its heap gets three quarters
+  --log-level debug|info|error  the controller's log level (default info)
+  --version vX.Y.Z              must be this CLI's version: a CLI installs its own manifests
+  --kubeconfig PATH, --timeout 5m
+
+Examples:
+  ferry install
+  ferry install --multi-tenant --registry=registry.internal/ferry --image-pull-secret=regcred
+  ferry install --export > ferry.yaml`,
     load: async () => (await import("./commands/install.ts")).installCommand,
+  },
+  bootstrap: {
+    summary: "Push Ferry's install to oci://REGISTRY/REPO[:TAG], install Ferry, and make it reconcile itself from there",
+    usage: `
+Usage: ferry bootstrap oci://REGISTRY/REPOSITORY[:TAG] [flags]   (TAG defaults to latest)
+
+Pushes Ferry's own manifests (with --path, your cluster config too) as an artifact, installs Ferry, and creates the
+OCIRepository and Kustomization "ferry-system" that apply that artifact. From then on the controller manages itself:
+re-running bootstrap with a newer ferry (or other install flags) pushes new manifests and waits until the
+controller has applied them to itself. A re-run with the same flags changes nothing.
+
+Flags:
+  --path DIR                    also deliver DIR (under cluster/, applied by Kustomization cluster-config)
+  --sign --key cosign.key       sign the artifact (password from COSIGN_PASSWORD); the controller verifies it
+  --sign --keyless --certificate-identity RE --certificate-oidc-issuer RE
+                                sign keylessly; the controller accepts that identity only
+  --creds user:password         registry credentials for the push, and for the controller (Secret ferry-registry)
+  --insecure-registry           plain HTTP to the registry
+  --interval 1m                 how often the controller looks for a new artifact
+  --force                       take over a cluster that follows another registry or runs a newer Ferry
+  and every install flag (-n, --image, --registry, --multi-tenant, --log-level, …; see ferry install --help)
+
+Examples:
+  ferry bootstrap oci://ghcr.io/acme/fleet/prod --path=clusters/prod
+  COSIGN_PASSWORD=… ferry bootstrap oci://registry.internal/ferry:stable --sign --key=cosign.key`,
+    load: async () => (await import("./commands/bootstrap.ts")).bootstrapCommand,
   },
   controller: {
     summary: "Run the controller (OCIRepository reconciler) against the current kubeconfig",

@@ -1,0 +1,306 @@
+// `ferry bootstrap oci://REGISTRY/REPO`: pushes Ferry's own install (and the user's cluster config) as an artifact,
+// installs Ferry, and makes the controller reconcile that artifact, so that from then on pushing a new artifact
+// upgrades Ferry through the registry. Everything that can be refused is checked before anything changes: flags,
+// the signing key, the cluster, permissions and who is in charge, then the registry push, and only then the cluster.
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
+import { artifactManifest } from "../../src/artifact/format.ts";
+import { artifactMetadata, pushArtifact } from "../../src/artifact/push.ts";
+import { buildTarball } from "../../src/artifact/tarball.ts";
+import { Applier } from "../../src/apply/apply.ts";
+import { type Disposition, FerryError } from "../../src/errors.ts";
+import { computeHealth } from "../../src/health/kstatus.ts";
+import {
+  BOOTSTRAP_NAME,
+  type BootstrapOptions,
+  CLUSTER_DIR,
+  type ClusterState,
+  componentFiles,
+  REGISTRY_SECRET,
+  selfManagedComponents,
+  syncObjects,
+  takeoverConflict,
+  VERIFY_KEY_SECRET,
+} from "../../src/install/bootstrap.ts";
+import { CONTROLLER_NAME, DEFAULT_NAMESPACE, VERSION_LABEL } from "../../src/install/manifests.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
+import type { ManifestObject } from "../../src/kustomize/build.ts";
+import { KUSTOMIZATION } from "../../src/reconcilers/kustomization.ts";
+import { OCI_REPOSITORY, REQUESTED_AT_ANNOTATION } from "../../src/reconcilers/ocirepository.ts";
+import { RegistryClient } from "../../src/registry/client.ts";
+import { NotFoundError } from "../../src/registry/errors.ts";
+import { sha256Digest } from "../../src/registry/oci.ts";
+import { formatReference, parseReference, type Reference } from "../../src/registry/reference.ts";
+import { FERRY_VERSION } from "../../src/version.ts";
+import { UsageError } from "../errors.ts";
+import { clientOptions, parse, parseDuration, REGISTRY_OPTIONS, SIGNING_OPTIONS } from "../flags.ts";
+import { kubeClient } from "../kube.ts";
+import { status } from "../output.ts";
+import { applyInstall, COMPONENT_OPTIONS, componentOptions } from "./install.ts";
+import type { signingFromFlags } from "./signing.ts";
+
+const BOOTSTRAP_OPTIONS = {
+  ...REGISTRY_OPTIONS,
+  ...SIGNING_OPTIONS,
+  ...COMPONENT_OPTIONS,
+  sign: { type: "boolean" },
+  "certificate-identity": { type: "string" },
+  "certificate-oidc-issuer": { type: "string" },
+  path: { type: "string" },
+  interval: { type: "string" },
+  force: { type: "boolean" },
+  kubeconfig: { type: "string" },
+} as const;
+
+/** The cluster cannot be reached, or refuses the caller: nothing was changed. */
+class ClusterAccessError extends FerryError {
+  readonly code = "CLUSTER_ACCESS";
+  readonly disposition: Disposition = "stall";
+}
+
+/** Another registry or a newer Ferry is in charge of the cluster; --force takes it over. */
+class TakeoverRefusedError extends FerryError {
+  readonly code = "TAKEOVER_REFUSED";
+  readonly disposition: Disposition = "stall";
+}
+
+/** The controller did not apply the pushed artifact in time. */
+class SelfUpgradeTimeoutError extends FerryError {
+  readonly code = "SELF_UPGRADE_TIMEOUT";
+  readonly disposition: Disposition = "retry";
+}
+
+const controllerRef = (namespace: string) => ({ apiVersion: "apps/v1", kind: "Deployment", namespace, name: CONTROLLER_NAME });
+
+type Values = ReturnType<typeof parse<typeof BOOTSTRAP_OPTIONS>>["values"];
+
+export async function bootstrapCommand(args: readonly string[]): Promise<void> {
+  const { values, positionals } = parse(args, BOOTSTRAP_OPTIONS);
+  const reference = artifactReference(positionals);
+  const install = componentOptions(values);
+  const namespace = install.namespace ?? DEFAULT_NAMESPACE;
+  const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
+  const clusterConfig = values.path ? await checkedDirectory(values.path) : undefined;
+  // A wrong key or password fails here, before the cluster or the registry is touched.
+  const signing = await loadSigning(values);
+  const options: BootstrapOptions = {
+    url: `oci://${reference.registry}/${reference.repository}`,
+    tag: reference.tag ?? "latest",
+    install,
+    insecure: values["insecure-registry"] ?? false,
+    interval: values.interval ?? "1m",
+    registryCredentials: values.creds !== undefined,
+    ...(signing ? { verification: signing.verification } : {}),
+    clusterConfig: clusterConfig !== undefined,
+  };
+
+  const kube = kubeClient(values);
+  await checkCluster(kube, namespace);
+  const state = await readClusterState(kube, namespace);
+  const conflict = takeoverConflict(state, options.url);
+  if (conflict && !values.force) throw new TakeoverRefusedError(`${conflict}; pass --force to bootstrap it from ${options.url} anyway`);
+
+  const digest = await pushBootstrapArtifact(values, reference, options, clusterConfig, signing);
+  const applier = new Applier(kube);
+  const firstInstall = state.controllerVersion === undefined || (values.force ?? false);
+  if (firstInstall) await applyInstall(applier, selfManagedComponents(install), namespace, timeoutMs);
+  else status("►", `Ferry ${state.controllerVersion} is installed: the controller upgrades itself from the artifact`);
+  const sync = [...secrets(values, options, namespace, signing?.publicKey), ...syncObjects(options)];
+  await applier.apply(sync as ManifestObject[], { timeoutMs });
+  await requestReconcile(kube, namespace);
+  await waitForSelfReconcile(kube, applier, namespace, digest, timeoutMs);
+  status("✔", `bootstrap finished: Ferry v${FERRY_VERSION} reconciles itself from ${options.url}:${options.tag}`);
+}
+
+function artifactReference(positionals: readonly string[]): Reference {
+  if (positionals.length !== 1) throw new UsageError("bootstrap needs one argument: the artifact URL, oci://registry/repository[:tag]");
+  const reference = parseReference(positionals[0] ?? "", { requireScheme: true });
+  if (reference.digest) throw new UsageError("bootstrap pushes to a tag, not a digest: oci://registry/repository[:tag]");
+  return reference;
+}
+
+async function checkedDirectory(path: string): Promise<string> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isDirectory()) throw new UsageError(`--path ${path} is not a directory`);
+  return resolve(path);
+}
+
+interface Signing {
+  readonly signing: Awaited<ReturnType<typeof signingFromFlags>>;
+  readonly publicKey?: KeyObject;
+  readonly verification: NonNullable<BootstrapOptions["verification"]>;
+}
+
+async function loadSigning(values: Values): Promise<Signing | undefined> {
+  if (!values.sign) {
+    if (values.key || values.keyless) throw new UsageError("--key and --keyless need --sign");
+    return undefined;
+  }
+  const signing = await (await import("./signing.ts")).signingFromFlags({ ...values, sign: true });
+  if (signing && "privateKey" in signing && signing.privateKey) {
+    const publicKey = createPublicKey(signing.privateKey);
+    return { signing, publicKey, verification: { publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString() } };
+  }
+  const subject = values["certificate-identity"];
+  const issuer = values["certificate-oidc-issuer"];
+  if (!subject || !issuer) {
+    throw new UsageError("--sign --keyless needs --certificate-identity and --certificate-oidc-issuer (regular expressions) for the controller to verify with");
+  }
+  return { signing, verification: { identity: { subject, issuer } } };
+}
+
+/** The cluster answers, and the caller may create what an install creates. */
+async function checkCluster(kube: KubeClient, namespace: string): Promise<void> {
+  status("►", "connecting to the cluster");
+  const version = await kube.api(VersionApi).getCode().catch((error: Error) => {
+    throw new ClusterAccessError(`cannot reach the cluster: ${error.message}`, { cause: error });
+  });
+  status("✔", `connected to Kubernetes ${version.gitVersion}`);
+  const needed = [
+    { verb: "create", group: "apiextensions.k8s.io", resource: "customresourcedefinitions" },
+    { verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings" },
+    { verb: "bind", group: "rbac.authorization.k8s.io", resource: "clusterroles" },
+    { verb: "create", group: "", resource: "namespaces" },
+    { verb: "create", group: "apps", resource: "deployments", namespace },
+    { verb: "create", group: "", resource: "secrets", namespace },
+  ];
+  const authorization = kube.api(AuthorizationV1Api);
+  const refused: string[] = [];
+  for (const attributes of needed) {
+    const review = await authorization.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } });
+    if (!review.status?.allowed) refused.push(`${attributes.verb} ${attributes.resource}${attributes.group ? `.${attributes.group}` : ""}`);
+  }
+  if (refused.length > 0) throw new ClusterAccessError(`bootstrapping needs rights you do not have in this cluster: ${refused.join(", ")}`);
+}
+
+async function readClusterState(kube: KubeClient, namespace: string): Promise<ClusterState> {
+  const repository = await kube.get<{ spec: { url: string } }>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
+  const deployment = await new Applier(kube).read(controllerRef(namespace)) as
+    { metadata: { labels?: Record<string, string> } } | undefined;
+  const version = deployment?.metadata.labels?.[VERSION_LABEL] ?? (deployment ? "unknown" : undefined);
+  return { ...(repository ? { repositoryUrl: repository.spec.url } : {}), ...(version ? { controllerVersion: version } : {}) };
+}
+
+/** Writes the artifact's files into a new directory: Ferry's own under ferry-system/, the user's under cluster/. */
+async function artifactDirectory(options: BootstrapOptions, clusterConfig: string | undefined): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "ferry-bootstrap-"));
+  for (const [path, content] of componentFiles(options)) {
+    await mkdir(dirname(join(dir, path)), { recursive: true });
+    await writeFile(join(dir, path), content);
+  }
+  if (clusterConfig) await cp(clusterConfig, join(dir, CLUSTER_DIR), { recursive: true, verbatimSymlinks: true });
+  return dir;
+}
+
+/** A revision naming the content, so the same files give the same artifact digest and a re-run pushes nothing. */
+async function contentRevision(dir: string): Promise<string> {
+  const hash = createHash("sha256");
+  const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+  const paths = files.map((entry) => relative(dir, join(entry.parentPath, entry.name))).sort();
+  for (const path of paths) hash.update(`${path}\0`).update(await readFile(join(dir, path))).update("\0");
+  return `v${FERRY_VERSION}@sha256:${hash.digest("hex")}`;
+}
+
+async function pushBootstrapArtifact(
+  values: Values,
+  reference: Reference,
+  options: BootstrapOptions,
+  clusterConfig: string | undefined,
+  signing: Signing | undefined,
+): Promise<string> {
+  const dir = await artifactDirectory(options, clusterConfig);
+  const client = new RegistryClient(clientOptions(values));
+  const target = { ...reference, tag: options.tag };
+  try {
+    const request = { path: dir, source: "ferry bootstrap", revision: await contentRevision(dir), reproducible: true };
+    const digest = await localDigest(dir, request);
+    if ((await currentDigest(client, target)) === digest) {
+      status("✔", `${formatReference(target)} already holds these manifests (${digest})`);
+      return digest;
+    }
+    status("►", `pushing Ferry v${FERRY_VERSION} manifests to ${formatReference(target)}`);
+    const pushed = await pushArtifact(client, target, request);
+    if (signing?.signing) {
+      const { signArtifact } = await import("../../src/signing/sign.ts");
+      await signArtifact(client, target, { ...signing.signing, subject: pushed.manifest, format: "bundle" });
+      status("✔", "artifact signed");
+    }
+    status("✔", `pushed ${pushed.digest}`);
+    return pushed.digest;
+  } finally {
+    await client.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function localDigest(dir: string, request: { source: string; revision: string; reproducible: boolean }): Promise<string> {
+  const tarball = await buildTarball(dir);
+  try {
+    return sha256Digest(artifactManifest(tarball, artifactMetadata(request)).manifest);
+  } finally {
+    await tarball.dispose();
+  }
+}
+
+async function currentDigest(client: RegistryClient, reference: Reference): Promise<string | undefined> {
+  try {
+    return (await client.resolve(reference)).digest;
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}
+
+/** The registry credentials and the verification key the controller needs, as Secrets it reads (never in the artifact). */
+function secrets(values: Values, options: BootstrapOptions, namespace: string, publicKey: KeyObject | undefined): object[] {
+  const objects: object[] = [];
+  if (values.creds !== undefined) {
+    const [username, ...rest] = values.creds.split(":");
+    const registry = options.url.slice("oci://".length).split("/")[0] ?? "";
+    const auth = Buffer.from(`${username}:${rest.join(":")}`).toString("base64");
+    const config = JSON.stringify({ auths: { [registry]: { auth } } });
+    objects.push({
+      apiVersion: "v1", kind: "Secret", type: "kubernetes.io/dockerconfigjson",
+      metadata: { name: REGISTRY_SECRET, namespace }, data: { ".dockerconfigjson": Buffer.from(config).toString("base64") },
+    });
+  }
+  if (publicKey) {
+    const pem = publicKey.export({ type: "spki", format: "pem" }).toString();
+    objects.push({ apiVersion: "v1", kind: "Secret", metadata: { name: VERIFY_KEY_SECRET, namespace }, data: { "cosign.pub": Buffer.from(pem).toString("base64") } });
+  }
+  return objects;
+}
+
+/** Fetch the new artifact now rather than at the next interval. */
+async function requestReconcile(kube: KubeClient, namespace: string): Promise<void> {
+  const annotations = { [REQUESTED_AT_ANNOTATION]: new Date().toISOString() };
+  await kube.mergePatch(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME, { metadata: { annotations } });
+}
+
+interface ObservedKustomization {
+  status?: { lastAppliedRevision?: string; conditions?: Array<{ type: string; status: string; message?: string }> };
+}
+
+/** Waits until the controller has applied `digest` to itself and its Deployment is Available again. */
+async function waitForSelfReconcile(kube: KubeClient, applier: Applier, namespace: string, digest: string, timeoutMs: number) {
+  status("◎", `waiting for the controller to apply ${digest} to itself`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const kustomization = await kube.get<ObservedKustomization>(KUSTOMIZATION, namespace, BOOTSTRAP_NAME);
+    const ready = kustomization?.status?.conditions?.find((condition) => condition.type === "Ready");
+    const applied = kustomization?.status?.lastAppliedRevision?.endsWith(digest) ?? false;
+    const deployment = computeHealth(await applier.read(controllerRef(namespace)));
+    if (applied && ready?.status === "True" && deployment.status === "Current") break;
+    const lastApplied = kustomization?.status?.lastAppliedRevision ?? "nothing";
+    const problem = !applied
+      ? `Kustomization ${namespace}/${BOOTSTRAP_NAME} has applied ${lastApplied} (${ready?.message ?? "no Ready condition"})`
+      : `the controller Deployment is ${deployment.status}: ${deployment.message}`;
+    if (Date.now() > deadline) throw new SelfUpgradeTimeoutError(`the controller has not applied ${digest} in time: ${problem}`);
+    await sleep(1_000);
+  }
+  status("✔", `Kustomization ${namespace}/${BOOTSTRAP_NAME} applied ${digest}; controller Available`);
+}

@@ -1,0 +1,126 @@
+// What `ferry bootstrap` puts into the registry and the cluster, as data: the artifact's files (Ferry's own install
+// plus the sync objects that make the controller reconcile that artifact, and the user's cluster config), and the
+// decision whether the cluster may be taken over. Pure; cli/commands/bootstrap.ts does the I/O.
+import yaml from "js-yaml";
+import semver from "semver";
+import { KUSTOMIZE_GROUP } from "../api/kustomize.ts";
+import { SOURCE_GROUP } from "../api/source.ts";
+import { PRUNE_KEY } from "../apply/policy.ts";
+import { FERRY_VERSION } from "../version.ts";
+import { DEFAULT_NAMESPACE, type InstallOptions, installManifests, PART_OF_LABEL } from "./manifests.ts";
+
+/** The OCIRepository and Kustomization that deliver Ferry itself share the namespace's name, as flux-system does. */
+export const BOOTSTRAP_NAME = DEFAULT_NAMESPACE;
+/** The Kustomization delivering the user's --path, applied after Ferry's own. */
+export const CLUSTER_CONFIG_NAME = "cluster-config";
+/** Where in the artifact Ferry's manifests and the user's --path go. */
+export const COMPONENTS_DIR = "ferry-system";
+export const CLUSTER_DIR = "cluster";
+export const REGISTRY_SECRET = "ferry-registry";
+export const VERIFY_KEY_SECRET = "ferry-verify-key";
+
+export interface Verification {
+  /** A cosign public key (PEM) the artifact is signed with. */
+  readonly publicKeyPem?: string;
+  /** Keyless: the certificate identity and issuer (regular expressions) the signature must match. */
+  readonly identity?: { readonly subject: string; readonly issuer: string };
+}
+
+export interface BootstrapOptions {
+  /** oci://host/repository, without a tag. */
+  readonly url: string;
+  readonly tag: string;
+  readonly install: InstallOptions;
+  readonly insecure: boolean;
+  readonly interval: string;
+  /** A dockerconfigjson Secret REGISTRY_SECRET holds the registry credentials the controller pulls with. */
+  readonly registryCredentials: boolean;
+  readonly verification?: Verification;
+  /** The user's cluster config (--path) is in the artifact under CLUSTER_DIR. */
+  readonly clusterConfig: boolean;
+}
+
+const dump = (objects: readonly object[]) => objects.map((object) => yaml.dump(object, { lineWidth: -1, noRefs: true })).join("---\n");
+
+/**
+ * Ferry's install with prune disabled on the namespace and the CRDs: deleting the ferry-system Kustomization, or a
+ * version that renames one, must never delete every OCIRepository and Kustomization in the cluster with them.
+ */
+export function selfManagedComponents(install: InstallOptions): object[] {
+  return installManifests(install).map((object) => {
+    const manifest = object as { kind: string; metadata: { annotations?: Record<string, string> } };
+    if (manifest.kind !== "Namespace" && manifest.kind !== "CustomResourceDefinition") return object;
+    return { ...manifest, metadata: { ...manifest.metadata, annotations: { ...manifest.metadata.annotations, [PRUNE_KEY]: "disabled" } } };
+  });
+}
+
+function verifySpec(verification: Verification | undefined) {
+  if (!verification) return {};
+  const keys = verification.publicKeyPem ? { secretRef: { name: VERIFY_KEY_SECRET } } : {};
+  const identity = verification.identity ? { matchOIDCIdentity: [verification.identity] } : {};
+  return { verify: { provider: "cosign", ...keys, ...identity } };
+}
+
+/** The objects that make the controller follow the artifact and apply it, itself included. */
+export function syncObjects(options: BootstrapOptions): object[] {
+  const namespace = options.install.namespace ?? DEFAULT_NAMESPACE;
+  const labels = { [PART_OF_LABEL]: "ferry" };
+  const repository = {
+    apiVersion: `${SOURCE_GROUP}/v1`,
+    kind: "OCIRepository",
+    metadata: { name: BOOTSTRAP_NAME, namespace, labels },
+    spec: {
+      url: options.url,
+      ref: { tag: options.tag },
+      interval: options.interval,
+      ...(options.insecure ? { insecure: true } : {}),
+      ...(options.registryCredentials ? { secretRef: { name: REGISTRY_SECRET } } : {}),
+      ...verifySpec(options.verification),
+    },
+  };
+  const kustomization = (name: string, path: string, extra: Record<string, unknown> = {}) => ({
+    apiVersion: `${KUSTOMIZE_GROUP}/v1`,
+    kind: "Kustomization",
+    metadata: { name, namespace, labels },
+    spec: { interval: "10m", path, prune: true, sourceRef: { kind: "OCIRepository", name: BOOTSTRAP_NAME }, ...extra },
+  });
+  return [
+    repository,
+    kustomization(BOOTSTRAP_NAME, `./${COMPONENTS_DIR}`),
+    ...(options.clusterConfig ? [kustomization(CLUSTER_CONFIG_NAME, `./${CLUSTER_DIR}`, { dependsOn: [{ name: BOOTSTRAP_NAME }] })] : []),
+  ];
+}
+
+/** The files of Ferry's own part of the artifact, by path inside it. */
+export function componentFiles(options: BootstrapOptions): Map<string, string> {
+  const kustomization = { apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources: ["ferry-components.yaml", "ferry-sync.yaml"] };
+  const header = `# Generated by ferry bootstrap v${FERRY_VERSION}; re-run it to change these files.\n`;
+  return new Map([
+    [`${COMPONENTS_DIR}/ferry-components.yaml`, header + dump(selfManagedComponents(options.install))],
+    [`${COMPONENTS_DIR}/ferry-sync.yaml`, header + dump(syncObjects(options))],
+    [`${COMPONENTS_DIR}/kustomization.yaml`, header + dump([kustomization])],
+  ]);
+}
+
+/** What is in charge of the cluster now, as read from it before bootstrapping. */
+export interface ClusterState {
+  /** The url of the ferry-system OCIRepository, when a bootstrap has been done. */
+  readonly repositoryUrl?: string;
+  /** The version label of the controller Deployment, when Ferry is installed. */
+  readonly controllerVersion?: string;
+}
+
+/**
+ * Why bootstrapping would take the cluster away from what is in charge of it (another registry, a newer Ferry),
+ * or undefined when it may go ahead: a first install, a re-run, or an upgrade.
+ */
+export function takeoverConflict(state: ClusterState, url: string): string | undefined {
+  if (state.repositoryUrl !== undefined && state.repositoryUrl !== url) {
+    return `Ferry in this cluster follows ${state.repositoryUrl}, not ${url}`;
+  }
+  const installed = semver.valid(state.controllerVersion?.replace(/^v/, "") ?? "");
+  if (installed && semver.gt(installed, FERRY_VERSION)) {
+    return `the cluster runs Ferry v${installed}, newer than this CLI's v${FERRY_VERSION}`;
+  }
+  return undefined;
+}
