@@ -23,7 +23,7 @@ function rfc3339(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 
-async function supportsReferrersApi(client: RegistryClient, repo: Repository, digest: string): Promise<boolean> {
+export async function supportsReferrersApi(client: RegistryClient, repo: Repository, digest: string): Promise<boolean> {
   const http = client.http(repo.registry);
   const response = await http.send({
     method: "GET",
@@ -38,7 +38,12 @@ async function supportsReferrersApi(client: RegistryClient, repo: Repository, di
 }
 
 /** Adds `descriptor` to the subject's fallback index, as go-containerregistry does for cosign. */
-async function updateFallbackIndex(client: RegistryClient, repo: Repository, subject: string, descriptor: Descriptor): Promise<void> {
+export async function updateFallbackIndex(
+  client: RegistryClient,
+  repo: Repository,
+  subject: string,
+  descriptor: Descriptor,
+): Promise<void> {
   const tag = referrersTag(subject);
   let manifests: Descriptor[] = [];
   try {
