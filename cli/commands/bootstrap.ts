@@ -104,14 +104,17 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   const conflict = takeoverConflict(state, options.url);
   if (conflict && !values.force) throw new TakeoverRefusedError(`${conflict}; pass --force to bootstrap it from ${options.url} anyway`);
 
-  const digest = await pushBootstrapArtifact(values, reference, options, clusterConfig, signing);
+  const { digest, pushed } = await pushBootstrapArtifact(values, reference, options, clusterConfig, signing);
   const applier = new Applier(kube);
   const firstInstall = state.controllerVersion === undefined || (values.force ?? false);
   if (firstInstall) await applyInstall(applier, selfManagedComponents(install), namespace, timeoutMs);
   else status("►", `Ferry ${state.controllerVersion} is installed: the controller upgrades itself from the artifact`);
-  const sync = [...secrets(values, options, namespace, signing?.publicKey), ...syncObjects(options)];
+  // The sync objects are in the artifact, and the controller applies them with its own labels: the CLI applies them
+  // only to start, or to move Ferry to another registry or tag, or a re-run would undo the controller's apply.
+  const follows = state.repositoryUrl === options.url && state.repositoryTag === options.tag;
+  const sync = [...secrets(values, options, namespace, signing?.publicKey), ...(firstInstall || !follows ? syncObjects(options) : [])];
   await applier.apply(sync as ManifestObject[], { timeoutMs });
-  await requestReconcile(kube, namespace);
+  if (pushed) await requestReconcile(kube, namespace);
   await waitForSelfReconcile(kube, applier, namespace, digest, timeoutMs);
   status("✔", `bootstrap finished: Ferry v${FERRY_VERSION} reconciles itself from ${options.url}:${options.tag}`);
 }
@@ -178,11 +181,14 @@ async function checkCluster(kube: KubeClient, namespace: string): Promise<void> 
 }
 
 async function readClusterState(kube: KubeClient, namespace: string): Promise<ClusterState> {
-  const repository = await kube.get<{ spec: { url: string } }>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
+  const repository = await kube.get<{ spec: { url: string; ref?: { tag?: string } } }>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
   const deployment = await new Applier(kube).read(controllerRef(namespace)) as
     { metadata: { labels?: Record<string, string> } } | undefined;
   const version = deployment?.metadata.labels?.[VERSION_LABEL] ?? (deployment ? "unknown" : undefined);
-  return { ...(repository ? { repositoryUrl: repository.spec.url } : {}), ...(version ? { controllerVersion: version } : {}) };
+  return {
+    ...(repository ? { repositoryUrl: repository.spec.url, repositoryTag: repository.spec.ref?.tag ?? "latest" } : {}),
+    ...(version ? { controllerVersion: version } : {}),
+  };
 }
 
 /** Writes the artifact's files into a new directory: Ferry's own under ferry-system/, the user's under cluster/. */
@@ -211,7 +217,7 @@ async function pushBootstrapArtifact(
   options: BootstrapOptions,
   clusterConfig: string | undefined,
   signing: Signing | undefined,
-): Promise<string> {
+): Promise<{ digest: string; pushed: boolean }> {
   const dir = await artifactDirectory(options, clusterConfig);
   const client = new RegistryClient(clientOptions(values));
   const target = { ...reference, tag: options.tag };
@@ -220,7 +226,7 @@ async function pushBootstrapArtifact(
     const digest = await localDigest(dir, request);
     if ((await currentDigest(client, target)) === digest) {
       status("✔", `${formatReference(target)} already holds these manifests (${digest})`);
-      return digest;
+      return { digest, pushed: false };
     }
     status("►", `pushing Ferry v${FERRY_VERSION} manifests to ${formatReference(target)}`);
     const pushed = await pushArtifact(client, target, request);
@@ -230,7 +236,7 @@ async function pushBootstrapArtifact(
       status("✔", "artifact signed");
     }
     status("✔", `pushed ${pushed.digest}`);
-    return pushed.digest;
+    return { digest: pushed.digest, pushed: true };
   } finally {
     await client.close();
     await rm(dir, { recursive: true, force: true });

@@ -106,6 +106,7 @@ export function componentFiles(options: BootstrapOptions): Map<string, string> {
 export interface ClusterState {
   /** The url of the ferry-system OCIRepository, when a bootstrap has been done. */
   readonly repositoryUrl?: string;
+  readonly repositoryTag?: string;
   /** The version label of the controller Deployment, when Ferry is installed. */
   readonly controllerVersion?: string;
 }
