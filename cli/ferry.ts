@@ -5,6 +5,7 @@ import { enableCompileCache } from "node:module";
 import { FerryError } from "../src/errors.ts";
 import { FERRY_VERSION } from "../src/version.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
+import { CHECK_USAGE, UNINSTALL_USAGE, VERSION_USAGE } from "./help.ts";
 
 // V8 code caching for the lazily loaded command modules: it roughly halves the start-up of repeated runs in CI.
 enableCompileCache();
@@ -158,6 +159,21 @@ Examples:
   COSIGN_PASSWORD=… ferry bootstrap oci://registry.internal/ferry:stable --sign --key=cosign.key`,
     load: async () => (await import("./commands/bootstrap.ts")).bootstrapCommand,
   },
+  check: {
+    summary: "Check an install (CRDs, controller, versions, leader), or with --pre the cluster and permissions before one",
+    usage: CHECK_USAGE,
+    load: async () => (await import("./commands/check.ts")).checkCommand,
+  },
+  uninstall: {
+    summary: "Remove Ferry (controller, CRDs, RBAC, namespace) and keep everything it applied",
+    usage: UNINSTALL_USAGE,
+    load: async () => (await import("./commands/uninstall.ts")).uninstallCommand,
+  },
+  version: {
+    summary: "Print the CLI's version and the controller's and CRDs' found in the cluster (--client: the CLI's only)",
+    usage: VERSION_USAGE,
+    load: async () => (await import("./commands/version.ts")).versionCommand,
+  },
   controller: {
     summary: "Run the controller (OCIRepository reconciler) against the current kubeconfig",
     load: async () => (await import("./commands/controller.ts")).controllerCommand,
@@ -176,7 +192,6 @@ function usage(): string {
     "",
     "Commands:",
     ...lines,
-    `  ${"version".padEnd(width)}  Print the ferry version`,
     "",
     "Registry flags: --creds user:password, --insecure-registry, --ca-file, --cert-file, --key-file, --timeout 5m",
     "Kubernetes flags: --kubeconfig, -n/--namespace, -A/--all-namespaces (get), -o json|yaml (get, diff)",
@@ -190,7 +205,7 @@ function commandHelp(name: string, command: CommandEntry): string {
 
 async function main(argv: readonly string[]): Promise<number> {
   const [verb, noun, ...remaining] = argv;
-  if (verb === "version" || verb === "--version") {
+  if (verb === "--version") {
     process.stdout.write(`ferry ${FERRY_VERSION}\n`);
     return EXIT_OK;
   }

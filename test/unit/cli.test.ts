@@ -24,10 +24,25 @@ function ferry(...args: string[]) {
   return spawnSync(process.execPath, [FERRY, ...args], { encoding: "utf8" });
 }
 
-test("ferry version prints the package version and exits 0", () => {
-  const result = ferry("version");
-  assert.equal(result.status, 0);
-  assert.match(result.stdout, /^ferry \d+\.\d+\.\d+/);
+test("ferry version --client and ferry --version print the package version with no cluster and exit 0", () => {
+  const client = ferry("version", "--client");
+  assert.equal(client.status, 0, client.stderr);
+  assert.match(client.stdout, /^ferry: v\d+\.\d+\.\d+\n$/);
+  assert.match(ferry("--version").stdout, /^ferry \d+\.\d+\.\d+/);
+});
+
+test("ferry version without a reachable cluster prints the client version, then the error, and exits 1", () => {
+  const result = ferry("version", "--kubeconfig=/nonexistent/kubeconfig", "-o", "json");
+  assert.equal(result.status, 1);
+  assert.match(JSON.parse(result.stdout).client.version, /^v\d+\.\d+\.\d+$/);
+  assert.match(result.stderr, /cannot load kubeconfig \/nonexistent\/kubeconfig/);
+});
+
+test("ferry uninstall refuses to run unconfirmed when stdin is not a terminal (exit 2), and --help shows its usage", () => {
+  const refused = ferry("uninstall", "--kubeconfig=/nonexistent/kubeconfig");
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /pass --silent/);
+  assert.match(ferry("uninstall", "--help").stdout, /--keep-namespace[\s\S]*Examples:/);
 });
 
 test("an unknown command exits 2 and names the command on stderr", () => {

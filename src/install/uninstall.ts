@@ -1,0 +1,99 @@
+// What `ferry uninstall` removes and in which order, so that nothing Ferry applied is deleted with it. Pure:
+// cli/commands/uninstall.ts does the requests.
+//   1. The controller Deployment, and its pods are waited for: no controller of this install acts during the rest.
+//   2. Every Kustomization and OCIRepository, in all namespaces: suspended and stripped of Ferry's finalizer in one
+//      patch, then deleted only at that resourceVersion. Without the finalizer the apiserver removes the object at
+//      once and no controller (not this install's, nor any other still running) gets to finalize it, which for a
+//      Kustomization with prune: true would delete its inventory; suspend covers a controller that re-adds the
+//      finalizer in between (the delete's precondition then fails and the step is repeated), as a suspended
+//      Kustomization is finalized without pruning.
+//   3. The rest of the install, namespaced objects first, then cluster RBAC, the CRDs, and the namespace last.
+import { KUSTOMIZE_GROUP, KUSTOMIZE_VERSION } from "../api/kustomize.ts";
+import { SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
+import type { ObjectRef } from "../inventory/inventory.ts";
+import { inventoryId } from "../inventory/inventory.ts";
+import type { ResourceType } from "../kube/client.ts";
+import { FINALIZER } from "../reconcilers/ocirepository.ts";
+import { CONTROLLER_NAME, installManifests, PART_OF_LABEL } from "./manifests.ts";
+
+export { FINALIZER };
+
+/** Ferry's custom resources, Kustomizations first: they are the ones whose finalizer would prune. */
+export const CUSTOM_RESOURCES: readonly (ResourceType & { readonly kind: string })[] = [
+  { group: KUSTOMIZE_GROUP, version: KUSTOMIZE_VERSION, plural: "kustomizations", kind: "Kustomization" },
+  { group: SOURCE_GROUP, version: SOURCE_VERSION, plural: "ocirepositories", kind: "OCIRepository" },
+];
+
+/** Only objects carrying the install's part-of label are deleted: a same-named object someone else made stays. */
+export const OWNER_LABELS = { [PART_OF_LABEL]: "ferry" } as const;
+
+export function ownedByFerry(object: unknown): boolean {
+  return (object as { metadata?: { labels?: Record<string, string> } } | undefined)?.metadata?.labels?.[PART_OF_LABEL] === "ferry";
+}
+
+export function controllerRef(namespace: string): ObjectRef {
+  return { apiVersion: "apps/v1", kind: "Deployment", namespace, name: CONTROLLER_NAME };
+}
+
+/** The controller's pods, as the install's Deployment selects them. */
+export const CONTROLLER_POD_SELECTOR = "app.kubernetes.io/name=ferry,app.kubernetes.io/component=controller";
+
+const KIND_ORDER = ["NetworkPolicy", "Service", "RoleBinding", "Role", "ServiceAccount", "ClusterRoleBinding", "ClusterRole", "CustomResourceDefinition", "Namespace"];
+
+function refOf(object: object): ObjectRef {
+  const { apiVersion, kind, metadata } = object as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
+  return { apiVersion, kind, name: metadata.name, ...(metadata.namespace ? { namespace: metadata.namespace } : {}) };
+}
+
+/**
+ * Every object but the Deployment that any install into `namespace` has, in deletion order. The install's options
+ * change which RBAC objects exist (--multi-tenant binds impersonation, --watch-all-namespaces=false a RoleBinding),
+ * so each variant is rendered: what was not installed is simply not found.
+ */
+export function installObjects(namespace: string, options: { keepNamespace?: boolean } = {}): ObjectRef[] {
+  const variants = [{}, { multiTenant: true }, { watchAllNamespaces: false }].map((variant) => installManifests({ namespace, ...variant }));
+  const refs = new Map(variants.flat().map(refOf).map((ref) => [inventoryId(ref), ref]));
+  return [...refs.values()]
+    .filter((ref) => ref.kind !== "Deployment" && !(options.keepNamespace && ref.kind === "Namespace"))
+    .sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
+}
+
+interface CustomObjectMeta {
+  readonly name: string;
+  readonly namespace: string;
+  readonly resourceVersion?: string;
+  readonly finalizers?: readonly string[];
+}
+
+/**
+ * The merge patch that suspends an object and drops Ferry's finalizer (others stay), guarded by its resourceVersion
+ * so that a finalizer a controller added meanwhile is not overwritten unseen: the patch then fails with 409.
+ */
+export function releasePatch(metadata: CustomObjectMeta): Record<string, unknown> {
+  const finalizers = (metadata.finalizers ?? []).filter((finalizer) => finalizer !== FINALIZER);
+  return { metadata: { resourceVersion: metadata.resourceVersion, finalizers }, spec: { suspend: true } };
+}
+
+/** Whether an object may be deleted now without Ferry finalizing it. */
+export function released(object: { metadata: CustomObjectMeta; spec?: { suspend?: boolean } }): boolean {
+  return object.spec?.suspend === true && !(object.metadata.finalizers ?? []).includes(FINALIZER);
+}
+
+export interface UninstallInventory {
+  readonly controller: boolean;
+  readonly customObjects: number;
+  readonly installObjects: readonly ObjectRef[];
+}
+
+export function nothingToUninstall(inventory: UninstallInventory): boolean {
+  return !inventory.controller && inventory.customObjects === 0 && inventory.installObjects.length === 0;
+}
+
+/** One line per thing found, for the confirmation prompt and --dry-run. */
+export function describeInventory(inventory: UninstallInventory, namespace: string): string[] {
+  return [
+    ...(inventory.controller ? [`Deployment ${namespace}/${CONTROLLER_NAME} (the controller, deleted first)`] : []),
+    ...(inventory.customObjects > 0 ? [`${inventory.customObjects} Kustomizations and OCIRepositories (suspended and released: what they applied stays)`] : []),
+    ...inventory.installObjects.map((ref) => `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`),
+  ];
+}
