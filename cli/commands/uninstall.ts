@@ -129,7 +129,7 @@ async function releaseCustomObjects(context: Context): Promise<void> {
       for (const object of objects) {
         if (object.metadata.deletionTimestamp && released(object)) continue;
         await releaseAndDelete(context, type, object);
-        status("✔", `${type.plural} ${object.metadata.namespace}/${object.metadata.name} suspended, released and deleted`);
+        status("✔", `${type.kind} ${object.metadata.namespace}/${object.metadata.name} suspended, released and deleted`);
       }
     }
     return remaining === 0;
