@@ -21,6 +21,7 @@ import {
   type ClusterState,
   componentFiles,
   REGISTRY_SECRET,
+  REGISTRY_TLS_SECRET,
   selfManagedComponents,
   syncObjects,
   takeoverConflict,
@@ -32,6 +33,7 @@ import type { ManifestObject } from "../../src/kustomize/build.ts";
 import { KUSTOMIZATION } from "../../src/reconcilers/kustomization.ts";
 import { OCI_REPOSITORY, REQUESTED_AT_ANNOTATION } from "../../src/reconcilers/ocirepository.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
+import { parseCreds } from "../../src/registry/credentials.ts";
 import { NotFoundError } from "../../src/registry/errors.ts";
 import { sha256Digest } from "../../src/registry/oci.ts";
 import { formatReference, parseReference, type Reference } from "../../src/registry/reference.ts";
@@ -84,6 +86,9 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   const install = componentOptions(values);
   const namespace = install.namespace ?? DEFAULT_NAMESPACE;
   const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
+  if (values.creds !== undefined && parseCreds(values.creds).kind !== "basic") {
+    throw new UsageError("--creds must be user:password here: bootstrap stores them for the controller as a docker config Secret");
+  }
   const clusterConfig = values.path ? await checkedDirectory(values.path) : undefined;
   // A wrong key or password fails here, before the cluster or the registry is touched.
   const signing = await loadSigning(values);
@@ -94,6 +99,7 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
     insecure: values["insecure-registry"] ?? false,
     interval: values.interval ?? "1m",
     registryCredentials: values.creds !== undefined,
+    registryTls: Object.keys(tlsFiles(values)).length > 0,
     ...(signing ? { verification: signing.verification } : {}),
     clusterConfig: clusterConfig !== undefined,
   };
@@ -112,7 +118,8 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   // The sync objects are in the artifact, and the controller applies them with its own labels: the CLI applies them
   // only to start, or to move Ferry to another registry or tag, or a re-run would undo the controller's apply.
   const follows = state.repositoryUrl === options.url && state.repositoryTag === options.tag;
-  const sync = [...secrets(values, options, namespace, signing?.publicKey), ...(firstInstall || !follows ? syncObjects(options) : [])];
+  const stored = await secrets(values, options, namespace, signing?.publicKey);
+  const sync = [...stored, ...(firstInstall || !follows ? syncObjects(options) : [])];
   await applier.apply(sync as ManifestObject[], { timeoutMs });
   if (pushed) await requestReconcile(kube, namespace);
   await waitForSelfReconcile(kube, applier, namespace, digest, timeoutMs);
@@ -261,23 +268,39 @@ async function currentDigest(client: RegistryClient, reference: Reference): Prom
   }
 }
 
-/** The registry credentials and the verification key the controller needs, as Secrets it reads (never in the artifact). */
-function secrets(values: Values, options: BootstrapOptions, namespace: string, publicKey: KeyObject | undefined): object[] {
+/** The TLS files the push used, by the key the controller reads them from (Flux's certSecretRef keys). */
+function tlsFiles(values: Values): Record<string, string> {
+  const files = { "ca.crt": values["ca-file"], "tls.crt": values["cert-file"], "tls.key": values["key-file"] };
+  return Object.fromEntries(Object.entries(files).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
+const secret = (name: string, namespace: string, data: Record<string, string | Buffer>, type?: string) => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  ...(type ? { type } : {}),
+  metadata: { name, namespace },
+  data: Object.fromEntries(Object.entries(data).map(([key, value]) => [key, Buffer.from(value).toString("base64")])),
+});
+
+/**
+ * What the controller needs to pull and verify as the push did, as Secrets it reads: registry credentials, TLS
+ * files and the verification key. Never in the artifact, which anyone who can pull it can read.
+ */
+async function secrets(values: Values, options: BootstrapOptions, namespace: string, publicKey: KeyObject | undefined): Promise<object[]> {
   const objects: object[] = [];
   if (values.creds !== undefined) {
-    const [username, ...rest] = values.creds.split(":");
     const registry = options.url.slice("oci://".length).split("/")[0] ?? "";
-    const auth = Buffer.from(`${username}:${rest.join(":")}`).toString("base64");
+    const auth = Buffer.from(values.creds).toString("base64");
     const config = JSON.stringify({ auths: { [registry]: { auth } } });
-    objects.push({
-      apiVersion: "v1", kind: "Secret", type: "kubernetes.io/dockerconfigjson",
-      metadata: { name: REGISTRY_SECRET, namespace }, data: { ".dockerconfigjson": Buffer.from(config).toString("base64") },
-    });
+    objects.push(secret(REGISTRY_SECRET, namespace, { ".dockerconfigjson": config }, "kubernetes.io/dockerconfigjson"));
   }
-  if (publicKey) {
-    const pem = publicKey.export({ type: "spki", format: "pem" }).toString();
-    objects.push({ apiVersion: "v1", kind: "Secret", metadata: { name: VERIFY_KEY_SECRET, namespace }, data: { "cosign.pub": Buffer.from(pem).toString("base64") } });
+  const tls = tlsFiles(values);
+  if (Object.keys(tls).length > 0) {
+    const read = Object.entries(tls).map(async ([key, file]) => [key, await readFile(file)] as const);
+    const data = Object.fromEntries(await Promise.all(read));
+    objects.push(secret(REGISTRY_TLS_SECRET, namespace, data));
   }
+  if (publicKey) objects.push(secret(VERIFY_KEY_SECRET, namespace, { "cosign.pub": publicKey.export({ type: "spki", format: "pem" }).toString() }));
   return objects;
 }
 

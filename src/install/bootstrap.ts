@@ -17,6 +17,7 @@ export const CLUSTER_CONFIG_NAME = "cluster-config";
 export const COMPONENTS_DIR = "ferry-system";
 export const CLUSTER_DIR = "cluster";
 export const REGISTRY_SECRET = "ferry-registry";
+export const REGISTRY_TLS_SECRET = "ferry-registry-tls";
 export const VERIFY_KEY_SECRET = "ferry-verify-key";
 
 export interface Verification {
@@ -35,6 +36,8 @@ export interface BootstrapOptions {
   readonly interval: string;
   /** A dockerconfigjson Secret REGISTRY_SECRET holds the registry credentials the controller pulls with. */
   readonly registryCredentials: boolean;
+  /** A Secret REGISTRY_TLS_SECRET holds the registry's CA (ca.crt) and/or a client certificate (tls.crt, tls.key). */
+  readonly registryTls: boolean;
   readonly verification?: Verification;
   /** The user's cluster config (--path) is in the artifact under CLUSTER_DIR. */
   readonly clusterConfig: boolean;
@@ -75,6 +78,7 @@ export function syncObjects(options: BootstrapOptions): object[] {
       interval: options.interval,
       ...(options.insecure ? { insecure: true } : {}),
       ...(options.registryCredentials ? { secretRef: { name: REGISTRY_SECRET } } : {}),
+      ...(options.registryTls ? { certSecretRef: { name: REGISTRY_TLS_SECRET } } : {}),
       ...verifySpec(options.verification),
     },
   };

@@ -116,6 +116,26 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     assert.doesNotMatch(await tagDigest("other/ferry"), /sha256/, "nothing was pushed");
   });
 
+  test("--force moves Ferry to a registry that needs credentials and TLS; the controller pulls with the Secrets bootstrap stored", async () => {
+    const secured = await startRegistry({ kind: "zot", auth: "htpasswd", tls: true });
+    try {
+      const { username, password } = secured.credentials ?? { username: "", password: "" };
+      const moved = `oci://${secured.host}/fleet/ferry`;
+      const flags = [`--creds=${username}:${password}`, `--ca-file=${secured.caFile}`, "--sign", "--key=bootstrap.key", `--path=${join(dir, "cluster")}`];
+      const result = await ferryOk(["bootstrap", moved, ...flags, "--force", "--image=registry.example/ferry:test", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=3m"],
+        { cwd: dir, env: PASSWORD });
+      assert.match(result.stderr, /bootstrap finished/);
+      const source = await get("ocirepository", "ferry-system");
+      assert.equal(source.spec.url, moved);
+      assert.deepEqual([source.spec.secretRef, source.spec.certSecretRef], [{ name: "ferry-registry" }, { name: "ferry-registry-tls" }]);
+      const stored = JSON.parse(await cluster.kubectl(["get", "secret", "ferry-registry", "-n", "ferry-system", "-o", "json"])) as { type: string };
+      assert.equal(stored.type, "kubernetes.io/dockerconfigjson");
+      assert.equal(source.status?.conditions?.find((condition) => condition.type === "Ready")?.status, "True");
+    } finally {
+      await secured.stop();
+    }
+  });
+
   test("bad input stops bootstrap with a named error and leaves nothing behind", async () => {
     const fresh = (repository: string, ...flags: string[]) =>
       ["bootstrap", `oci://${registry.host}/${repository}`, "--insecure-registry", "-n", "ferry-fresh", ...flags];

@@ -11,6 +11,7 @@ const options: BootstrapOptions = {
   insecure: false,
   interval: "1m",
   registryCredentials: true,
+  registryTls: false,
   verification: { publicKeyPem: "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n" },
   clusterConfig: true,
 };
