@@ -16,6 +16,7 @@ import { UsageError } from "../errors.ts";
 import { parse, parseDuration } from "../flags.ts";
 import { KUBE_OPTIONS, kubeClient } from "../kube.ts";
 import { status } from "../output.ts";
+import { serverVersion } from "./check.ts";
 
 const UNINSTALL_OPTIONS = {
   ...KUBE_OPTIONS,
@@ -156,6 +157,7 @@ export async function uninstallCommand(args: readonly string[]): Promise<boolean
   const namespace = values.namespace ?? DEFAULT_NAMESPACE;
   const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
   const kube = kubeClient(values);
+  await serverVersion(kube);
   const deadline = Date.now() + timeoutMs;
   const context: Context = { kube, applier: new Applier(kube), custom: kube.api(CustomObjectsApi), namespace, deadline };
   const inventory = await survey(context, values["keep-namespace"] ?? false);

@@ -2,6 +2,8 @@
 // of the kustomization commands (flag formats, --export, the drift diff), which need no cluster.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import yaml from "js-yaml";
@@ -36,6 +38,29 @@ test("ferry version without a reachable cluster prints the client version, then 
   assert.equal(result.status, 1);
   assert.match(JSON.parse(result.stdout).client.version, /^v\d+\.\d+\.\d+$/);
   assert.match(result.stderr, /cannot load kubeconfig \/nonexistent\/kubeconfig/);
+});
+
+test("ferry version, check and uninstall name the API server they cannot reach (exit 1)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "ferry-unreachable-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+  await writeFile(kubeconfig, JSON.stringify({
+    apiVersion: "v1", kind: "Config", "current-context": "x",
+    clusters: [{ name: "c", cluster: { server: "https://127.0.0.1:1" } }],
+    users: [{ name: "u", user: { token: "t" } }],
+    contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+  }));
+  try {
+    const version = ferry("version", `--kubeconfig=${kubeconfig}`);
+    assert.equal(version.status, 1);
+    assert.match(version.stdout, /^ferry: v\d+\.\d+\.\d+\n$/);
+    for (const result of [version, ferry("check", `--kubeconfig=${kubeconfig}`), ferry("uninstall", "--silent", `--kubeconfig=${kubeconfig}`)]) {
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /✗ cannot reach the Kubernetes API server at https:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("ferry uninstall refuses to run unconfirmed when stdin is not a terminal (exit 2), and --help shows its usage", () => {
