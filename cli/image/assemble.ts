@@ -84,23 +84,21 @@ async function goBinaries(root: string, arch: GoArch, moduleDir: string, log: (l
   }
 }
 
-function runSettings(request: ImageRequest, created: string): RunSettings {
-  return {
-    user: "65532:65532",
-    // The Deployment's args replace Cmd; they start with "controller", so the entrypoint is Node and the bundle.
-    entrypoint: [NODE_PATH, `${FERRY_HOME}/dist/ferry.mjs`],
-    cmd: ["controller"],
-    env: [
-      "PATH=/usr/local/bin:/usr/bin:/bin",
-      `FERRY_KUSTOMIZE=${KUSTOMIZE_PATH}`,
-      "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-      // Node trusts the image's CA bundle (Debian's, or one mounted over it) as well as its own copy of Mozilla's.
-      "NODE_USE_SYSTEM_CA=1",
-    ],
-    workingDir: FERRY_HOME,
-    labels: imageAnnotations(request, created),
-  };
-}
+/** How the image runs; the Dockerfile says the same (test/unit/image.test.ts holds the two together). */
+export const IMAGE_RUN: Omit<RunSettings, "labels"> = {
+  user: "65532:65532",
+  // The Deployment's args replace Cmd; they start with "controller", so the entrypoint is Node and the bundle.
+  entrypoint: [NODE_PATH, `${FERRY_HOME}/dist/ferry.mjs`],
+  cmd: ["controller"],
+  env: [
+    "PATH=/usr/local/bin:/usr/bin:/bin",
+    `FERRY_KUSTOMIZE=${KUSTOMIZE_PATH}`,
+    "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+    // Node trusts the image's CA bundle (Debian's, or one mounted over it) as well as its own copy of Mozilla's.
+    "NODE_USE_SYSTEM_CA=1",
+  ],
+  workingDir: FERRY_HOME,
+};
 
 function imageAnnotations(request: ImageRequest, created: string): Record<string, string> {
   return {
@@ -140,7 +138,7 @@ export async function buildImage(request: ImageRequest): Promise<{ image: BuiltI
     log(`building the linux/${arch} layers`);
     const layers = await platformLayers({ debian: packages.files, node: nodeBinary, ...go, bundle }, request.epoch);
     const platform = PLATFORMS[arch];
-    const config = imageConfig(platform, layers, runSettings(request, created), created);
+    const config = imageConfig(platform, layers, { ...IMAGE_RUN, labels: imageAnnotations(request, created) }, created);
     platforms.push({ platform, layers, config, manifest: imageManifest(config, layers, imageAnnotations(request, created)) });
   }
   const index = imageIndex(platforms, imageAnnotations(request, created));

@@ -1,12 +1,17 @@
 // The pure parts of `npm run image`: deterministic layers, the users and files the image is built with, its OCI
 // documents, Debian version ordering, and the SBOM. Same inputs must give the same bytes, so same digests.
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { Parser, type ReadEntry } from "tar";
+import { IMAGE_RUN } from "../../cli/image/assemble.ts";
 import { parseStanzas } from "../../cli/image/debian-control.ts";
 import { compareDebianVersions } from "../../cli/image/debian-version.ts";
+import { kustomizePin } from "../../cli/image/go-build.ts";
 import { buildLayer, sha256 } from "../../cli/image/layer.ts";
+import { nodeVersion } from "../../cli/image/node-binary.ts";
 import { imageConfig, imageIndex, imageManifest, type NamedLayer, PLATFORMS, type RunSettings } from "../../cli/image/oci-image.ts";
 import { debianEntries } from "../../cli/image/platform-layers.ts";
 import { caBundle, GROUP, keepPackagePath, NONROOT, PASSWD } from "../../cli/image/rootfs.ts";
@@ -216,5 +221,33 @@ describe("image SBOM", () => {
     const relationships = document.relationships as { relationshipType: string; relatedSpdxElement: string }[];
     const contained = relationships.filter((r) => r.relationshipType === "CONTAINS").map((r) => r.relatedSpdxElement);
     assert.deepEqual(contained, ids.slice(1));
+  });
+});
+
+/** The final stage's instructions (continuation lines joined), and the ARGs before the first FROM. */
+function dockerfileInstructions(text: string): { args: Map<string, string>; final: Map<string, string> } {
+  const lines = text.replace(/\\\n\s*/g, " ").split("\n").filter((line) => line.trim() !== "" && !line.startsWith("#"));
+  const args = new Map(lines.slice(0, lines.findIndex((line) => line.startsWith("FROM "))).filter((line) => line.startsWith("ARG "))
+    .map((line) => line.slice(4).split("=") as [string, string]));
+  const final = new Map(lines.slice(lines.findLastIndex((line) => line.startsWith("FROM "))).map((line) => {
+    const space = line.indexOf(" ");
+    return [line.slice(0, space), line.slice(space + 1).trim()] as [string, string];
+  }));
+  return { args, final };
+}
+
+describe("the Dockerfile", () => {
+  test("runs the image as npm run image builds it: same Node, user, entrypoint, command, environment and kustomize module", async () => {
+    const root = join(import.meta.dirname, "..", "..");
+    const dockerfile = await readFile(join(root, "Dockerfile"), "utf8");
+    const { args, final } = dockerfileInstructions(dockerfile);
+    assert.equal(args.get("NODE_VERSION"), await nodeVersion(root));
+    assert.equal(final.get("USER"), IMAGE_RUN.user);
+    assert.equal(final.get("WORKDIR"), IMAGE_RUN.workingDir);
+    assert.deepEqual(JSON.parse(final.get("ENTRYPOINT") ?? "null"), IMAGE_RUN.entrypoint);
+    assert.deepEqual(JSON.parse(final.get("CMD") ?? "null"), IMAGE_RUN.cmd);
+    assert.deepEqual(final.get("ENV")?.split(/\s+/), IMAGE_RUN.env);
+    const { moduleDir } = await kustomizePin(root);
+    assert.match(dockerfile, new RegExp(`^COPY ${relative(root, moduleDir)}/ kustomize/$`, "m"));
   });
 });
