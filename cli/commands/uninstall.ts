@@ -2,13 +2,13 @@
 // it is safe are in src/install/uninstall.ts; here the requests are made and waited for.
 import { createInterface } from "node:readline/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { Applier } from "../../src/apply/apply.ts";
 import { type Disposition, FerryError } from "../../src/errors.ts";
 import { DEFAULT_NAMESPACE } from "../../src/install/manifests.ts";
 import {
   CONTROLLER_POD_SELECTOR, controllerRef, CUSTOM_RESOURCES, describeInventory, installObjects, nothingToUninstall, ownedByFerry,
-  OWNER_LABELS, releasePatch, released, type UninstallInventory,
+  releasePatch, released, type UninstallInventory,
 } from "../../src/install/uninstall.ts";
 import type { ObjectRef } from "../../src/inventory/inventory.ts";
 import { httpStatusOf, type KubeClient, type ObjectMeta, type ResourceType } from "../../src/kube/client.ts";
@@ -35,6 +35,7 @@ interface Context {
   readonly kube: KubeClient;
   readonly applier: Applier;
   readonly custom: CustomObjectsApi;
+  readonly objects: KubernetesObjectApi;
   readonly namespace: string;
   readonly deadline: number;
 }
@@ -77,11 +78,28 @@ async function confirm(lines: readonly string[]): Promise<boolean> {
   }
 }
 
+/**
+ * Deletes the object if it carries the install's label, exactly the one read (uid precondition). Not through
+ * Applier.delete: that one honours kustomize.ferry.dev/prune: disabled, which bootstrap sets on the namespace and the
+ * CRDs so that no Kustomization prunes them, and uninstall must delete them all the same.
+ */
+async function deleteOwned(context: Context, ref: ObjectRef): Promise<void> {
+  const live = (await context.applier.read(ref)) as { metadata?: { uid?: string } } | undefined;
+  if (!ownedByFerry(live)) return;
+  const metadata = { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
+  const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata };
+  const body = { preconditions: { uid: live?.metadata?.uid } };
+  try {
+    await context.objects.delete(spec, undefined, undefined, undefined, undefined, "Background", body);
+  } catch (error) {
+    if (httpStatusOf(error) !== 404) throw new Error(`deleting ${describeRef(ref)} failed: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** Step 1: no controller of this install may act while its objects are released. */
 async function deleteController(context: Context): Promise<void> {
   const ref = controllerRef(context.namespace);
-  const { failed } = await context.applier.delete([ref], OWNER_LABELS);
-  if (failed.length > 0) throw new Error(failed.map((failure) => failure.error).join("; "));
+  await deleteOwned(context, ref);
   const core = context.kube.api(CoreV1Api);
   await waitUntil(context, "the controller's pods are gone", async () => {
     const pods = await core.listNamespacedPod({ namespace: context.namespace, labelSelector: CONTROLLER_POD_SELECTOR });
@@ -139,9 +157,10 @@ async function releaseCustomObjects(context: Context): Promise<void> {
 
 /** Step 3: the rest of the install, in the order the plan gives, and waits until all of it is gone. */
 async function deleteInstallObjects(context: Context, refs: readonly ObjectRef[]): Promise<void> {
-  const { failed } = await context.applier.delete(refs, OWNER_LABELS);
-  if (failed.length > 0) throw new Error(`deleting the install failed: ${failed.map((failure) => failure.error).join("; ")}`);
-  for (const ref of refs) status("✔", `${describeRef(ref)} deleted`);
+  for (const ref of refs) {
+    await deleteOwned(context, ref);
+    status("✔", `${describeRef(ref)} deleted`);
+  }
   await waitUntil(context, "the install's objects are gone", async () => {
     const live = await Promise.all(refs.map((ref) => context.applier.read(ref)));
     return live.every((object) => object === undefined);
@@ -159,7 +178,8 @@ export async function uninstallCommand(args: readonly string[]): Promise<boolean
   const kube = kubeClient(values);
   await serverVersion(kube);
   const deadline = Date.now() + timeoutMs;
-  const context: Context = { kube, applier: new Applier(kube), custom: kube.api(CustomObjectsApi), namespace, deadline };
+  const apis = { custom: kube.api(CustomObjectsApi), objects: kube.api(KubernetesObjectApi) };
+  const context: Context = { kube, applier: new Applier(kube), ...apis, namespace, deadline };
   const inventory = await survey(context, values["keep-namespace"] ?? false);
   if (nothingToUninstall(inventory)) {
     status("✔", `nothing to uninstall: no Ferry objects found (namespace ${namespace})`);

@@ -25,8 +25,6 @@ export const CUSTOM_RESOURCES: readonly (ResourceType & { readonly kind: string 
 ];
 
 /** Only objects carrying the install's part-of label are deleted: a same-named object someone else made stays. */
-export const OWNER_LABELS = { [PART_OF_LABEL]: "ferry" } as const;
-
 export function ownedByFerry(object: unknown): boolean {
   return (object as { metadata?: { labels?: Record<string, string> } } | undefined)?.metadata?.labels?.[PART_OF_LABEL] === "ferry";
 }
