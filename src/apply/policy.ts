@@ -1,6 +1,7 @@
 // The pure rules of applying: stage and order of kinds (as Flux orders them), per-object policies read from
 // annotations or labels, and when a dry-run result means "nothing would change".
 import { createHash, type Hash } from "node:crypto";
+import { policyEntry } from "../api/flux-annotations.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
 
 export const SSA_POLICY_KEY = "kustomize.ferry.dev/ssa";
@@ -14,9 +15,9 @@ interface Metadata {
   readonly annotations?: Readonly<Record<string, string>>;
 }
 
-/** Flux matches these keys on labels or annotations and compares values case-insensitively. */
+/** Flux matches these keys on labels or annotations and compares values case-insensitively; its own names count too. */
 function policyValue(metadata: Metadata | undefined, key: string): string | undefined {
-  return (metadata?.annotations?.[key] ?? metadata?.labels?.[key])?.toLowerCase();
+  return policyEntry(metadata, key)?.toLowerCase();
 }
 
 export function ssaPolicy(metadata: Metadata | undefined): SsaPolicy {

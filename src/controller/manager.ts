@@ -1,4 +1,5 @@
 // Runs reconcilers: an informer feeds a work queue; reconcile results decide requeues. Logs are JSON lines.
+import { requestChanged } from "../api/flux-annotations.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
 import type { KubeClient } from "../kube/client.ts";
 import {
@@ -12,7 +13,6 @@ import {
   type OCIRepository,
   OCIRepositoryReconciler,
   type ReconcilerDeps,
-  REQUESTED_AT_ANNOTATION,
 } from "../reconcilers/ocirepository.ts";
 import { jsonLog, logAt } from "./log.ts";
 import { Informer, objectKey } from "./informer.ts";
@@ -55,7 +55,7 @@ export { jsonLog };
 function needsReconcile(object: OCIRepository | Kustomization, previous: OCIRepository | Kustomization | undefined): boolean {
   if (!previous) return true;
   return object.metadata.generation !== previous.metadata.generation
-    || object.metadata.annotations?.[REQUESTED_AT_ANNOTATION] !== previous.metadata.annotations?.[REQUESTED_AT_ANNOTATION]
+    || requestChanged(object.metadata.annotations, previous.metadata.annotations)
     || object.metadata.deletionTimestamp !== previous.metadata.deletionTimestamp;
 }
 

@@ -24,6 +24,7 @@
 //   - Defaults are evaluated only when used, so an unused default naming an unset variable is not a strict-mode error.
 //   - Lengths and offsets count characters, not UTF-8 bytes; non-integer offsets are an error instead of a no-op.
 //   - `${var+x}`, `${var?x}`, `${var:+x}` and `${var:?x}` are rejected instead of silently acting as defaults.
+import { fluxTwin } from "../api/flux-annotations.ts";
 import yaml from "js-yaml";
 import { type Disposition, FerryError } from "../errors.ts";
 import { type ManifestObject, parseManifests } from "./build.ts";
@@ -380,9 +381,11 @@ function objectId(object: ManifestObject): string {
   return namespace ? `${object.kind}/${namespace}/${name}` : `${object.kind}/${name}`;
 }
 
+/** Flux compares the value exactly, on a label or an annotation, under its own name too. */
 function substitutionDisabled(object: ManifestObject): boolean {
   const { labels, annotations } = object.metadata;
-  return labels?.[SUBSTITUTE_KEY] === SUBSTITUTE_DISABLED || annotations?.[SUBSTITUTE_KEY] === SUBSTITUTE_DISABLED;
+  const keys = [SUBSTITUTE_KEY, fluxTwin(SUBSTITUTE_KEY) ?? SUBSTITUTE_KEY];
+  return keys.some((key) => labels?.[key] === SUBSTITUTE_DISABLED || annotations?.[key] === SUBSTITUTE_DISABLED);
 }
 
 /**

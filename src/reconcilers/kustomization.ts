@@ -1,5 +1,6 @@
 // The Kustomization reconciler: build the source artifact's path, apply it with server-side apply in stages,
 // record the inventory, prune what left the artifact, and wait for health, reporting kstatus conditions.
+import { pendingRequest } from "../api/flux-annotations.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   KUSTOMIZE_GROUP,
@@ -32,7 +33,7 @@ import {
   Targets,
   TENANT_LOCKDOWN_FLAG,
 } from "./kustomization-inputs.ts";
-import { FINALIZER, OCI_REPOSITORY, type OCIRepository, REQUESTED_AT_ANNOTATION } from "./ocirepository.ts";
+import { FINALIZER, OCI_REPOSITORY, type OCIRepository } from "./ocirepository.ts";
 
 export const KUSTOMIZATION: ResourceType = { group: KUSTOMIZE_GROUP, version: KUSTOMIZE_VERSION, plural: "kustomizations" };
 export { NAME_LABEL, NAMESPACE_LABEL } from "./kustomization-build.ts";
@@ -129,7 +130,7 @@ export class KustomizationReconciler {
     const timeoutMs = timeoutOf(spec);
     const started = Date.now();
     const status: KustomizationStatusType = { ...object.status };
-    const requestedAt = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    const requestedAt = pendingRequest(metadata.annotations);
     if (requestedAt) status.lastHandledReconcileAt = requestedAt;
     let conditions: ConditionType[] = [...(status.conditions ?? [])];
     let revision: string | undefined;

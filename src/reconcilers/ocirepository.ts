@@ -1,6 +1,7 @@
 // The OCIRepository reconciler: resolve the ref to a digest with one request; when the digest is the one in
 // storage, stop there. Otherwise verify (when asked), pull by digest, extract into the cache, publish the artifact.
 // A failed verification or fetch never replaces the last good artifact.
+import { pendingRequest } from "../api/flux-annotations.ts";
 import { mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import semver from "semver";
@@ -30,7 +31,7 @@ import { findCondition, removeCondition, setCondition } from "./conditions.ts";
 
 export const OCI_REPOSITORY: ResourceType = { group: SOURCE_GROUP, version: SOURCE_VERSION, plural: "ocirepositories" };
 export const FINALIZER = "finalizers.ferry.dev";
-export const REQUESTED_AT_ANNOTATION = "reconcile.ferry.dev/requestedAt";
+export { FERRY_REQUESTED_AT as REQUESTED_AT_ANNOTATION } from "../api/flux-annotations.ts";
 export const IGNORE_TLOG_ANNOTATION = "verify.ferry.dev/insecure-ignore-tlog";
 const KIND = "OCIRepository";
 
@@ -152,7 +153,7 @@ export class OCIRepositoryReconciler {
     const generation = metadata.generation ?? 0;
     const status: OCIRepositoryStatusType = { ...object.status };
     let conditions: ConditionType[] = [...(status.conditions ?? [])];
-    const requestedAt = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    const requestedAt = pendingRequest(metadata.annotations);
     const interval = specTimerMs(spec.interval);
     const jittered = Math.round(interval * (0.95 + Math.random() * 0.1));
     const handled = requestedAt ? { lastHandledReconcileAt: requestedAt } : {};

@@ -94,6 +94,7 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
       "app.yaml": [
         configMap("settings", { greeting: "${greeting}", token: "${token}", region: "${region:=eu-west-1}", cluster: "${cluster}" }),
         configMap("script", { "run.sh": "echo ${not_a_var}" }, { annotations: { "kustomize.ferry.dev/substitute": "disabled" } }),
+        configMap("script-flux", { "run.sh": "echo ${not_a_var}" }, { labels: { "kustomize.toolkit.fluxcd.io/substitute": "disabled" } }),
       ],
     });
     const digest = await bed.push(source, "subst/app");
@@ -108,6 +109,8 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.deepEqual(settings.data, { greeting: "from-secret", token: "s3cr3t", region: "eu-west-1", cluster: "prod-1" });
     const script = await bed.getJson(["configmap", "script", "-n", ns]) as { data: Record<string, string> };
     assert.equal(script.data["run.sh"], "echo ${not_a_var}");
+    const scriptFlux = await bed.getJson(["configmap", "script-flux", "-n", ns]) as { data: Record<string, string> };
+    assert.equal(scriptFlux.data["run.sh"], "echo ${not_a_var}");
 
     const strict = await makeFixture({ "app.yaml": [configMap("settings", { value: "${undefined_variable}" })] });
     await bed.push(strict, "subst/app");
@@ -267,17 +270,25 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
         configMap("ignored", { value: "never" }, { annotations: { "kustomize.ferry.dev/ssa": "Ignore" } }),
         configMap("kept", { value: "kept" }, { annotations: { "kustomize.ferry.dev/prune": "disabled" } }),
         configMap("managed", { value: "v1" }),
+        // The same policies under Flux's names, as manifests written for Flux carry them (a label works too).
+        configMap("seeded-flux", { value: "initial" }, { annotations: { "kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent" } }),
+        configMap("ignored-flux", { value: "never" }, { annotations: { "kustomize.toolkit.fluxcd.io/ssa": "Ignore" } }),
+        configMap("kept-flux", { value: "kept" }, { labels: { "kustomize.toolkit.fluxcd.io/prune": "disabled" } }),
       ],
     });
     const digest = await bed.push(v1, "policies/app");
     await bed.deliver(ns, "app", "policies/app", {});
     await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
     await assert.rejects(bed.cluster.kubectl(["get", "configmap", "ignored", "-n", ns]), /NotFound/);
-    await bed.cluster.kubectl(["patch", "configmap", "seeded", "-n", ns, "--type=merge", "-p", JSON.stringify({ data: { value: "edited" } })]);
+    await assert.rejects(bed.cluster.kubectl(["get", "configmap", "ignored-flux", "-n", ns]), /NotFound/);
+    for (const name of ["seeded", "seeded-flux"]) {
+      await bed.cluster.kubectl(["patch", "configmap", name, "-n", ns, "--type=merge", "-p", JSON.stringify({ data: { value: "edited" } })]);
+    }
 
     const v2 = await makeFixture({
       "objects.yaml": [
         configMap("seeded", { value: "initial-v2" }, { annotations: { "kustomize.ferry.dev/ssa": "IfNotPresent" } }),
+        configMap("seeded-flux", { value: "initial-v2" }, { annotations: { "kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent" } }),
         configMap("managed", { value: "v2" }),
       ],
     });
@@ -288,6 +299,8 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(await value("seeded"), "edited");
     assert.equal(await value("managed"), "v2");
     assert.equal(await value("kept"), "kept");
+    assert.equal(await value("seeded-flux"), "edited");
+    assert.equal(await value("kept-flux"), "kept", "an object Flux users protect with Flux's prune: disabled label survives");
   });
 
   test("ssa Override (the default) takes over fields kubectl applied, so a field dropped from the manifest is removed; Merge keeps them", async () => {

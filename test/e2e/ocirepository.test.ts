@@ -169,7 +169,7 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     assert.ok(existsSync(join(cacheDir, artifactOf(secondObject).path)), "the previous artifact was removed");
   });
 
-  test("reconcile.ferry.dev/requestedAt triggers an immediate reconcile and is echoed in status", async () => {
+  test("reconcile.ferry.dev/requestedAt (or Flux's reconcile.fluxcd.io/requestedAt) triggers an immediate reconcile and is echoed in status", async () => {
     const first = await push(registry, "apps/requested", "stable");
     await apply("requested", { url: `oci://${registry.host}/apps/requested`, ref: { tag: "stable" }, interval: "1h", insecure: true });
     await waitFor("requested", "Ready", (o) => o.status?.artifact?.revision === `stable@${first}`);
@@ -178,6 +178,12 @@ describe("OCIRepository reconciler", { skip: skipUnlessBuilt("etcd", "kube-apise
     await cluster.kubectl(["annotate", "--overwrite", "ocirepository", "requested", `reconcile.ferry.dev/requestedAt=${requestedAt}`]);
     const object = await waitFor("requested", "the new revision after the request", (o) => o.status?.artifact?.revision === `stable@${second}`, 15_000);
     assert.equal(object.status?.lastHandledReconcileAt, requestedAt);
+    // Flux's annotation, as receivers and scripts written for Flux set it, works the same.
+    const third = await push(registry, "apps/requested", "stable");
+    const fluxRequest = new Date(Date.now() + 1000).toISOString();
+    await cluster.kubectl(["annotate", "--overwrite", "ocirepository", "requested", `reconcile.fluxcd.io/requestedAt=${fluxRequest}`]);
+    const again = await waitFor("requested", "the revision after Flux's request", (o) => o.status?.artifact?.revision === `stable@${third}`, 15_000);
+    assert.equal(again.status?.lastHandledReconcileAt, fluxRequest);
   });
 
   test("semver picks the highest matching tag; a digest ref ignores new tags", async () => {
