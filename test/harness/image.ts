@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { Parser } from "tar";
+import { Parser, type ReadEntry } from "tar";
 
 const BUILD = join(import.meta.dirname, "..", "..", "cli", "image", "build.ts");
 
@@ -62,24 +62,41 @@ export async function layoutPlatforms(layout: string, tag: string): Promise<Layo
   }));
 }
 
-/** The named files (paths without a leading slash) found in the platform's layers, later layers winning. */
-export async function filesInLayers(layout: string, platform: LayoutPlatform, paths: readonly string[]): Promise<Map<string, Buffer>> {
-  const found = new Map<string, Buffer>();
+export interface LayerEntryInfo {
+  readonly type: string;
+  readonly linkpath?: string;
+}
+
+/** Every path of the platform's filesystem (directories without their trailing slash), later layers winning. */
+export async function entriesInLayers(layout: string, platform: LayoutPlatform): Promise<Map<string, LayerEntryInfo>> {
+  const found = new Map<string, LayerEntryInfo>();
+  await readLayers(layout, platform, (entry) => {
+    found.set(entry.path.replace(/\/$/, ""), { type: entry.type, ...(entry.linkpath ? { linkpath: entry.linkpath } : {}) });
+    entry.resume();
+  });
+  return found;
+}
+
+async function readLayers(layout: string, platform: LayoutPlatform, onReadEntry: (entry: ReadEntry) => void): Promise<void> {
   for (const layer of platform.layers) {
-    const parser = new Parser({
-      onReadEntry: (entry) => {
-        if (!paths.includes(entry.path)) return entry.resume();
-        const chunks: Buffer[] = [];
-        entry.on("data", (chunk: Buffer) => chunks.push(chunk));
-        entry.on("end", () => found.set(entry.path, Buffer.concat(chunks)));
-      },
-    });
+    const parser = new Parser({ onReadEntry });
     await new Promise<void>((resolve, reject) => {
       parser.on("end", resolve);
       parser.on("error", reject);
       void readFile(blobFile(layout, layer)).then((bytes) => parser.end(gunzipSync(bytes)), reject);
     });
   }
+}
+
+/** The named files (paths without a leading slash) found in the platform's layers, later layers winning. */
+export async function filesInLayers(layout: string, platform: LayoutPlatform, paths: readonly string[]): Promise<Map<string, Buffer>> {
+  const found = new Map<string, Buffer>();
+  await readLayers(layout, platform, (entry) => {
+    if (!paths.includes(entry.path)) return entry.resume();
+    const chunks: Buffer[] = [];
+    entry.on("data", (chunk: Buffer) => chunks.push(chunk));
+    entry.on("end", () => found.set(entry.path, Buffer.concat(chunks)));
+  });
   return found;
 }
 
@@ -87,4 +104,34 @@ export async function filesInLayers(layout: string, platform: LayoutPlatform, pa
 export function elfMachine(binary: Buffer): number {
   if (binary.subarray(0, 4).toString("latin1") !== "\x7fELF") throw new Error("not an ELF executable");
   return binary.readUInt16LE(18);
+}
+
+/**
+ * What the dynamic loader needs to start an ELF64 little-endian executable: its interpreter (PT_INTERP) and the
+ * libraries it names (DT_NEEDED). Static executables have neither.
+ */
+export function elfDependencies(binary: Buffer): { interpreter?: string; needed: string[] } {
+  const phoff = Number(binary.readBigUInt64LE(32));
+  const phentsize = binary.readUInt16LE(54);
+  const headers = Array.from({ length: binary.readUInt16LE(56) }, (_, index) => {
+    const at = phoff + index * phentsize;
+    const word = (offset: number) => Number(binary.readBigUInt64LE(at + offset));
+    return { type: binary.readUInt32LE(at), offset: word(8), vaddr: word(16), size: word(32) };
+  });
+  const cString = (at: number) => binary.subarray(at, binary.indexOf(0, at)).toString("latin1");
+  const fileOffset = (vaddr: number) => {
+    const segment = headers.find((header) => header.type === 1 && vaddr >= header.vaddr && vaddr < header.vaddr + header.size);
+    if (!segment) throw new Error(`address ${vaddr} is in no loaded segment`);
+    return vaddr - segment.vaddr + segment.offset;
+  };
+  const interp = headers.find((header) => header.type === 3);
+  const dynamic = headers.find((header) => header.type === 2);
+  const entries: [bigint, number][] = [];
+  for (let at = dynamic?.offset ?? 0; dynamic && at < dynamic.offset + dynamic.size; at += 16) {
+    entries.push([binary.readBigUInt64LE(at), Number(binary.readBigUInt64LE(at + 8))]);
+  }
+  const strtab = entries.find(([tag]) => tag === 5n)?.[1];
+  const names = entries.filter(([tag]) => tag === 1n);
+  const needed = strtab === undefined ? [] : names.map(([, offset]) => cString(fileOffset(strtab) + offset));
+  return { ...(interp ? { interpreter: cString(interp.offset) } : {}), needed };
 }

@@ -4,11 +4,13 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { ferryOk } from "../harness/ferry.ts";
-import { buildImage, elfMachine, filesInLayers, type ImageBuildResult, layoutPlatforms } from "../harness/image.ts";
+import {
+  buildImage, elfDependencies, elfMachine, entriesInLayers, filesInLayers, type ImageBuildResult, type LayerEntryInfo, layoutPlatforms,
+} from "../harness/image.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
 import { runTool } from "../harness/tools.ts";
 
@@ -16,6 +18,14 @@ const PASSWORD = { COSIGN_PASSWORD: "ferry-image-test" };
 const COSIGN_OFFLINE_VERIFY = ["--insecure-ignore-tlog=true", "--allow-http-registry", "--allow-insecure-registry"];
 const ELF_MACHINE = { amd64: 62, arm64: 183 } as Record<string, number>;
 const BINARIES = ["usr/local/bin/node", "usr/local/bin/kustomize", "opt/ferry/dist/ferry-sandbox"];
+const MULTIARCH = { amd64: "x86_64-linux-gnu", arm64: "aarch64-linux-gnu" } as Record<string, string>;
+
+/** Whether `path` (absolute) is a regular file in the image, following symlinks as the kernel would. */
+function resolvesToFile(entries: ReadonlyMap<string, LayerEntryInfo>, path: string, hops = 0): boolean {
+  const entry = entries.get(path.replace(/^\//, ""));
+  if (entry?.type !== "SymbolicLink" || hops > 10) return entry?.type === "File";
+  return resolvesToFile(entries, posix.resolve(posix.dirname(path), entry.linkpath ?? ""), hops + 1);
+}
 
 describe("npm run image", { skip: skipUnlessBuilt("zot", "registry", "crane", "oras", "cosign") }, () => {
   let zot: Registry;
@@ -75,6 +85,22 @@ describe("npm run image", { skip: skipUnlessBuilt("zot", "registry", "crane", "o
     })));
     return manifests.filter(({ manifest }) => manifest.artifactType === "application/spdx+json").map(({ manifest }) => manifest.layers[0].digest as string);
   }
+
+  // Only linux/amd64 can be run here; for arm64 this is the check that its Node would load.
+  test("on each platform Node's dynamic loader and every library it needs are in the image; the Go binaries are static", async () => {
+    for (const platform of await layoutPlatforms(join(dir, "first"), "v1")) {
+      const entries = await entriesInLayers(join(dir, "first"), platform);
+      const binaries = await filesInLayers(join(dir, "first"), platform, BINARIES);
+      const node = elfDependencies(binaries.get("usr/local/bin/node") ?? Buffer.alloc(0));
+      assert.ok(node.interpreter && resolvesToFile(entries, node.interpreter), `linux/${platform.architecture}: loader ${node.interpreter} missing`);
+      assert.ok(node.needed.includes("libstdc++.so.6"), node.needed.join(" "));
+      const libraryDirs = [`/lib/${MULTIARCH[platform.architecture]}`, `/usr/lib/${MULTIARCH[platform.architecture]}`];
+      for (const library of node.needed) {
+        assert.ok(libraryDirs.some((directory) => resolvesToFile(entries, `${directory}/${library}`)), `linux/${platform.architecture}: ${library} missing`);
+      }
+      for (const path of BINARIES.slice(1)) assert.deepEqual(elfDependencies(binaries.get(path) ?? Buffer.alloc(0)), { needed: [] }, path);
+    }
+  });
 
   test("the SPDX SBOM is a referrer of the index and lists the Debian packages, Node, kustomize and the bundled npm packages", async () => {
     const documents = await sbomReferrers(zot, first.digest);
