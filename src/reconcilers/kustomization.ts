@@ -234,8 +234,9 @@ export class KustomizationReconciler {
       }
       if (failure.disposition === "stall") return {};
       if (failure.disposition === "wait") return { requeueAfterMs: this.#options.requeueDependencyMs ?? 30_000 };
-      if (retryMs !== undefined) return { requeueAfterMs: jitter(retryMs) };
-      throw failure;
+      // As in Flux, a failure is retried after retryInterval, which defaults to interval: a fast backoff would
+      // overwrite Ready=False with "in progress" before anyone could read it, and hammer a broken cluster.
+      return { requeueAfterMs: jitter(retryMs ?? interval) };
     }
   }
 

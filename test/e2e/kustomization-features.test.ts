@@ -120,6 +120,18 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(failed.status?.lastAppliedRevision?.endsWith(digest), true, "the last good revision stays applied");
   });
 
+  test("without retryInterval a failure is retried after interval, as in Flux: Ready=False stays readable", async () => {
+    const ns = await namespace("no-retry");
+    await bed.push(await makeFixture({ "cm.yaml": [configMap("settings", { region: "${region}" })] }), "no-retry/app");
+    await bed.deliver(ns, "app", "no-retry/app", { interval: "1h", postBuild: { substitute: { team: "a" } } });
+    const failed = await bed.waitForKustomization(ns, "app", "BuildFailed", (o) => condition(o, "Ready")?.reason === "BuildFailed");
+    // A quick backoff (0.75 s, 1.5 s, 3 s…) would have rewritten the status several times by now.
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    const later = await bed.kustomization(ns, "app");
+    assert.equal(later.metadata.resourceVersion, failed.metadata.resourceVersion);
+    assert.equal(condition(later, "Ready")?.reason, "BuildFailed");
+  });
+
   test("retryInterval: a failing Kustomization is retried at that pace, not with a growing backoff", async () => {
     const ns = await namespace("retry");
     const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("settings", { region: "${region}" })] }), "retry/app");

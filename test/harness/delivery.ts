@@ -20,7 +20,7 @@ export interface Condition {
 }
 
 export interface ObservedKustomization {
-  metadata: { generation?: number };
+  metadata: { generation?: number; resourceVersion?: string };
   status?: {
     conditions?: Condition[];
     lastAppliedRevision?: string;
