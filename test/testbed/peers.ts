@@ -101,6 +101,13 @@ export const PEERS: readonly Peer[] = [
     },
     ldflags: ["-X main.VERSION=2.9.5"],
   },
+  {
+    // Flux's engine, not Flux's controller: our own small main.go (in the module directory) driving the fluxcd/pkg
+    // libraries kustomize-controller is built on (kustomize, ssa, runtime, cli-utils kstatus) the way it drives them.
+    // kustomize-controller itself cannot be built here: the module proxy refuses four fluxcd/pkg modules it needs.
+    module: "flux-engine",
+    binaries: { "flux-engine": "." },
+  },
 ];
 
 export function isCopiedModulePeer(peer: Peer): peer is CopiedModulePeer {
