@@ -1,7 +1,12 @@
-// kstatus-compatible health of live Kubernetes objects (the rules of sigs.k8s.io/cli-utils pkg/kstatus/status), so Ferry's
-// health checks and wait loops agree with what Flux reports for the same objects. Pure: no API calls, only the JSON from GET.
+// kstatus-compatible health of live Kubernetes objects, so Ferry's health checks and wait loops agree with what Flux
+// reports for the same objects: the rules of sigs.k8s.io/cli-utils pkg/kstatus/status (status.Compute), except for
+// batch Jobs, which kustomize-controller's status poller hands to its own reader (fluxcd/pkg/runtime/statusreaders:
+// a running Job is InProgress, a suspended one Current, and kstatus' generic checks are skipped). The statuses agree
+// with those of kstatus and of that reader case by case: test/integration/kstatus-differential.test.ts runs both on
+// one table. Messages are Ferry's own. Pure: no API calls, only the JSON from GET.
 
-export type HealthStatus = "Current" | "InProgress" | "Failed" | "NotFound" | "Unknown";
+// Terminating: deletionTimestamp is set. Unknown: kstatus could not read the object (a field of the wrong type).
+export type HealthStatus = "Current" | "InProgress" | "Failed" | "Terminating" | "NotFound" | "Unknown";
 
 export interface HealthResult {
   readonly status: HealthStatus;
@@ -33,11 +38,16 @@ export function computeHealth(object: unknown, now: Date = new Date()): HealthRe
   if (!isRecord(object) || typeof object.kind !== "string" || object.kind === "") {
     return { status: "Unknown", message: "Not a Kubernetes object: kind is missing" };
   }
+  const kind = groupKind(object);
+  if (kind === "batch/Job") {
+    // kustomize-controller's poller reads Jobs with its own reader alone, without kstatus' generic checks.
+    return jobHealth(object);
+  }
   const generic = genericHealth(object);
   if (generic) {
     return generic;
   }
-  const rule = KIND_RULES[groupKind(object)];
+  const rule = KIND_RULES[kind];
   return rule ? rule(object, now) : readyConditionHealth(object);
 }
 
@@ -55,16 +65,35 @@ export function summarizeUnhealthy(results: ReadonlyArray<{ id: string; result: 
 // Rules shared by every kind. kstatus lets these decide alone: a controller that has not caught up, or that reports the
 // standard Reconciling/Stalled conditions, says more than any kind-specific field.
 function genericHealth(object: KubeObject): HealthResult | undefined {
-  const deletionTimestamp = stringAt(object, ["metadata", "deletionTimestamp"], "");
-  if (deletionTimestamp !== "") {
-    return inProgress(`${kindOf(object)} is being deleted`);
+  const deletionTimestamp = valueAt(object, ["metadata", "deletionTimestamp"]);
+  if (deletionTimestamp !== undefined && deletionTimestamp !== null && typeof deletionTimestamp !== "string") {
+    return unreadable("metadata.deletionTimestamp is not a string");
   }
-  const generation = integerAt(object, ["metadata", "generation"]);
-  const observedGeneration = integerAt(object, ["status", "observedGeneration"]);
-  if (generation !== undefined && observedGeneration !== undefined && observedGeneration !== generation) {
-    return inProgress(`${kindOf(object)} generation ${generation} not yet observed by its controller (observed: ${observedGeneration})`);
+  if (typeof deletionTimestamp === "string" && deletionTimestamp !== "") {
+    return { status: "Terminating", message: `${kindOf(object)} is being deleted` };
   }
-  const conditions = conditionsOf(object);
+  // As kstatus: observedGeneration only counts when metadata.generation is there, and either of a wrong type is unreadable.
+  const generationValue = valueAt(object, ["metadata", "generation"]);
+  if (generationValue !== undefined && generationValue !== null) {
+    const generation = integerAt(object, ["metadata", "generation"]);
+    if (generation === undefined) {
+      return unreadable("metadata.generation is not an integer");
+    }
+    const observedValue = valueAt(object, ["status", "observedGeneration"]);
+    if (observedValue !== undefined && observedValue !== null) {
+      const observedGeneration = integerAt(object, ["status", "observedGeneration"]);
+      if (observedGeneration === undefined) {
+        return unreadable("status.observedGeneration is not an integer");
+      }
+      if (observedGeneration !== generation) {
+        return inProgress(`${kindOf(object)} generation ${generation} not yet observed by its controller (observed: ${observedGeneration})`);
+      }
+    }
+  }
+  const conditions = readConditions(object);
+  if (typeof conditions === "string") {
+    return unreadable(conditions);
+  }
   for (const condition of conditions) {
     if (condition.type === "Reconciling" && condition.status === "True") {
       return inProgress(describe(condition, "Reconciling"));
@@ -101,14 +130,16 @@ function alwaysCurrent(): HealthResult {
 
 function deploymentHealth(object: KubeObject): HealthResult {
   const conditions = conditionsOf(object);
-  const progressingCondition = findCondition(conditions, "Progressing");
-  if (progressingCondition?.reason === "ProgressDeadlineExceeded") {
-    return failed(withDetail("Progress deadline exceeded", progressingCondition.message));
+  const deadlineExceeded = conditions.find((condition) => condition.type === "Progressing" && condition.reason === "ProgressDeadlineExceeded");
+  if (deadlineExceeded) {
+    return failed(withDetail("Progress deadline exceeded", deadlineExceeded.message));
   }
+  const progressingCondition = findCondition(conditions, "Progressing");
   const progressDeadline = integerAt(object, ["spec", "progressDeadlineSeconds"]) ?? NO_PROGRESS_DEADLINE;
   const newReplicaSetAvailable = progressDeadline === NO_PROGRESS_DEADLINE
-    || (progressingCondition?.status === "True" && progressingCondition.reason === "NewReplicaSetAvailable");
+    || hasCondition(conditions, "Progressing", "True", "NewReplicaSetAvailable");
   const availableCondition = findCondition(conditions, "Available");
+  const isAvailable = hasCondition(conditions, "Available", "True");
 
   const desired = integerAt(object, ["spec", "replicas"]) ?? 1;
   const replicas = integerAt(object, ["status", "replicas"]) ?? 0;
@@ -134,7 +165,7 @@ function deploymentHealth(object: KubeObject): HealthResult {
   if (!newReplicaSetAvailable) {
     return inProgress(withDetail("New ReplicaSet is not available yet", progressingCondition?.message));
   }
-  if (availableCondition?.status !== "True") {
+  if (!isAvailable) {
     return inProgress(withDetail("Deployment is not available", availableCondition?.message));
   }
   return current(`Deployment is available. Replicas: ${replicas}`);
@@ -215,8 +246,8 @@ function daemonSetHealth(object: KubeObject): HealthResult {
 }
 
 function replicaSetHealth(object: KubeObject): HealthResult {
-  const replicaFailure = findCondition(conditionsOf(object), "ReplicaFailure");
-  if (replicaFailure?.status === "True") {
+  const replicaFailure = conditionsOf(object).find((condition) => condition.type === "ReplicaFailure" && condition.status === "True");
+  if (replicaFailure) {
     // kstatus keeps this InProgress: quota or admission failures often clear up without any change to the ReplicaSet.
     return inProgress(withDetail("ReplicaSet cannot create pods", replicaFailure.message));
   }
@@ -248,11 +279,12 @@ function podHealth(object: KubeObject, now: Date): HealthResult {
     case "Succeeded":
       return current("Pod has completed successfully");
     case "Failed": {
+      // kstatus: a finished Pod is Current whatever its outcome (whatever owns it, a Job say, reports the failure).
       const why = stringAt(object, ["status", "message"], "") || stringAt(object, ["status", "reason"], "");
-      return failed(withDetail("Pod has failed", why));
+      return current(withDetail("Pod has completed, but not successfully", why));
     }
     case "Running": {
-      if (findCondition(conditions, "Ready")?.status === "True") {
+      if (hasCondition(conditions, "Ready", "True")) {
         return current("Pod is Ready");
       }
       const crashLooping = waitingContainers(object, ["containerStatuses"])
@@ -264,8 +296,8 @@ function podHealth(object: KubeObject, now: Date): HealthResult {
       return inProgress(withDetail("Pod is running but not Ready", describeWaiting(object)));
     }
     case "Pending": {
-      const scheduled = findCondition(conditions, "PodScheduled");
-      if (scheduled?.status === "False" && scheduled.reason === "Unschedulable") {
+      const scheduled = conditions.find((condition) => condition.type === "PodScheduled" && condition.status === "False");
+      if (scheduled?.reason === "Unschedulable") {
         const created = Date.parse(stringAt(object, ["metadata", "creationTimestamp"], ""));
         if (Number.isFinite(created) && now.getTime() - created < UNSCHEDULABLE_GRACE_MS) {
           return inProgress(withDetail("Pod has not been scheduled yet", scheduled.message));
@@ -286,18 +318,20 @@ function pvcHealth(object: KubeObject): HealthResult {
   return phase === "Bound" ? current("PVC is Bound") : inProgress(`PVC is not Bound. Phase: ${phase || "(none)"}`);
 }
 
+// kstatus only waits for a LoadBalancer Service's cluster IP, not for an ingress address: clusters without a load-balancer
+// implementation (kind, bare metal) never assign one, and Flux does not hold a rollout back for it.
 function serviceHealth(object: KubeObject): HealthResult {
   if (stringAt(object, ["spec", "type"], "ClusterIP") !== "LoadBalancer") {
     return current("Service is ready");
   }
-  const ingress = valueAt(object, ["status", "loadBalancer", "ingress"]);
-  if (!Array.isArray(ingress) || ingress.length === 0) {
-    return inProgress("LoadBalancer Service has no ingress address yet");
+  if (stringAt(object, ["spec", "clusterIP"], "") === "") {
+    return inProgress("LoadBalancer Service has no cluster IP yet");
   }
-  const addresses = ingress
+  const ingress = valueAt(object, ["status", "loadBalancer", "ingress"]);
+  const addresses = (Array.isArray(ingress) ? ingress : [])
     .map((entry) => (isRecord(entry) ? stringAt(entry, ["ip"], "") || stringAt(entry, ["hostname"], "") : ""))
     .filter((address) => address !== "");
-  return current(addresses.length > 0 ? `Service is ready. Ingress: ${addresses.join(", ")}` : "Service is ready");
+  return current(addresses.length > 0 ? `Service is ready. Ingress: ${addresses.join(", ")}` : "Service is ready (no ingress address yet)");
 }
 
 // kstatus only needs the disruption controller to have observed the latest spec (the generic generation check). Fewer
@@ -309,14 +343,24 @@ function pdbHealth(object: KubeObject): HealthResult {
   return current(`Allowed disruptions computed: ${allowed}. Healthy: ${healthy}/${desired}`);
 }
 
+// kustomize-controller's Job reader (fluxcd/pkg/runtime statusreaders): suspended is Current, Complete=True Current,
+// Failed=True Failed, and a Job still running is InProgress, so a wait covers a migration Job to its end (kstatus' own
+// rule calls a started Job Current). It runs alone: deletion, generations and Reconciling/Stalled are not consulted.
 function jobHealth(object: KubeObject): HealthResult {
+  if (valueAt(object, ["spec", "suspend"]) === true) {
+    return current("Job is suspended");
+  }
   const parallelism = integerAt(object, ["spec", "parallelism"]) ?? 1;
   const completions = integerAt(object, ["spec", "completions"]) ?? parallelism;
   const succeeded = integerAt(object, ["status", "succeeded"]) ?? 0;
   const active = integerAt(object, ["status", "active"]) ?? 0;
   const failedPods = integerAt(object, ["status", "failed"]) ?? 0;
 
-  for (const condition of conditionsOf(object)) {
+  const conditions = readConditions(object);
+  if (typeof conditions === "string") {
+    return unreadable(conditions);
+  }
+  for (const condition of conditions) {
     if (condition.status !== "True") {
       continue;
     }
@@ -324,46 +368,55 @@ function jobHealth(object: KubeObject): HealthResult {
       return current(`Job completed. Succeeded: ${succeeded}/${completions}`);
     }
     if (condition.type === "Failed") {
-      return failed(`${withDetail("Job failed", condition.message || condition.reason)}. Failed pods: ${failedPods}`);
-    }
-    if (condition.type === "Suspended") {
-      return current("Job is suspended");
+      return failed(`${withDetail("Job failed", condition.message || condition.reason)}. Failed pods: ${failedPods}/${completions}`);
     }
   }
   if (stringAt(object, ["status", "startTime"], "") === "") {
-    return inProgress("Job not started yet");
+    return inProgress(`Job not started yet. Active: 0/${parallelism}`);
   }
   return inProgress(`Job in progress. Succeeded: ${succeeded}/${completions}, active: ${active}, failed: ${failedPods}`);
 }
 
+// The first decisive condition wins, in the order the API server lists them, as in kstatus.
 function crdHealth(object: KubeObject): HealthResult {
-  const conditions = conditionsOf(object);
-  const namesAccepted = findCondition(conditions, "NamesAccepted");
-  if (namesAccepted?.status === "False") {
-    return failed(withDetail("CRD names not accepted", namesAccepted.message || namesAccepted.reason));
-  }
-  const established = findCondition(conditions, "Established");
-  if (established?.status === "True") {
-    return current("CRD is established");
-  }
-  // "Installing" is the normal transient state right after creation; any other reason means the API server gave up.
-  if (established?.status === "False" && established.reason !== "Installing") {
-    return failed(withDetail("CRD not established", established.message || established.reason));
+  for (const condition of conditionsOf(object)) {
+    if (condition.type === "NamesAccepted" && condition.status === "False") {
+      return failed(withDetail("CRD names not accepted", condition.message || condition.reason));
+    }
+    if (condition.type === "Established") {
+      if (condition.status === "True") {
+        return current("CRD is established");
+      }
+      // "Installing" is the normal transient state right after creation; any other reason means the API server gave up.
+      if (condition.status === "False" && condition.reason !== "Installing") {
+        return failed(withDetail("CRD not established", condition.message || condition.reason));
+      }
+    }
   }
   return inProgress("CRD is not established yet");
 }
 
 // Kinds without a rule of their own (custom resources, RBAC, Namespaces...): kstatus calls them Current, but most
 // controllers publish a Ready condition, and trusting it lets a Ferry wait cover e.g. a cert-manager Certificate.
+// A Ready condition of any other status (a typo, an empty string) is passed over, as kstatus does.
 function readyConditionHealth(object: KubeObject): HealthResult {
-  const ready = findCondition(conditionsOf(object), "Ready");
-  if (ready === undefined) {
-    return current("Resource is current");
+  for (const ready of conditionsOf(object)) {
+    if (ready.type !== "Ready") {
+      continue;
+    }
+    if (ready.status === "True") {
+      return current(ready.message || "Resource is Ready");
+    }
+    if (ready.status === "False" || ready.status === "Unknown") {
+      return inProgress(withDetail("Resource is not Ready", ready.message || ready.reason));
+    }
   }
-  if (ready.status === "True") {
-    return current(ready.message || "Resource is Ready");
-  }
-  return inProgress(withDetail("Resource is not Ready", ready.message || ready.reason));
+  return current("Resource is current");
+}
+
+// kstatus fails to decode such an object, and its poller then reports Unknown.
+function unreadable(problem: string): HealthResult {
+  return { status: "Unknown", message: `cannot compute status: ${problem}` };
 }
 
 function inProgress(message: string): HealthResult {
@@ -420,6 +473,48 @@ function describeWaiting(object: KubeObject): string {
   return [...waitingContainers(object, ["initContainerStatuses"]), ...waitingContainers(object, ["containerStatuses"])]
     .map(({ name, reason }) => `${name} waiting: ${reason}`)
     .join(", ");
+}
+
+/**
+ * status.conditions as kstatus decodes them, or why it cannot: status must be an object, conditions a list of objects
+ * whose type, status, reason and message are strings (absent or null is fine).
+ */
+function readConditions(object: KubeObject): Condition[] | string {
+  const status = object.status;
+  if (status === undefined || status === null) {
+    return [];
+  }
+  if (!isRecord(status)) {
+    return "status is not an object";
+  }
+  const raw = status.conditions;
+  if (raw === undefined || raw === null) {
+    return [];
+  }
+  if (!Array.isArray(raw)) {
+    return "status.conditions is not a list";
+  }
+  for (const condition of raw) {
+    if (condition === null) {
+      continue;
+    }
+    if (!isRecord(condition)) {
+      return "a status condition is not an object";
+    }
+    for (const field of ["type", "status", "reason", "message"]) {
+      const value = condition[field];
+      if (value !== undefined && value !== null && typeof value !== "string") {
+        return `a status condition's ${field} is not a string`;
+      }
+    }
+  }
+  return conditionsOf(object);
+}
+
+function hasCondition(conditions: readonly Condition[], type: string, status: string, reason?: string): boolean {
+  return conditions.some(
+    (condition) => condition.type === type && condition.status === status && (reason === undefined || condition.reason === reason),
+  );
 }
 
 function conditionsOf(object: KubeObject): Condition[] {

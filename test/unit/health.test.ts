@@ -46,11 +46,11 @@ describe("generic rules", () => {
     assert.equal(computeHealth("Deployment").status, "Unknown");
   });
 
-  test("an object being deleted is InProgress even if otherwise healthy", () => {
+  test("an object being deleted is Terminating even if otherwise healthy", () => {
     const object = deployment(healthyDeploymentStatus);
     const deleting = { ...object, metadata: { ...object.metadata, deletionTimestamp: "2025-06-01T11:59:00Z" } };
     const result = computeHealth(deleting);
-    assert.equal(result.status, "InProgress");
+    assert.equal(result.status, "Terminating");
     assert.match(result.message, /being deleted/);
   });
 
@@ -312,7 +312,7 @@ describe("Job and CronJob", () => {
       conditions: [condition("Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit")],
     }));
     assert.equal(result.status, "Failed");
-    assert.equal(result.message, "Job failed: Job has reached the specified backoff limit. Failed pods: 3");
+    assert.equal(result.message, "Job failed: Job has reached the specified backoff limit. Failed pods: 3/1");
   });
 
   test("a running Job is InProgress with its counts", () => {
@@ -321,12 +321,18 @@ describe("Job and CronJob", () => {
   });
 
   test("a Job that has not started is InProgress", () => {
-    assert.deepEqual(computeHealth(job({})), { status: "InProgress", message: "Job not started yet" });
+    assert.deepEqual(computeHealth(job({})), { status: "InProgress", message: "Job not started yet. Active: 0/1" });
   });
 
-  test("a suspended Job is Current", () => {
-    const result = computeHealth(job({ conditions: [condition("Suspended", "True", "JobSuspended")] }));
-    assert.equal(result.status, "Current");
+  test("a suspended Job is Current (spec.suspend, as kustomize-controller's Job reader reads it)", () => {
+    const suspended = job({ conditions: [condition("Suspended", "True", "JobSuspended")] });
+    const result = computeHealth({ ...suspended, spec: { ...suspended.spec, suspend: true } });
+    assert.deepEqual(result, { status: "Current", message: "Job is suspended" });
+  });
+
+  test("a Job being deleted is judged by its conditions alone, as kustomize-controller's Job reader does", () => {
+    const done = job({ startTime: "2025-06-01T11:58:00Z", succeeded: 1, conditions: [condition("Complete", "True")] });
+    assert.equal(computeHealth({ ...done, metadata: { ...done.metadata, deletionTimestamp: "2025-06-01T11:59:00Z" } }).status, "Current");
   });
 
   test("CronJob is always Current", () => {
@@ -346,10 +352,10 @@ describe("Pod", () => {
     assert.deepEqual(result, { status: "Current", message: "Pod is Ready" });
   });
 
-  test("Succeeded is Current and Failed is Failed", () => {
+  test("Succeeded and Failed are both Current (finished), as in kstatus, and Failed says why", () => {
     assert.equal(computeHealth(pod({ phase: "Succeeded" }), NOW).status, "Current");
     const result = computeHealth(pod({ phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." }), NOW);
-    assert.equal(result.status, "Failed");
+    assert.equal(result.status, "Current");
     assert.match(result.message, /low on resource: memory/);
   });
 
@@ -407,7 +413,7 @@ describe("core kinds with simple rules", () => {
     assert.deepEqual(computeHealth(pvc("Pending")), { status: "InProgress", message: "PVC is not Bound. Phase: Pending" });
   });
 
-  test("Service: ClusterIP is Current, LoadBalancer waits for an ingress address", () => {
+  test("Service: ClusterIP is Current, LoadBalancer waits for its cluster IP but not for an ingress address", () => {
     const service = (type: string, status: Record<string, unknown>) => ({
       apiVersion: "v1",
       kind: "Service",
@@ -416,9 +422,11 @@ describe("core kinds with simple rules", () => {
       status,
     });
     assert.equal(computeHealth(service("ClusterIP", {})).status, "Current");
-    const pending = computeHealth(service("LoadBalancer", { loadBalancer: {} }));
-    assert.equal(pending.status, "InProgress");
-    assert.match(pending.message, /no ingress address/);
+    const noIngress = computeHealth(service("LoadBalancer", { loadBalancer: {} }));
+    assert.equal(noIngress.status, "Current");
+    assert.match(noIngress.message, /no ingress address/);
+    const noClusterIP = service("LoadBalancer", {});
+    assert.equal(computeHealth({ ...noClusterIP, spec: { type: "LoadBalancer" } }).status, "InProgress");
     const ready = computeHealth(service("LoadBalancer", { loadBalancer: { ingress: [{ ip: "203.0.113.10" }] } }));
     assert.deepEqual(ready, { status: "Current", message: "Service is ready. Ingress: 203.0.113.10" });
   });
@@ -442,7 +450,7 @@ describe("core kinds with simple rules", () => {
     assert.equal(computeHealth(role).status, "Current");
   });
 
-  test("Namespace: Active is Current, Terminating (deletionTimestamp set) is InProgress", () => {
+  test("Namespace: Active is Current, deletionTimestamp set is Terminating", () => {
     const namespace = { apiVersion: "v1", kind: "Namespace", metadata: { name: "apps" }, status: { phase: "Active" } };
     assert.equal(computeHealth(namespace).status, "Current");
     const terminating = {
@@ -450,7 +458,7 @@ describe("core kinds with simple rules", () => {
       metadata: { name: "apps", deletionTimestamp: "2025-06-01T11:59:00Z" },
       status: { phase: "Terminating" },
     };
-    assert.equal(computeHealth(terminating).status, "InProgress");
+    assert.equal(computeHealth(terminating).status, "Terminating");
   });
 });
 
