@@ -90,6 +90,13 @@ export const KubeConfigReference = z.object({
   }),
 });
 
+export const Decryption = z.object({
+  provider: z.enum(["sops"]).describe("The only provider, as in Flux."),
+  secretRef: z.object({ name: ObjectName }).optional()
+    .describe("A Secret of the Kustomization's namespace whose *.agekey entries hold age identities; required by Ferry."),
+  serviceAccountName: ObjectName.optional().describe("Flux's cloud-KMS identity; Ferry decrypts with age keys only and refuses it."),
+});
+
 export const KustomizationSpec = z.object({
   sourceRef: CrossNamespaceSourceReference.describe("The source whose artifact is built and applied."),
   path: z.string().max(MAX_PATH_LENGTH).optional().describe("Directory inside the artifact; the artifact root when empty."),
@@ -113,6 +120,7 @@ export const KustomizationSpec = z.object({
   images: z.array(Image).max(MAX_LIST_ITEMS).optional(),
   components: z.array(z.string().max(MAX_PATH_LENGTH)).max(MAX_LIST_ITEMS).optional().describe("Kustomize components, as paths relative to path."),
   postBuild: PostBuild.optional(),
+  decryption: Decryption.optional().describe("Decrypt SOPS-encrypted (age) files and Secret values before applying."),
   force: z.boolean().optional().describe("Recreate objects whose immutable fields changed."),
   serviceAccountName: ObjectName.optional().describe("Apply as this ServiceAccount of the Kustomization's namespace."),
   kubeConfig: KubeConfigReference.optional().describe("Apply to the cluster of the kubeconfig in this Secret."),

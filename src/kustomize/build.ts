@@ -159,6 +159,11 @@ export interface BuildOptions {
   readonly sandbox?: Sandbox;
   /** Where the private copy is made (default: the OS temporary directory); the controller keeps it in its cache. */
   readonly scratchDir?: string;
+  /**
+   * Runs on the private copy after its references were checked and before kustomize: SOPS decryption writes plaintext
+   * here, so it exists only in the build's scratch directory, which is removed when the build ends.
+   */
+  readonly prepare?: (copy: string, directory: string) => Promise<void>;
 }
 
 /**
@@ -178,6 +183,7 @@ export async function buildManifests(root: string, path = "", options: BuildOpti
     const directory = resolve(copy, relative);
     await prepareKustomization(copy, directory, options.overlay ?? {});
     await refuseRemoteBases(copy, directory);
+    await options.prepare?.(copy, directory);
     const output = await runKustomize(directory, copy, options.sandbox);
     const job = { text: output, origin: `kustomize build ${path || "."}`, variables: options.variables ?? {}, strict: options.strictSubstitution ?? true };
     return await readOutputInWorker(job, rebuildOutputError, deadlineSignal());

@@ -7,7 +7,9 @@ import type { KubeClient } from "../kube/client.ts";
 import { buildManifests, type ManifestObject } from "../kustomize/build.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
 import type { SecretValues } from "./secret-values.ts";
-import { KustomizationFailure, substitutionVariables } from "./kustomization-inputs.ts";
+import { decryptBuiltObjects } from "../decryption/built-objects.ts";
+import { type DecryptionContext, decryptKustomizationFiles } from "../decryption/kustomization-files.ts";
+import { decryptionFailure, decryptionIdentities, KustomizationFailure, substitutionVariables } from "./kustomization-inputs.ts";
 
 export const NAME_LABEL = `${KUSTOMIZE_GROUP}/name`;
 export const NAMESPACE_LABEL = `${KUSTOMIZE_GROUP}/namespace`;
@@ -36,6 +38,9 @@ export async function buildKustomization(
 ): Promise<ManifestObject[]> {
   const { sandbox, secrets, scratchDir } = options;
   const variables = spec.postBuild ? await substitutionVariables(clients.kube, object.metadata.namespace, spec, secrets) : {};
+  const identities = await decryptionIdentities(clients.kube, object.metadata.namespace, spec, secrets);
+  const reveal = secrets ? { reveal: (value: string) => secrets.add(value) } : {};
+  const decryption: DecryptionContext | undefined = identities && { identities, ...reveal };
   let objects: ManifestObject[];
   try {
     objects = await buildManifests(root, spec.path, {
@@ -50,9 +55,11 @@ export async function buildKustomization(
       variables,
       ...(sandbox ? { sandbox } : {}),
       ...(scratchDir ? { scratchDir } : {}),
+      ...(decryption ? { prepare: (copy: string, directory: string) => decryptKustomizationFiles(copy, directory, decryption) } : {}),
     });
+    if (decryption) objects = await decryptBuiltObjects(objects, decryption);
   } catch (error) {
-    throw new KustomizationFailure("BuildFailed", (error as Error).message);
+    throw decryptionFailure(error) ?? new KustomizationFailure("BuildFailed", (error as Error).message);
   }
   // Before anything is sent to a server whose errors quote what it refused.
   for (const manifest of objects) secrets?.addSecretObject(manifest);

@@ -8,6 +8,7 @@ import { type Disposition, FerryError } from "../errors.ts";
 import { httpStatusOf, KubeClient } from "../kube/client.ts";
 import { TenantKubeconfigError } from "../kube/tenant-kubeconfig.ts";
 import { mergeVariables } from "../kustomize/substitute.ts";
+import { AgeIdentities } from "../decryption/age-keys.ts";
 import { findCondition } from "./conditions.ts";
 import type { SecretValues } from "./secret-values.ts";
 
@@ -16,6 +17,7 @@ export type KustomizationFailureReason
   = | "AccessDenied"
     | "ArtifactFailed"
     | "BuildFailed"
+    | "DecryptionFailed"
     | "DependencyNotReady"
     | "HealthCheckFailed"
     | "PruneFailed"
@@ -222,4 +224,39 @@ export function dependencyNotReady(
     return `dependency '${name}' has not applied revision ${sameSourceRevision} yet`;
   }
   return undefined;
+}
+
+/** A decryption failure as the Kustomization reports it: reason DecryptionFailed, the error's own disposition. */
+export function decryptionFailure(error: unknown): KustomizationFailure | undefined {
+  if (!(error instanceof FerryError) || !error.code.startsWith("DECRYPTION_")) return undefined;
+  return new KustomizationFailure("DecryptionFailed", error.message, error.disposition);
+}
+
+/**
+ * The age identities of spec.decryption's Secret, read with `kube` (the tenant's ServiceAccount under
+ * --tenant-lockdown); undefined without spec.decryption. The Secret is always the Kustomization's own namespace's,
+ * as in Flux, so no cross-namespace reference arises. Its values are registered with `secrets`.
+ */
+export async function decryptionIdentities(
+  kube: KubeClient,
+  namespace: string,
+  spec: KustomizationSpecType,
+  secrets?: SecretValues,
+): Promise<AgeIdentities | undefined> {
+  const decryption = spec.decryption;
+  if (!decryption) return undefined;
+  const stall = (message: string) => new KustomizationFailure("DecryptionFailed", message, "stall");
+  if (decryption.serviceAccountName) {
+    throw stall("spec.decryption.serviceAccountName is for cloud KMS access: Ferry decrypts SOPS with age keys from spec.decryption.secretRef only");
+  }
+  if (!decryption.secretRef) throw stall("spec.decryption.secretRef is required: Ferry decrypts SOPS with the age keys (*.agekey) of a Secret");
+  const name = `${namespace}/${decryption.secretRef.name}`;
+  const data = await readFor(`decryption Secret '${name}'`, kube.secretData(namespace, decryption.secretRef.name));
+  if (!data) throw new KustomizationFailure("DecryptionFailed", `decryption Secret '${name}' not found`, "wait");
+  for (const value of Object.values(data)) secrets?.add(value.toString("utf8"));
+  try {
+    return AgeIdentities.fromSecretData(data, name);
+  } catch (error) {
+    throw decryptionFailure(error) ?? error;
+  }
 }

@@ -87,6 +87,9 @@ export const PEERS: readonly Peer[] = [
   { module: "oras", binaries: { oras: "oras.land/oras/cmd/oras" } },
   { module: "cosign", binaries: { cosign: "github.com/sigstore/cosign/v3/cmd/cosign" } },
   { module: "kustomize", binaries: { kustomize: "sigs.k8s.io/kustomize/kustomize/v5" } },
+  // SOPS and age encrypt the Kustomization decryption tests' Secrets, as Flux users do.
+  { module: "sops", binaries: { sops: "github.com/getsops/sops/v3/cmd/sops" } },
+  { module: "age", binaries: { age: "filippo.io/age/cmd/age", "age-keygen": "filippo.io/age/cmd/age-keygen" } },
   {
     module: "flux",
     copyOf: {
