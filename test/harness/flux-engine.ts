@@ -1,6 +1,9 @@
 // Runs the test bed's flux-engine: Flux's engine (the fluxcd/pkg libraries kustomize-controller is built on, driven
 // the way kustomize-controller drives them), not Flux's controller. See test/testbed/modules/flux-engine/main.go.
 import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { binary } from "./binaries.ts";
 
 export interface KstatusResult {
@@ -27,6 +30,8 @@ export interface FluxBuildOptions {
   readonly root?: string;
   /** A Flux Kustomization file whose spec drives the generator (targetNamespace, patches, images...) and postBuild. */
   readonly kustomization?: string;
+  /** Or that spec itself (written to a temporary file): `{ targetNamespace: "apps", postBuild: {...} }`. */
+  readonly spec?: Readonly<Record<string, unknown>>;
   /** postBuild.substitute; any entry (or a strategy) turns postBuild on, as a postBuild block does in Flux. */
   readonly substitute?: Readonly<Record<string, string>>;
   readonly strategy?: "WithVariables" | "Always";
@@ -90,10 +95,23 @@ function run(args: readonly string[], input?: string): Promise<{ stdout: string;
   });
 }
 
-function buildArgs(options: FluxBuildOptions): string[] {
+/** Runs flux-engine with the build flags, writing `spec` to a temporary Kustomization file for the call. */
+async function withBuildArgs<T>(options: FluxBuildOptions, call: (args: string[]) => Promise<T>): Promise<T> {
+  if (options.spec === undefined) return call(buildArgs(options, options.kustomization));
+  const dir = await mkdtemp(join(tmpdir(), "ferry-flux-engine-"));
+  try {
+    const file = join(dir, "kustomization.json");
+    await writeFile(file, JSON.stringify({ apiVersion: "kustomize.toolkit.fluxcd.io/v1", kind: "Kustomization", spec: options.spec }));
+    return await call(buildArgs(options, file));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function buildArgs(options: FluxBuildOptions, kustomization: string | undefined): string[] {
   const args = ["--path", options.path];
   if (options.root !== undefined) args.push("--root", options.root);
-  if (options.kustomization !== undefined) args.push("--kustomization", options.kustomization);
+  if (kustomization !== undefined) args.push("--kustomization", kustomization);
   for (const [key, value] of Object.entries(options.substitute ?? {})) args.push("--substitute", `${key}=${value}`);
   if (options.strategy !== undefined) args.push("--strategy", options.strategy);
   if (options.strict) args.push("--strict");
@@ -108,7 +126,7 @@ export async function fluxKstatus(objects: readonly unknown[]): Promise<KstatusV
 
 /** The YAML kustomize-controller's build (generator, SecureBuild, postBuild substitution) renders; rejects on error. */
 export async function fluxBuild(options: FluxBuildOptions): Promise<string> {
-  const { stdout } = await run(["build", ...buildArgs(options)]);
+  const { stdout } = await withBuildArgs(options, (args) => run(["build", ...args]));
   return stdout;
 }
 
@@ -118,8 +136,6 @@ export async function fluxBuild(options: FluxBuildOptions): Promise<string> {
  */
 export async function fluxApply(options: FluxApplyOptions): Promise<FluxApplyResult> {
   const args = [
-    "apply",
-    ...buildArgs(options),
     "--kubeconfig", options.kubeconfig,
     "--namespace", options.namespace,
     "--name", options.name,
@@ -129,6 +145,6 @@ export async function fluxApply(options: FluxApplyOptions): Promise<FluxApplyRes
   if (options.timeout !== undefined) args.push("--timeout", options.timeout);
   if (options.interval !== undefined) args.push("--interval", options.interval);
   if (options.force) args.push("--force");
-  const { stdout } = await run(args);
+  const { stdout } = await withBuildArgs(options, (build) => run(["apply", ...build, ...args]));
   return JSON.parse(stdout) as FluxApplyResult;
 }
