@@ -2,11 +2,15 @@
 // apply and waits until the controller is Available; `--export` prints the YAML instead, for users who apply it
 // with their own tools or keep it in a repository.
 import { setTimeout as sleep } from "node:timers/promises";
+import { AppsV1Api } from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import { Applier } from "../../src/apply/apply.ts";
 import { computeHealth } from "../../src/health/kstatus.ts";
 import { isLogLevel, LOG_LEVELS } from "../../src/controller/log.ts";
-import { CONTROLLER_NAME, DEFAULT_NAMESPACE, type InstallOptions, installManifests } from "../../src/install/manifests.ts";
+import {
+  CONTROLLER_NAME, DEFAULT_NAMESPACE, type InstallOptions, installManifests, otherInstallNamespaces, PART_OF_LABEL,
+} from "../../src/install/manifests.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
 import type { ManifestObject } from "../../src/kustomize/build.ts";
 import { type Disposition, FerryError } from "../../src/errors.ts";
@@ -32,6 +36,7 @@ export const COMPONENT_OPTIONS = {
 const INSTALL_OPTIONS = {
   ...COMPONENT_OPTIONS,
   export: { type: "boolean" },
+  force: { type: "boolean" },
   kubeconfig: { type: "string" },
   timeout: { type: "string" },
 } as const;
@@ -82,8 +87,29 @@ export async function installCommand(args: readonly string[]): Promise<void> {
     process.stdout.write(manifestsYaml(objects));
     return;
   }
-  await applyInstall(new Applier(kubeClient(values)), objects, options.namespace ?? DEFAULT_NAMESPACE, timeoutMs);
+  const kube = kubeClient(values);
+  const namespace = options.namespace ?? DEFAULT_NAMESPACE;
+  if (!values.force) await refuseSecondInstall(kube, namespace);
+  await applyInstall(new Applier(kube), objects, namespace, timeoutMs);
   status("✔", "install finished");
+}
+
+/** Ferry already runs in another namespace of the cluster; --force installs beside it. */
+export class InstallConflictError extends FerryError {
+  readonly code = "INSTALL_CONFLICT";
+  readonly disposition: Disposition = "stall";
+}
+
+/**
+ * Two installs share the CRDs, and two controllers watching all namespaces would both reconcile (and prune for)
+ * every Kustomization: a second install is refused before anything is applied, unless --force says it is meant.
+ */
+async function refuseSecondInstall(kube: KubeClient, namespace: string): Promise<void> {
+  const deployments = await kube.api(AppsV1Api).listDeploymentForAllNamespaces({ labelSelector: `${PART_OF_LABEL}=ferry` });
+  const others = otherInstallNamespaces(deployments.items, namespace);
+  if (others.length === 0) return;
+  throw new InstallConflictError(`Ferry is already installed in namespace ${others.join(", ")}: a second install in ${namespace} would share `
+    + "its CRDs, and two controllers watching all namespaces would both reconcile every Kustomization; pass --force to install anyway");
 }
 
 /** Applies an install (staged: namespace and CRDs first) and waits until the controller is Available. */

@@ -2,10 +2,10 @@
 // it is safe are in src/install/uninstall.ts; here the requests are made and waited for.
 import { createInterface } from "node:readline/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { Applier } from "../../src/apply/apply.ts";
 import { type Disposition, FerryError } from "../../src/errors.ts";
-import { DEFAULT_NAMESPACE } from "../../src/install/manifests.ts";
+import { DEFAULT_NAMESPACE, otherInstallNamespaces, PART_OF_LABEL } from "../../src/install/manifests.ts";
 import {
   CONTROLLER_POD_SELECTOR, controllerRef, CUSTOM_RESOURCES, describeInventory, installObjects, nothingToUninstall, ownedByFerry,
   releasePatch, released, type UninstallInventory,
@@ -38,6 +38,11 @@ interface Context {
   readonly objects: KubernetesObjectApi;
   readonly namespace: string;
   readonly deadline: number;
+  /**
+   * Where step 2 releases Kustomizations and OCIRepositories: everywhere (undefined) when the CRDs go; with another
+   * install keeping them, only in this install's namespace when it is deleted, else nowhere (null).
+   */
+  releaseIn?: string | null;
 }
 
 type CustomObject = { metadata: ObjectMeta; spec?: { suspend?: boolean } };
@@ -50,22 +55,33 @@ async function waitUntil(context: Context, what: string, done: () => Promise<boo
   }
 }
 
-/** Every Kustomization and OCIRepository; none when the CRD is gone (a half-finished earlier run). */
+/** Every Kustomization and OCIRepository to release; none when the CRD is gone (a half-finished earlier run). */
 async function listCustomObjects(context: Context, type: ResourceType): Promise<CustomObject[]> {
+  if (context.releaseIn === null) return [];
   try {
-    return (await context.kube.list<CustomObject>(type)).items;
+    return (await context.kube.list<CustomObject>(type, context.releaseIn)).items;
   } catch (error) {
     if (httpStatusOf(error) === 404) return [];
     throw error;
   }
 }
 
+/** Namespaces where another install's controller runs (see otherInstallNamespaces). */
+async function otherInstalls(context: Context): Promise<string[]> {
+  const deployments = await context.kube.api(AppsV1Api).listDeploymentForAllNamespaces({ labelSelector: `${PART_OF_LABEL}=ferry` });
+  return otherInstallNamespaces(deployments.items, context.namespace);
+}
+
+/** What there is to uninstall; sets context.releaseIn, which depends on whether Ferry is installed elsewhere too. */
 async function survey(context: Context, keepNamespace: boolean): Promise<UninstallInventory> {
   const controller = (await context.applier.read(controllerRef(context.namespace))) !== undefined;
+  const others = await otherInstalls(context);
+  if (others.length > 0) context.releaseIn = keepNamespace ? null : context.namespace;
   const lists = await Promise.all(CUSTOM_RESOURCES.map((type) => listCustomObjects(context, type)));
-  const candidates = installObjects(context.namespace, { keepNamespace });
+  const candidates = installObjects(context.namespace, { keepNamespace, keepCrds: others.length > 0 });
   const live = await Promise.all(candidates.map((ref) => context.applier.read(ref)));
-  return { controller, customObjects: lists.flat().length, installObjects: candidates.filter((_, index) => ownedByFerry(live[index])) };
+  const owned = candidates.filter((_, index) => ownedByFerry(live[index]));
+  return { controller, otherInstalls: others, customObjects: lists.flat().length, installObjects: owned };
 }
 
 async function confirm(lines: readonly string[]): Promise<boolean> {

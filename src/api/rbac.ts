@@ -2,7 +2,17 @@
 import { KUSTOMIZE_GROUP } from "./kustomize.ts";
 import { SOURCE_GROUP } from "./source.ts";
 
-export const CONTROLLER_CLUSTER_ROLE = "ferry-controller";
+const CONTROLLER_CLUSTER_ROLE = "ferry-controller";
+
+/**
+ * Cluster-scoped RBAC carries the install's namespace in its name, as Flux names its `cluster-reconciler-<namespace>`:
+ * two installs in two namespaces then never rebind each other's ServiceAccounts, and uninstalling one deletes only
+ * its own roles and bindings. (Namespaced Roles and RoleBindings need no suffix; the CRDs are shared by design.)
+ */
+export const clusterScopedName = (base: string, namespace: string): string => `${base}-${namespace}`;
+
+/** The ClusterRole with the controller's rules (bound cluster-wide, or in its namespace only). */
+export const controllerClusterRole = (namespace: string): string => clusterScopedName(CONTROLLER_CLUSTER_ROLE, namespace);
 
 export const controllerRules = [
   { apiGroups: [SOURCE_GROUP], resources: ["ocirepositories"], verbs: ["get", "list", "watch", "patch", "update"] },
@@ -22,10 +32,10 @@ export const LEADER_ELECTION_ROLE = "ferry-controller-leader-election";
 const leaderElectionRules = [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] }];
 
 /** Applying a Kustomization's arbitrary objects needs broad rights, as Flux's kustomize-controller has (cluster-admin). */
-export const APPLIER_BINDING = "ferry-controller-applier";
+export const applierBinding = (namespace: string): string => clusterScopedName("ferry-controller-applier", namespace);
 
 /** A --tenant-lockdown controller never applies as itself, only as tenants' ServiceAccounts: impersonating is enough. */
-export const IMPERSONATOR_ROLE = "ferry-controller-impersonator";
+export const impersonatorRole = (namespace: string): string => clusterScopedName("ferry-controller-impersonator", namespace);
 const impersonatorRules = [{ apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] }];
 
 /**
@@ -33,7 +43,7 @@ const impersonatorRules = [{ apiGroups: [""], resources: ["serviceaccounts"], ve
  * namespace can read Ferry's objects there: under --tenant-lockdown a Kustomization's source and dependencies are
  * read as that account.
  */
-export const TENANT_VIEW_ROLE = "ferry-view";
+export const tenantViewRole = (namespace: string): string => clusterScopedName("ferry-view", namespace);
 const tenantViewRules = [
   { apiGroups: [SOURCE_GROUP], resources: ["ocirepositories"], verbs: ["get", "list", "watch"] },
   { apiGroups: [KUSTOMIZE_GROUP], resources: ["kustomizations"], verbs: ["get", "list", "watch"] },
@@ -70,10 +80,10 @@ type ApplierRights = boolean | "impersonation";
 
 function applierRbac(applier: ApplierRights, namespace: string, serviceAccount: string) {
   if (applier === "impersonation") {
-    const binding = clusterRoleBinding(IMPERSONATOR_ROLE, IMPERSONATOR_ROLE, namespace, serviceAccount);
-    return [clusterRole(IMPERSONATOR_ROLE, impersonatorRules), binding];
+    const name = impersonatorRole(namespace);
+    return [clusterRole(name, impersonatorRules), clusterRoleBinding(name, name, namespace, serviceAccount)];
   }
-  return applier ? [clusterRoleBinding(APPLIER_BINDING, "cluster-admin", namespace, serviceAccount)] : [];
+  return applier ? [clusterRoleBinding(applierBinding(namespace), "cluster-admin", namespace, serviceAccount)] : [];
 }
 
 export interface RbacOptions {
@@ -91,15 +101,16 @@ export interface RbacOptions {
  * ServiceAccounts, for a controller run with --tenant-lockdown; `false` nothing (a sources-only deployment).
  */
 export function controllerRbac(namespace: string, serviceAccount: string, options: RbacOptions = { applier: true }) {
+  const rules = controllerClusterRole(namespace);
   const controllerBinding = options.watchAllNamespaces === false
-    ? roleBinding(CONTROLLER_CLUSTER_ROLE, { kind: "ClusterRole", name: CONTROLLER_CLUSTER_ROLE }, namespace, serviceAccount)
-    : clusterRoleBinding(CONTROLLER_CLUSTER_ROLE, CONTROLLER_CLUSTER_ROLE, namespace, serviceAccount);
+    ? roleBinding(CONTROLLER_CLUSTER_ROLE, { kind: "ClusterRole", name: rules }, namespace, serviceAccount)
+    : clusterRoleBinding(rules, rules, namespace, serviceAccount);
   return [
     ...applierRbac(options.applier, namespace, serviceAccount),
-    clusterRole(CONTROLLER_CLUSTER_ROLE, controllerRules),
+    clusterRole(rules, controllerRules),
     controllerBinding,
     role(LEADER_ELECTION_ROLE, namespace, leaderElectionRules),
     roleBinding(LEADER_ELECTION_ROLE, { kind: "Role", name: LEADER_ELECTION_ROLE }, namespace, serviceAccount),
-    clusterRole(TENANT_VIEW_ROLE, tenantViewRules, AGGREGATE_TO_NAMESPACE_ROLES),
+    clusterRole(tenantViewRole(namespace), tenantViewRules, AGGREGATE_TO_NAMESPACE_ROLES),
   ];
 }

@@ -124,6 +124,20 @@ function networkPolicy(namespace: string) {
 export const PART_OF_LABEL = "app.kubernetes.io/part-of";
 export const VERSION_LABEL = "app.kubernetes.io/version";
 
+/**
+ * The namespaces, other than `namespace`, where a controller Deployment of another Ferry install runs. Two installs
+ * watching all namespaces would both reconcile every Kustomization, and they share the CRDs: install refuses to add
+ * a second one without --force, and uninstall then keeps what the other still needs.
+ */
+export function otherInstallNamespaces(deployments: readonly unknown[], namespace: string): string[] {
+  type Meta = { metadata?: { namespace?: string; labels?: Record<string, string> } };
+  const namespaces = (deployments as readonly Meta[])
+    .filter((deployment) => deployment.metadata?.labels?.[PART_OF_LABEL] === "ferry")
+    .map((deployment) => deployment.metadata?.namespace ?? "")
+    .filter((other) => other !== "" && other !== namespace);
+  return [...new Set(namespaces)].sort();
+}
+
 interface Labelled {
   readonly apiVersion: string;
   readonly kind: string;

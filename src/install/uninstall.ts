@@ -8,6 +8,10 @@
 //      finalizer in between (the delete's precondition then fails and the step is repeated), as a suspended
 //      Kustomization is finalized without pruning.
 //   3. The rest of the install, namespaced objects first, then cluster RBAC, the CRDs, and the namespace last.
+// When Ferry is installed in another namespace too (install --force), that install still serves the shared CRDs:
+// they stay, and step 2 releases only the objects in this install's namespace, which is deleted, so that the other
+// controller does not finalize (prune) them as the namespace goes. Cluster RBAC is named after the namespace
+// (src/api/rbac.ts), so only this install's is deleted.
 import { KUSTOMIZE_GROUP, KUSTOMIZE_VERSION } from "../api/kustomize.ts";
 import { SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
 import type { ObjectRef } from "../inventory/inventory.ts";
@@ -48,11 +52,14 @@ function refOf(object: object): ObjectRef {
  * change which RBAC objects exist (--multi-tenant binds impersonation, --watch-all-namespaces=false a RoleBinding),
  * so each variant is rendered: what was not installed is simply not found.
  */
-export function installObjects(namespace: string, options: { keepNamespace?: boolean } = {}): ObjectRef[] {
+export function installObjects(namespace: string, options: { keepNamespace?: boolean; keepCrds?: boolean } = {}): ObjectRef[] {
   const variants = [{}, { multiTenant: true }, { watchAllNamespaces: false }].map((variant) => installManifests({ namespace, ...variant }));
   const refs = new Map(variants.flat().map(refOf).map((ref) => [inventoryId(ref), ref]));
+  const kept = (ref: ObjectRef) => ref.kind === "Deployment"
+    || (options.keepNamespace === true && ref.kind === "Namespace")
+    || (options.keepCrds === true && ref.kind === "CustomResourceDefinition");
   return [...refs.values()]
-    .filter((ref) => ref.kind !== "Deployment" && !(options.keepNamespace && ref.kind === "Namespace"))
+    .filter((ref) => !kept(ref))
     .sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
 }
 
@@ -79,6 +86,8 @@ export function released(object: { metadata: CustomObjectMeta; spec?: { suspend?
 
 export interface UninstallInventory {
   readonly controller: boolean;
+  /** Namespaces of other installs: the CRDs and their namespaces' custom objects stay. */
+  readonly otherInstalls: readonly string[];
   readonly customObjects: number;
   readonly installObjects: readonly ObjectRef[];
 }
@@ -93,5 +102,8 @@ export function describeInventory(inventory: UninstallInventory, namespace: stri
     ...(inventory.controller ? [`Deployment ${namespace}/${CONTROLLER_NAME} (the controller, deleted first)`] : []),
     ...(inventory.customObjects > 0 ? [`${inventory.customObjects} Kustomizations and OCIRepositories (suspended and released: what they applied stays)`] : []),
     ...inventory.installObjects.map((ref) => `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`),
+    ...(inventory.otherInstalls.length > 0
+      ? [`(kept: the CRDs and the Kustomizations and OCIRepositories outside ${namespace}, which Ferry in ${inventory.otherInstalls.join(", ")} uses)`]
+      : []),
   ];
 }

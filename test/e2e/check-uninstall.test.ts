@@ -72,10 +72,34 @@ describe("ferry check, version and uninstall", { skip: skipUnlessBuilt(...NEEDS)
     await waitUntil("the controller prunes podinfo", async () => !(await exists("deployment/podinfo", "-n", "control")), { timeoutMs: 30_000, intervalMs: 300 });
   });
 
+  /**
+   * A second install beside ferry-system (install --force), uninstalled again: only its own namespace and
+   * cluster-scoped RBAC go; ferry-system's bindings, the shared CRDs and the Kustomizations stay as they were.
+   */
+  const uninstallSecondInstall = async () => {
+    await ferryOk(["install", "--force", "--image=registry.example/ferry:test", "--namespace=ferry-second", kubeconfig, "--timeout=2m"]);
+    assert.ok(await exists("clusterrolebinding/ferry-controller-applier-ferry-second"));
+    const dryRun = await ferryOk(["uninstall", "-n", "ferry-second", "--dry-run", kubeconfig]);
+    assert.doesNotMatch(dryRun.stdout, /CustomResourceDefinition|-ferry-system\b|Kustomizations and OCIRepositories \(/, dryRun.stdout);
+    assert.match(dryRun.stdout, /ClusterRoleBinding ferry-controller-applier-ferry-second[\s\S]*\(kept: the CRDs .* Ferry in ferry-system uses\)/);
+    await ferryOk(["uninstall", "-n", "ferry-second", "--silent", kubeconfig, "--timeout=2m"]);
+    for (const gone of ["namespace/ferry-second", "clusterrolebinding/ferry-controller-applier-ferry-second", "clusterrole/ferry-view-ferry-second"]) {
+      assert.equal(await exists(gone), false, `${gone} is left after uninstalling ferry-second`);
+    }
+    for (const kept of ["clusterrolebinding/ferry-controller-applier-ferry-system", "clusterrolebinding/ferry-controller-ferry-system",
+      "clusterrole/ferry-view-ferry-system", "crd/kustomizations.kustomize.ferry.dev", "crd/ocirepositories.source.ferry.dev"]) {
+      assert.ok(await exists(kept), `uninstalling ferry-second deleted ${kept}`);
+    }
+    const podinfo = await bed.getJson(["kustomization", "podinfo", "-n", "default"]) as { metadata: { finalizers?: string[] }; spec: { suspend?: boolean } };
+    assert.notEqual(podinfo.spec.suspend, true, "uninstalling ferry-second suspended a Kustomization outside its namespace");
+    assert.ok((podinfo.metadata.finalizers ?? []).length > 0, "uninstalling ferry-second released a Kustomization outside its namespace");
+  };
+
   test("uninstall removes Ferry and keeps podinfo, although a controller still runs during it; a second run has nothing to do", async () => {
     await bed.cluster.kubectl(["create", "namespace", "apps"]);
     await bed.deliver("default", "podinfo", "apps/podinfo", { targetNamespace: "apps" });
     await ready("default", "podinfo");
+    await uninstallSecondInstall();
     const dryRun = await ferryOk(["uninstall", "--dry-run", kubeconfig]);
     assert.match(dryRun.stdout, /Deployment ferry-system\/ferry-controller[\s\S]*CustomResourceDefinition kustomizations\.kustomize\.ferry\.dev[\s\S]*Namespace ferry-system/);
     assert.ok(await exists("kustomization/podinfo", "-n", "default"), "--dry-run changed nothing");
@@ -88,7 +112,8 @@ describe("ferry check, version and uninstall", { skip: skipUnlessBuilt(...NEEDS)
     console.log(`ferry uninstall took ${seconds} s`);
     assert.match(uninstall.stderr, /ferry-controller deleted, its pods are gone[\s\S]*Kustomization default\/podinfo suspended, released and deleted[\s\S]*✔ uninstall finished/);
     for (const gone of ["crd/kustomizations.kustomize.ferry.dev", "crd/ocirepositories.source.ferry.dev", "namespace/ferry-system",
-      "clusterrole/ferry-controller", "clusterrole/ferry-view", "clusterrolebinding/ferry-controller", "clusterrolebinding/ferry-controller-applier"]) {
+      "clusterrole/ferry-controller-ferry-system", "clusterrole/ferry-view-ferry-system", "clusterrolebinding/ferry-controller-ferry-system",
+      "clusterrolebinding/ferry-controller-applier-ferry-system"]) {
       assert.equal(await exists(gone), false, `${gone} is left after uninstall (${seconds} s)`);
     }
     // The controller process outlived the release of its Kustomization: give it time to act, had it anything to do.

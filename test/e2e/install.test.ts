@@ -1,6 +1,7 @@
 // `ferry install` and `--export` against the test bed: the real apiserver takes every object, its Pod Security admission
 // (the namespace enforces "restricted") lets the controller's pod be created, and the Deployment becomes Available
-// on a kwok node; the multi-tenant install grants impersonation and nothing broader.
+// on a kwok node; the multi-tenant install grants impersonation and nothing broader. A second install in another
+// namespace is refused without --force, and with it each install keeps its own cluster-scoped bindings.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
@@ -47,17 +48,31 @@ describe("ferry install", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kub
     await cluster.kubectl(["wait", "--for=condition=Established", "crd/ocirepositories.source.ferry.dev", "crd/kustomizations.kustomize.ferry.dev", "--timeout=30s"]);
   });
 
-  test("ferry install applies the same objects, waits until the controller is Available, and a second run changes nothing", async () => {
-    const install = ["install", "--image=registry.example/ferry:test", "--namespace=ferry-direct", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=2m"];
+  test("a second install in another namespace is refused by name, and applies nothing", async () => {
+    const refused = await ferry(["install", "--image=registry.example/ferry:test", "--namespace=ferry-direct", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=2m"]);
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /Ferry is already installed in namespace ferry-system: .*pass --force to install anyway/);
+    assert.equal((await cluster.kubectl(["get", "namespace", "ferry-direct", "--ignore-not-found"])).trim(), "");
+  });
+
+  test("with --force, ferry install applies the same objects, waits until the controller is Available, and a second run changes nothing", async () => {
+    const install = ["install", "--force", "--image=registry.example/ferry:test", "--namespace=ferry-direct", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=2m"];
     const first = await ferryOk(install);
     assert.match(first.stderr, /Deployment\/ferry-direct\/ferry-controller created[\s\S]*✔ install finished/);
     assert.equal(await availableReplicas("ferry-direct"), 1);
     const second = await ferryOk(install);
     assert.doesNotMatch(second.stderr, / (created|configured)\n/, second.stderr);
+    // Each install's cluster-scoped bindings are its own: the second did not take the first one's rights away.
+    for (const namespace of ["ferry-system", "ferry-direct"]) {
+      assert.equal(await canI(namespace)("delete", "namespaces"), "yes", `${namespace}'s controller lost its applier binding`);
+      assert.equal(await canI(namespace)("watch", "kustomizations.kustomize.ferry.dev", "-A"), "yes", `${namespace}'s controller lost its rules`);
+    }
+    const subjects = JSON.parse(await cluster.kubectl(["get", "clusterrolebinding", "ferry-controller-applier-ferry-system", "-o", "jsonpath={.subjects}"]));
+    assert.deepEqual(subjects, [{ kind: "ServiceAccount", namespace: "ferry-system", name: "ferry-controller" }]);
   });
 
   test("--watch-all-namespaces=false: the controller reads Ferry's objects and Secrets in its own namespace only", async () => {
-    await ferryOk(["install", "--image=registry.example/ferry:test", "--namespace=ferry-scoped", "--watch-all-namespaces=false",
+    await ferryOk(["install", "--force", "--image=registry.example/ferry:test", "--namespace=ferry-scoped", "--watch-all-namespaces=false",
       "--log-level=debug", "--multi-tenant", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=2m"]);
     const can = canI("ferry-scoped");
     assert.equal(await can("get", "secrets", "-n", "ferry-scoped"), "yes");
@@ -82,7 +97,6 @@ describe("ferry install", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kub
     const exported = (await ferryOk(["install", "--export", "--multi-tenant", "--namespace=ferry-tenants", "--image=registry.example/ferry:test"])).stdout;
     assert.doesNotMatch(exported, /name: cluster-admin/);
     assert.match(exported, /--tenant-lockdown/);
-    await cluster.kubectl(["delete", "clusterrolebinding", "ferry-controller-applier", "--ignore-not-found"]);
     await cluster.kubectl(["apply", "--server-side", "--force-conflicts", "-f", "-"], { input: exported });
     const can = canI("ferry-tenants");
     assert.equal(await can("impersonate", "serviceaccounts"), "yes");

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import yaml from "js-yaml";
-import { APPLIER_BINDING, controllerRbac } from "../../src/api/rbac.ts";
+import { applierBinding, controllerRbac } from "../../src/api/rbac.ts";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { namespaceAdmin } from "../harness/tenants.ts";
 import { condition, DeliveryBed, type ObservedKustomization } from "../harness/delivery.ts";
@@ -197,7 +197,7 @@ describe("tenancy matrix under --tenant-lockdown", { skip: skipUnlessBuilt("etcd
 
   /** The controller keeps only the right to impersonate: it can apply nothing as itself. */
   const leastPrivilege = async () => {
-    await bed.cluster.kubectl(["delete", "clusterrolebinding", APPLIER_BINDING]);
+    await bed.cluster.kubectl(["delete", "clusterrolebinding", applierBinding("ferry-system")]);
     await bed.applyObjects(controllerRbac("ferry-system", "ferry-controller", { applier: "impersonation" }));
   };
 

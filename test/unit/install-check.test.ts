@@ -19,7 +19,7 @@ test("installing needs create and patch of every kind, and bind or all rules for
   const requirements = installRequirements(installManifests());
   const descriptions = requirements.map((requirement) => requirement.description);
   for (const expected of ["create customresourcedefinitions", "create namespaces", "create deployments in ferry-system", "create networkpolicies in ferry-system",
-    "bind ClusterRole cluster-admin (bind, or hold its rules)", "grant the rules of ClusterRole ferry-controller (escalate, or hold them)"]) {
+    "bind ClusterRole cluster-admin (bind, or hold its rules)", "grant the rules of ClusterRole ferry-controller-ferry-system (escalate, or hold them)"]) {
     assert.ok(descriptions.includes(expected), `${expected} not in ${descriptions.join(", ")}`);
   }
   const clusterAdmin = requirements.find((requirement) => requirement.description.startsWith("bind ClusterRole cluster-admin"));
@@ -92,10 +92,19 @@ test("uninstall deletes namespaced objects, then cluster RBAC, then CRDs, the na
   assert.ok(kinds.lastIndexOf("ClusterRole") < kinds.indexOf("CustomResourceDefinition"));
   const names = refs.map((ref) => `${ref.kind}/${ref.name}`);
   // Every variant of the install: the applier binding, the multi-tenant impersonator, the namespaced RoleBinding.
-  for (const name of ["ClusterRoleBinding/ferry-controller-applier", "ClusterRole/ferry-controller-impersonator", "RoleBinding/ferry-controller"]) {
+  for (const name of ["ClusterRoleBinding/ferry-controller-applier-ferry-system", "ClusterRole/ferry-controller-impersonator-ferry-system", "RoleBinding/ferry-controller"]) {
     assert.ok(names.includes(name), name);
   }
   assert.ok(!installObjects("ferry-system", { keepNamespace: true }).some((ref) => ref.kind === "Namespace"));
+});
+
+test("uninstalling one namespace's install names no cluster-scoped object of another's but the CRDs, and keepCrds keeps those", () => {
+  const clusterScoped = (namespace: string, options = {}) =>
+    installObjects(namespace, options).filter((ref) => ref.namespace === undefined && ref.kind !== "Namespace").map((ref) => `${ref.kind}/${ref.name}`);
+  const mine = clusterScoped("team-a");
+  const shared = clusterScoped("team-b").filter((name) => mine.includes(name));
+  assert.deepEqual(shared, CRD_NAMES.map((name) => `CustomResourceDefinition/${name}`));
+  assert.ok(!clusterScoped("team-a", { keepCrds: true }).some((name) => name.startsWith("CustomResourceDefinition/")));
 });
 
 test("the release patch suspends, drops only Ferry's finalizer, and carries the resourceVersion as a precondition", () => {
@@ -107,11 +116,14 @@ test("the release patch suspends, drops only Ferry's finalizer, and carries the 
 });
 
 test("an empty cluster has nothing to uninstall; a found install is listed for the confirmation", () => {
-  assert.equal(nothingToUninstall({ controller: false, customObjects: 0, installObjects: [] }), true);
-  const lines = describeInventory({ controller: true, customObjects: 2, installObjects: [{ apiVersion: "v1", kind: "Namespace", name: "ferry-system" }] }, "ferry-system");
+  assert.equal(nothingToUninstall({ controller: false, otherInstalls: [], customObjects: 0, installObjects: [] }), true);
+  const namespace = [{ apiVersion: "v1", kind: "Namespace", name: "ferry-system" }];
+  const lines = describeInventory({ controller: true, otherInstalls: [], customObjects: 2, installObjects: namespace }, "ferry-system");
   assert.deepEqual(lines, [
     "Deployment ferry-system/ferry-controller (the controller, deleted first)",
     "2 Kustomizations and OCIRepositories (suspended and released: what they applied stays)",
     "Namespace ferry-system",
   ]);
+  const beside = describeInventory({ controller: true, otherInstalls: ["ferry-b"], customObjects: 0, installObjects: namespace }, "ferry-system");
+  assert.equal(beside.at(-1), "(kept: the CRDs and the Kustomizations and OCIRepositories outside ferry-system, which Ferry in ferry-b uses)");
 });

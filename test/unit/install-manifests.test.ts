@@ -1,7 +1,7 @@
 // The install's objects: what the options change, and the restricted pod settings that must never be lost.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { installManifests } from "../../src/install/manifests.ts";
+import { installManifests, otherInstallNamespaces } from "../../src/install/manifests.ts";
 
 type Manifest = { kind: string; metadata: { name: string }; spec?: Record<string, unknown>; roleRef?: { name: string } };
 const kinds = (objects: object[]) => (objects as Manifest[]).map((object) => object.kind);
@@ -52,7 +52,7 @@ test("leases are granted by a Role in the controller's namespace only, never clu
 
 test("--watch-all-namespaces=false binds the controller's rules in its namespace only and passes the flag", () => {
   const objects = installManifests({ namespace: "ferry-x", watchAllNamespaces: false, logLevel: "debug" }) as Rbac[];
-  const bindings = objects.filter((object) => object.roleRef?.name === "ferry-controller");
+  const bindings = objects.filter((object) => object.roleRef?.name === "ferry-controller-ferry-x");
   assert.deepEqual(bindings.map((object) => [object.kind, object.metadata.namespace]), [["RoleBinding", "ferry-x"]]);
   const args = deploymentOf(objects).spec.template.spec.containers[0]?.args ?? [];
   assert.ok(args.includes("--watch-all-namespaces=false"));
@@ -64,4 +64,23 @@ test("every object carries the part-of and version labels uninstall and check lo
     assert.equal(object.metadata.labels?.["app.kubernetes.io/part-of"], "ferry");
     assert.match(object.metadata.labels?.["app.kubernetes.io/version"] ?? "", /^v\d+\.\d+\.\d+/);
   }
+});
+
+test("two installs in two namespaces share no cluster-scoped object but the CRDs: neither rebinds the other's account", () => {
+  type Scoped = { kind: string; metadata: { name: string; namespace?: string } };
+  const variants = [{}, { multiTenant: true }, { watchAllNamespaces: false }];
+  const rendered = (namespace: string) => variants.flatMap((variant) => installManifests({ namespace, ...variant }) as Scoped[]);
+  const clusterScoped = (namespace: string) => new Set(rendered(namespace)
+    .filter((object) => object.metadata.namespace === undefined && !["Namespace", "CustomResourceDefinition"].includes(object.kind))
+    .map((object) => `${object.kind}/${object.metadata.name}`));
+  const a = clusterScoped("team-a");
+  assert.ok(a.has("ClusterRoleBinding/ferry-controller-applier-team-a"), [...a].join(", "));
+  assert.deepEqual([...clusterScoped("team-b")].filter((name) => a.has(name)), []);
+});
+
+test("another install is a part-of=ferry Deployment in another namespace", () => {
+  const deployment = (namespace: string, partOf = "ferry") => ({ metadata: { namespace, labels: { "app.kubernetes.io/part-of": partOf } } });
+  const live = [deployment("ferry-system"), deployment("team-a"), deployment("team-a"), deployment("apps", "podinfo")];
+  assert.deepEqual(otherInstallNamespaces(live, "ferry-system"), ["team-a"]);
+  assert.deepEqual(otherInstallNamespaces([deployment("ferry-system")], "ferry-system"), []);
 });

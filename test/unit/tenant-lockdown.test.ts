@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
-import { APPLIER_BINDING, controllerRbac, IMPERSONATOR_ROLE, TENANT_VIEW_ROLE } from "../../src/api/rbac.ts";
+import { applierBinding, controllerRbac, impersonatorRole, tenantViewRole } from "../../src/api/rbac.ts";
 import type { KustomizationSpecType } from "../../src/api/kustomize.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { KustomizationFailure, refusalOf, substitutionVariables, Targets } from "../../src/reconcilers/kustomization-inputs.ts";
@@ -120,22 +120,23 @@ describe("lockdown RBAC", () => {
   const named = (kind: string, name: string) => objects.find((object) => object.kind === kind && object.metadata.name === name);
 
   test("a lockdown controller may impersonate ServiceAccounts and holds no cluster-admin", () => {
-    assert.equal(named("ClusterRoleBinding", APPLIER_BINDING), undefined);
+    assert.equal(named("ClusterRoleBinding", applierBinding("ferry-system")), undefined);
     assert.ok(!objects.some((object) => object.roleRef?.name === "cluster-admin"));
-    assert.deepEqual(named("ClusterRole", IMPERSONATOR_ROLE)?.rules, [{ apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] }]);
-    assert.equal(named("ClusterRoleBinding", IMPERSONATOR_ROLE)?.roleRef?.name, IMPERSONATOR_ROLE);
+    const impersonator = impersonatorRole("ferry-system");
+    assert.deepEqual(named("ClusterRole", impersonator)?.rules, [{ apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] }]);
+    assert.equal(named("ClusterRoleBinding", impersonator)?.roleRef?.name, impersonator);
   });
 
   test("tenants' namespace roles may read Ferry's objects, and nothing more", () => {
-    const view = named("ClusterRole", TENANT_VIEW_ROLE);
+    const view = named("ClusterRole", tenantViewRole("ferry-system"));
     for (const role of ["view", "edit", "admin"]) assert.equal(view?.metadata.labels?.[`rbac.authorization.k8s.io/aggregate-to-${role}`], "true");
     assert.deepEqual(view?.rules?.flatMap((rule) => rule.resources).sort(), ["kustomizations", "ocirepositories"]);
     assert.ok(view?.rules?.every((rule) => rule.verbs.every((verb) => ["get", "list", "watch"].includes(verb))));
   });
 
   test("the default keeps the cluster-admin binding and a sources-only deployment gets neither applier role", () => {
-    assert.ok((controllerRbac("ns", "sa") as Rbac[]).some((object) => object.metadata.name === APPLIER_BINDING));
+    assert.ok((controllerRbac("ns", "sa") as Rbac[]).some((object) => object.metadata.name === applierBinding("ns")));
     const sourcesOnly = controllerRbac("ns", "sa", { applier: false }) as Rbac[];
-    assert.ok(!sourcesOnly.some((object) => object.metadata.name === APPLIER_BINDING || object.metadata.name === IMPERSONATOR_ROLE));
+    assert.ok(!sourcesOnly.some((object) => object.metadata.name === applierBinding("ns") || object.metadata.name === impersonatorRole("ns")));
   });
 });
