@@ -100,13 +100,17 @@ export async function pushArtifactCommand(args: readonly string[]): Promise<void
         ...(values["ignore-paths"] ? { ignorePaths: values["ignore-paths"] } : {}),
         onProgress: ({ transferred, total }) => progress.update(transferred, total),
         signal,
+        ...(signing
+          ? {
+              beforeTag: async (manifest) => {
+                const { signArtifact } = await import("../../src/signing/sign.ts");
+                const format = signatureFormat ? { format: signatureFormat } : {};
+                await signArtifact(client, reference, { ...signing, subject: manifest, ...format });
+                status("✔", `artifact signed (${signatureFormat})`);
+              },
+            }
+          : {}),
       });
-      if (signing) {
-        const { signArtifact } = await import("../../src/signing/sign.ts");
-        const format = signatureFormat ? { format: signatureFormat } : {};
-        await signArtifact(client, reference, { ...signing, subject: pushed.manifest, ...format });
-        status("✔", `artifact signed (${signatureFormat})`);
-      }
       return pushed;
     });
     progress.done();

@@ -2,12 +2,11 @@
 // installs Ferry, and makes the controller reconcile that artifact, so that from then on pushing a new artifact
 // upgrades Ferry through the registry. Everything that can be refused is checked before anything changes: flags,
 // the signing key, the cluster, permissions and who is in charge, then the registry push, and only then the cluster.
-import { createHash, createPublicKey, type KeyObject } from "node:crypto";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
 import { artifactManifest } from "../../src/artifact/format.ts";
 import { artifactMetadata, pushArtifact } from "../../src/artifact/push.ts";
 import { buildTarball } from "../../src/artifact/tarball.ts";
@@ -17,17 +16,19 @@ import { computeHealth } from "../../src/health/kstatus.ts";
 import {
   BOOTSTRAP_NAME,
   type BootstrapOptions,
+  CLUSTER_CONFIG_NAME,
   CLUSTER_DIR,
   type ClusterState,
   componentFiles,
   REGISTRY_SECRET,
   REGISTRY_TLS_SECRET,
   selfManagedComponents,
+  syncDrift,
   syncObjects,
   takeoverConflict,
   VERIFY_KEY_SECRET,
 } from "../../src/install/bootstrap.ts";
-import { CONTROLLER_NAME, DEFAULT_NAMESPACE, VERSION_LABEL } from "../../src/install/manifests.ts";
+import { CONTROLLER_NAME, DEFAULT_NAMESPACE, PART_OF_LABEL, VERSION_LABEL } from "../../src/install/manifests.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import type { ManifestObject } from "../../src/kustomize/build.ts";
 import { KUSTOMIZATION } from "../../src/reconcilers/kustomization.ts";
@@ -35,15 +36,16 @@ import { OCI_REPOSITORY, REQUESTED_AT_ANNOTATION } from "../../src/reconcilers/o
 import { RegistryClient } from "../../src/registry/client.ts";
 import { parseCreds } from "../../src/registry/credentials.ts";
 import { NotFoundError } from "../../src/registry/errors.ts";
-import { sha256Digest } from "../../src/registry/oci.ts";
+import { type Descriptor, sha256Digest } from "../../src/registry/oci.ts";
 import { formatReference, parseReference, type Reference } from "../../src/registry/reference.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
 import { UsageError } from "../errors.ts";
 import { clientOptions, parse, parseDuration, REGISTRY_OPTIONS, SIGNING_OPTIONS } from "../flags.ts";
 import { kubeClient } from "../kube.ts";
 import { status } from "../output.ts";
+import { preflightFor } from "./check.ts";
 import { applyInstall, COMPONENT_OPTIONS, componentOptions } from "./install.ts";
-import type { signingFromFlags } from "./signing.ts";
+import { type signingFromFlags, trustFromFlags } from "./signing.ts";
 
 const BOOTSTRAP_OPTIONS = {
   ...REGISTRY_OPTIONS,
@@ -97,7 +99,7 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
     tag: reference.tag ?? "latest",
     install,
     insecure: values["insecure-registry"] ?? false,
-    interval: values.interval ?? "1m",
+    interval: checkedInterval(values.interval ?? "1m"),
     registryCredentials: values.creds !== undefined,
     registryTls: Object.keys(tlsFiles(values)).length > 0,
     ...(signing ? { verification: signing.verification } : {}),
@@ -105,23 +107,29 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   };
 
   const kube = kubeClient(values);
-  await checkCluster(kube, namespace);
+  const components = selfManagedComponents(install);
+  const desiredSync = syncObjects(options);
+  const stored = await secrets(values, options, namespace, signing?.publicKey);
+  await checkCluster(kube, [...components, ...desiredSync, ...stored]);
   const state = await readClusterState(kube, namespace);
-  const conflict = takeoverConflict(state, options.url);
-  if (conflict && !values.force) throw new TakeoverRefusedError(`${conflict}; pass --force to bootstrap it from ${options.url} anyway`);
+  const conflict = takeoverConflict(state, options);
+  if (conflict && !values.force) throw new TakeoverRefusedError(`${conflict}; pass --force to bootstrap anyway`);
 
   const { digest, pushed } = await pushBootstrapArtifact(values, reference, options, clusterConfig, signing);
   const applier = new Applier(kube);
   const firstInstall = state.controllerVersion === undefined || (values.force ?? false);
-  if (firstInstall) await applyInstall(applier, selfManagedComponents(install), namespace, timeoutMs);
+  if (firstInstall) await applyInstall(applier, components, namespace, timeoutMs);
   else status("►", `Ferry ${state.controllerVersion} is installed: the controller upgrades itself from the artifact`);
   // The sync objects are in the artifact, and the controller applies them with its own labels: the CLI applies them
-  // only to start, or to move Ferry to another registry or tag, or a re-run would undo the controller's apply.
-  const follows = state.repositoryUrl === options.url && state.repositoryTag === options.tag;
-  const stored = await secrets(values, options, namespace, signing?.publicKey);
-  const sync = [...stored, ...(firstInstall || !follows ? syncObjects(options) : [])];
-  await applier.apply(sync as ManifestObject[], { timeoutMs });
-  if (pushed) await requestReconcile(kube, namespace);
+  // only when the cluster's differ from what this bootstrap wants (a first install, a moved registry, new
+  // credentials or keys the controller needs before it can even pull the new artifact), or a re-run would undo the
+  // controller's apply.
+  const drift = firstInstall ? ["first install"] : syncDrift(desiredSync, await readSyncObjects(kube, namespace));
+  if (drift.length > 0 && !firstInstall) status("►", `updating the sync objects: ${drift.join(", ")}`);
+  const { changes } = await applier.apply([...stored, ...(drift.length > 0 ? desiredSync : [])] as ManifestObject[], { timeoutMs });
+  // A new artifact, or new credentials or keys for the same one: have the source pull and verify again now.
+  const changed = changes.some((change) => change.action === "created" || change.action === "configured");
+  if (pushed || changed) await requestReconcile(kube, namespace);
   await waitForSelfReconcile(kube, applier, namespace, digest, timeoutMs);
   status("✔", `bootstrap finished: Ferry v${FERRY_VERSION} reconciles itself from ${options.url}:${options.tag}`);
 }
@@ -131,6 +139,12 @@ function artifactReference(positionals: readonly string[]): Reference {
   const reference = parseReference(positionals[0] ?? "", { requireScheme: true });
   if (reference.digest) throw new UsageError("bootstrap pushes to a tag, not a digest: oci://registry/repository[:tag]");
   return reference;
+}
+
+/** Kept as the user wrote it, for the OCIRepository, once it is known to be a duration the controller accepts. */
+function checkedInterval(interval: string): string {
+  parseDuration(interval, "--interval");
+  return interval;
 }
 
 async function checkedDirectory(path: string): Promise<string> {
@@ -163,39 +177,47 @@ async function loadSigning(values: Values): Promise<Signing | undefined> {
   return { signing, verification: { identity: { subject, issuer } } };
 }
 
-/** The cluster answers, and the caller may create what an install creates. */
-async function checkCluster(kube: KubeClient, namespace: string): Promise<void> {
+/**
+ * The cluster answers, is new enough, and the caller may apply everything bootstrap applies (the same questions as
+ * `ferry check --pre`, asked about these objects).
+ */
+async function checkCluster(kube: KubeClient, objects: readonly object[]): Promise<void> {
   status("►", "connecting to the cluster");
-  const version = await kube.api(VersionApi).getCode().catch((error: Error) => {
-    throw new ClusterAccessError(`cannot reach the cluster: ${error.message}`, { cause: error });
+  const report = await preflightFor(kube, objects).catch((error: Error) => {
+    throw new ClusterAccessError(error.message.replace(/^cannot reach the Kubernetes API server/, "cannot reach the cluster"), { cause: error });
   });
-  status("✔", `connected to Kubernetes ${version.gitVersion}`);
-  const needed = [
-    { verb: "create", group: "apiextensions.k8s.io", resource: "customresourcedefinitions" },
-    { verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings" },
-    { verb: "bind", group: "rbac.authorization.k8s.io", resource: "clusterroles" },
-    { verb: "create", group: "", resource: "namespaces" },
-    { verb: "create", group: "apps", resource: "deployments", namespace },
-    { verb: "create", group: "", resource: "secrets", namespace },
-  ];
-  const authorization = kube.api(AuthorizationV1Api);
-  const refused: string[] = [];
-  for (const attributes of needed) {
-    const review = await authorization.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } });
-    if (!review.status?.allowed) refused.push(`${attributes.verb} ${attributes.resource}${attributes.group ? `.${attributes.group}` : ""}`);
-  }
-  if (refused.length > 0) throw new ClusterAccessError(`bootstrapping needs rights you do not have in this cluster: ${refused.join(", ")}`);
+  status("✔", `connected to Kubernetes ${report.kubernetesVersion}`);
+  const failed = report.checks.filter((check) => !check.ok);
+  const version = failed.find((check) => check.name !== "permission");
+  if (version) throw new ClusterAccessError(version.message);
+  const rights = failed.map((check) => check.message.replace(/^cannot /, ""));
+  if (rights.length > 0) throw new ClusterAccessError(`bootstrapping needs rights you do not have in this cluster: ${rights.join("; ")}`);
 }
 
 async function readClusterState(kube: KubeClient, namespace: string): Promise<ClusterState> {
   const repository = await kube.get<{ spec: { url: string; ref?: { tag?: string } } }>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
+  const clusterConfig = await kube.get(KUSTOMIZATION, namespace, CLUSTER_CONFIG_NAME);
   const deployment = await new Applier(kube).read(controllerRef(namespace)) as
     { metadata: { labels?: Record<string, string> } } | undefined;
   const version = deployment?.metadata.labels?.[VERSION_LABEL] ?? (deployment ? "unknown" : undefined);
   return {
     ...(repository ? { repositoryUrl: repository.spec.url, repositoryTag: repository.spec.ref?.tag ?? "latest" } : {}),
     ...(version ? { controllerVersion: version } : {}),
+    clusterConfig: clusterConfig !== undefined,
   };
+}
+
+type LiveSyncObject = Parameters<typeof syncDrift>[1] extends ReadonlyMap<string, infer V> ? V : never;
+
+/** The sync objects as they are in the cluster, keyed as syncDrift() expects. */
+async function readSyncObjects(kube: KubeClient, namespace: string): Promise<Map<string, LiveSyncObject>> {
+  const read = async (type: typeof OCI_REPOSITORY | typeof KUSTOMIZATION, kind: string, name: string) =>
+    [`${kind}/${name}`, await kube.get<NonNullable<LiveSyncObject>>(type, namespace, name)] as const;
+  return new Map(await Promise.all([
+    read(OCI_REPOSITORY, "OCIRepository", BOOTSTRAP_NAME),
+    read(KUSTOMIZATION, "Kustomization", BOOTSTRAP_NAME),
+    read(KUSTOMIZATION, "Kustomization", CLUSTER_CONFIG_NAME),
+  ]));
 }
 
 /** Writes the artifact's files into a new directory: Ferry's own under ferry-system/, the user's under cluster/. */
@@ -209,13 +231,14 @@ async function artifactDirectory(options: BootstrapOptions, clusterConfig: strin
   return dir;
 }
 
-/** A revision naming the content, so the same files give the same artifact digest and a re-run pushes nothing. */
+/**
+ * A revision naming the content as packed (so files the packer leaves out, such as .git, do not count): the same
+ * files give the same artifact digest and a re-run pushes nothing.
+ */
 async function contentRevision(dir: string): Promise<string> {
-  const hash = createHash("sha256");
-  const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
-  const paths = files.map((entry) => relative(dir, join(entry.parentPath, entry.name))).sort();
-  for (const path of paths) hash.update(`${path}\0`).update(await readFile(join(dir, path))).update("\0");
-  return `v${FERRY_VERSION}@sha256:${hash.digest("hex")}`;
+  const tarball = await buildTarball(dir);
+  await tarball.dispose();
+  return `v${FERRY_VERSION}@${tarball.digest}`;
 }
 
 async function pushBootstrapArtifact(
@@ -233,20 +256,47 @@ async function pushBootstrapArtifact(
     const digest = await localDigest(dir, request);
     if ((await currentDigest(client, target)) === digest) {
       status("✔", `${formatReference(target)} already holds these manifests (${digest})`);
+      if (signing?.signing) await ensureSigned(client, { ...target, digest }, signing);
       return { digest, pushed: false };
     }
     status("►", `pushing Ferry v${FERRY_VERSION} manifests to ${formatReference(target)}`);
-    const pushed = await pushArtifact(client, target, request);
-    if (signing?.signing) {
-      const { signArtifact } = await import("../../src/signing/sign.ts");
-      await signArtifact(client, target, { ...signing.signing, subject: pushed.manifest, format: "bundle" });
-      status("✔", "artifact signed");
-    }
+    // Signed before it is tagged: the controller follows the tag and verifies, and must never find it unsigned.
+    const sign = signing?.signing ? { beforeTag: (manifest: Descriptor) => signWith(client, target, signing, manifest) } : {};
+    const pushed = await pushArtifact(client, target, { ...request, ...sign });
     status("✔", `pushed ${pushed.digest}`);
     return { digest: pushed.digest, pushed: true };
   } finally {
     await client.close();
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function signWith(client: RegistryClient, target: Reference, signing: Signing, manifest: Descriptor): Promise<void> {
+  const { signArtifact } = await import("../../src/signing/sign.ts");
+  await signArtifact(client, target, { ...signing.signing, subject: manifest, format: "bundle" });
+  status("✔", "artifact signed");
+}
+
+/**
+ * A re-run with --sign over an artifact that is already there: an earlier run may have pushed it unsigned, or been
+ * cut off between push and signature. Sign it unless a signature this bootstrap's key or identity accepts is there.
+ */
+async function ensureSigned(client: RegistryClient, reference: Reference, signing: Signing): Promise<void> {
+  const subject = await client.resolve(reference);
+  const { verifyArtifact } = await import("../../src/signing/verify.ts");
+  const { VerificationError } = await import("../../src/signing/errors.ts");
+  const trust = signing.publicKey
+    ? { publicKeys: [signing.publicKey] }
+    : await trustFromFlags({
+        "certificate-identity-regexp": signing.verification.identity?.subject,
+        "certificate-oidc-issuer-regexp": signing.verification.identity?.issuer,
+      });
+  try {
+    await verifyArtifact(client, reference, { ...trust, subject });
+    status("✔", "artifact already signed");
+  } catch (error) {
+    if (!(error instanceof VerificationError)) throw error;
+    await signWith(client, reference, signing, subject);
   }
 }
 
@@ -278,7 +328,8 @@ const secret = (name: string, namespace: string, data: Record<string, string | B
   apiVersion: "v1",
   kind: "Secret",
   ...(type ? { type } : {}),
-  metadata: { name, namespace },
+  // Labelled like the install, so `ferry uninstall` removes them with it.
+  metadata: { name, namespace, labels: { [PART_OF_LABEL]: "ferry" } },
   data: Object.fromEntries(Object.entries(data).map(([key, value]) => [key, Buffer.from(value).toString("base64")])),
 });
 
@@ -324,11 +375,16 @@ async function waitForSelfReconcile(kube: KubeClient, applier: Applier, namespac
     const applied = kustomization?.status?.lastAppliedRevision?.endsWith(digest) ?? false;
     const deployment = computeHealth(await applier.read(controllerRef(namespace)));
     if (applied && ready?.status === "True" && deployment.status === "Current") break;
-    const lastApplied = kustomization?.status?.lastAppliedRevision ?? "nothing";
-    const problem = !applied
-      ? `Kustomization ${namespace}/${BOOTSTRAP_NAME} has applied ${lastApplied} (${ready?.message ?? "no Ready condition"})`
-      : `the controller Deployment is ${deployment.status}: ${deployment.message}`;
-    if (Date.now() > deadline) throw new SelfUpgradeTimeoutError(`the controller has not applied ${digest} in time: ${problem}`);
+    if (Date.now() > deadline) {
+      const lastApplied = kustomization?.status?.lastAppliedRevision ?? "nothing";
+      const source = await kube.get<ObservedKustomization>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
+      const sourceReady = source?.status?.conditions?.find((condition) => condition.type === "Ready");
+      const problem = !applied
+        ? `Kustomization ${namespace}/${BOOTSTRAP_NAME} has applied ${lastApplied} (${ready?.message ?? "no Ready condition"}); `
+        + `OCIRepository ${namespace}/${BOOTSTRAP_NAME}: ${sourceReady?.message ?? "no Ready condition"}`
+        : `the controller Deployment is ${deployment.status}: ${deployment.message}`;
+      throw new SelfUpgradeTimeoutError(`the controller has not applied ${digest} in time: ${problem}`);
+    }
     await sleep(1_000);
   }
   status("✔", `Kustomization ${namespace}/${BOOTSTRAP_NAME} applied ${digest}; controller Available`);

@@ -53,8 +53,13 @@ async function reviewAccess(kube: KubeClient, questions: readonly AccessAttribut
  * authorizers (as on managed clusters), and an access review asks the authorizer the question the install will.
  */
 async function preflight(kube: KubeClient, namespace: string, multiTenant: boolean): Promise<PreflightReport> {
+  return preflightFor(kube, installManifests({ namespace, multiTenant }));
+}
+
+/** Whether the cluster is new enough and the caller may apply `objects` as an install does; shared with bootstrap. */
+export async function preflightFor(kube: KubeClient, objects: readonly object[]): Promise<PreflightReport> {
   const kubernetesVersion = await serverVersion(kube);
-  const requirements = installRequirements(installManifests({ namespace, multiTenant }));
+  const requirements = installRequirements(objects);
   const allowed = await reviewAccess(kube, accessQuestions(requirements));
   const checks = [checkKubernetesVersion(kubernetesVersion), ...evaluatePermissions(requirements, allowed)];
   return { ok: checks.every((check) => check.ok), kubernetesVersion, checks };

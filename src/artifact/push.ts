@@ -1,5 +1,7 @@
 // Pushing an artifact: build the layer, upload config and layer (skipping what the registry has), then the
-// manifest under its tag. The manifest goes last, so a failed push never leaves a tag pointing at missing blobs.
+// manifest under its tag. The manifest goes last, so a failed push never leaves a tag pointing at missing blobs;
+// with a signer, the manifest goes up by digest and is signed before it is tagged, so a consumer that follows the
+// tag and verifies never sees the new artifact unsigned.
 import { blobFromBuffer, blobFromFile, type ProgressCallback, type RegistryClient } from "../registry/client.ts";
 import { OCI_MANIFEST } from "../registry/oci.ts";
 import { type Reference, withDigest } from "../registry/reference.ts";
@@ -15,6 +17,8 @@ export interface PushRequest extends BuildOptions {
   readonly reproducible?: boolean;
   readonly onProgress?: (event: { phase: "layer"; transferred: number; total: number }) => void;
   readonly signal?: AbortSignal;
+  /** Runs after the manifest is pushed by digest and before the tag moves to it: signing goes here. */
+  readonly beforeTag?: (manifest: PushResult["manifest"]) => Promise<void>;
 }
 
 export interface PushResult {
@@ -49,7 +53,12 @@ export async function pushArtifact(client: RegistryClient, reference: Reference,
       client.pushBlob(registry, repository, built.configDigest, blobFromBuffer(built.config), signal),
     ]);
     const target = reference.tag !== undefined ? reference : { ...reference, tag: "latest" };
-    const digest = await client.pushManifest(target, built.manifest, OCI_MANIFEST, request.signal);
+    let digest: string;
+    if (request.beforeTag) {
+      digest = await client.pushManifest({ registry, repository }, built.manifest, OCI_MANIFEST, request.signal);
+      await request.beforeTag({ mediaType: OCI_MANIFEST, digest, size: built.manifest.length });
+    }
+    digest = await client.pushManifest(target, built.manifest, OCI_MANIFEST, request.signal);
     return {
       reference: { ...withDigest(reference, digest), tag: target.tag ?? "latest" },
       digest,

@@ -90,7 +90,9 @@ export function syncObjects(options: BootstrapOptions): object[] {
   });
   return [
     repository,
-    kustomization(BOOTSTRAP_NAME, `./${COMPONENTS_DIR}`),
+    // Orphan: deleting this Kustomization must not delete the controller's own RBAC and Deployment while the
+    // controller is still finalizing it, which would leave it stuck, and the cluster without Ferry.
+    kustomization(BOOTSTRAP_NAME, `./${COMPONENTS_DIR}`, { deletionPolicy: "Orphan" }),
     ...(options.clusterConfig ? [kustomization(CLUSTER_CONFIG_NAME, `./${CLUSTER_DIR}`, { dependsOn: [{ name: BOOTSTRAP_NAME }] })] : []),
   ];
 }
@@ -113,19 +115,71 @@ export interface ClusterState {
   readonly repositoryTag?: string;
   /** The version label of the controller Deployment, when Ferry is installed. */
   readonly controllerVersion?: string;
+  /** A cluster-config Kustomization exists: an earlier bootstrap delivered a --path. */
+  readonly clusterConfig?: boolean;
 }
 
 /**
- * Why bootstrapping would take the cluster away from what is in charge of it (another registry, a newer Ferry),
- * or undefined when it may go ahead: a first install, a re-run, or an upgrade.
+ * Why bootstrapping would take the cluster away from what is in charge of it (another registry or tag, a newer
+ * Ferry) or delete what an earlier bootstrap delivered, or undefined when it may go ahead: a first install, a
+ * re-run, or an upgrade.
  */
-export function takeoverConflict(state: ClusterState, url: string): string | undefined {
-  if (state.repositoryUrl !== undefined && state.repositoryUrl !== url) {
-    return `Ferry in this cluster follows ${state.repositoryUrl}, not ${url}`;
+export function takeoverConflict(state: ClusterState, options: Pick<BootstrapOptions, "url" | "tag" | "clusterConfig">): string | undefined {
+  if (state.repositoryUrl !== undefined && state.repositoryUrl !== options.url) {
+    return `Ferry in this cluster follows ${state.repositoryUrl}, not ${options.url}`;
+  }
+  if (state.repositoryTag !== undefined && state.repositoryTag !== options.tag) {
+    return `Ferry in this cluster follows the tag ${state.repositoryTag}, not ${options.tag}`;
   }
   const installed = semver.valid(state.controllerVersion?.replace(/^v/, "") ?? "");
   if (installed && semver.gt(installed, FERRY_VERSION)) {
     return `the cluster runs Ferry v${installed}, newer than this CLI's v${FERRY_VERSION}`;
   }
+  if (state.clusterConfig && !options.clusterConfig) {
+    // The new artifact would not hold the Kustomization, so the controller would prune it and, with it, every
+    // object it applied: the user's workloads.
+    return `the Kustomization ${CLUSTER_CONFIG_NAME} delivers the --path of an earlier bootstrap, and without --path it and everything it applied would be pruned`;
+  }
   return undefined;
+}
+
+interface SpecObject {
+  readonly kind: string;
+  readonly metadata: { readonly name: string };
+  readonly spec?: Readonly<Record<string, unknown>>;
+}
+
+/** Fields bootstrap sets only sometimes: when the live object has one the desired lacks, it must be removed. */
+const OPTIONAL_SYNC_FIELDS = ["insecure", "secretRef", "certSecretRef", "verify", "dependsOn", "deletionPolicy"];
+
+const canonical = (value: unknown): string =>
+  value === undefined || value === false
+    ? ""
+    : Array.isArray(value)
+      ? `[${value.map(canonical).join(",")}]`
+      : typeof value === "object" && value !== null
+        ? `{${Object.keys(value).sort().map((key) => `${key}:${canonical((value as Record<string, unknown>)[key])}`).join(",")}}`
+        : JSON.stringify(value);
+
+/**
+ * How the live sync objects differ from what bootstrap wants (missing, or a field it sets with another value), one
+ * line each; empty when they match. Only bootstrap's own fields count, so the controller's status and the
+ * apiserver's defaults are not differences. `live` is keyed by `kind/name`.
+ */
+export function syncDrift(desired: readonly object[], live: ReadonlyMap<string, SpecObject | undefined>): string[] {
+  const drift: string[] = [];
+  for (const object of desired as readonly SpecObject[]) {
+    const key = `${object.kind}/${object.metadata.name}`;
+    const current = live.get(key);
+    if (!current) {
+      drift.push(`${key} is missing`);
+      continue;
+    }
+    const wanted = object.spec ?? {};
+    const fields = new Set([...Object.keys(wanted), ...OPTIONAL_SYNC_FIELDS]);
+    for (const field of fields) {
+      if (canonical(wanted[field]) !== canonical(current.spec?.[field])) drift.push(`${key} spec.${field} differs`);
+    }
+  }
+  return drift;
 }

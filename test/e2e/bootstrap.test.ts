@@ -67,6 +67,7 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     const result = await ferryOk(bootstrap, { cwd: dir, env: PASSWORD });
     assert.match(result.stderr, /artifact signed[\s\S]*Deployment\/ferry-system\/ferry-controller created[\s\S]*bootstrap finished/);
     const digest = /applied (sha256:[0-9a-f]{64})/.exec(result.stderr)?.[1] ?? "";
+    assert.notEqual(digest, "", result.stderr);
     const self = await get("kustomization", "ferry-system");
     assert.ok(self.status?.lastAppliedRevision?.endsWith(digest), JSON.stringify(self.status));
     const source = await get("ocirepository", "ferry-system");
@@ -85,7 +86,8 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     const before = { tags: await tagDigest("fleet/ferry"), deployment: await get("deployment", "ferry-controller"), source: await get("ocirepository", "ferry-system") };
     const result = await ferryOk(bootstrap, { cwd: dir, env: PASSWORD });
     assert.match(result.stderr, /already holds these manifests/);
-    assert.doesNotMatch(result.stderr, /pushing|signed| created\n| configured\n/);
+    assert.doesNotMatch(result.stderr, /pushing|artifact signed| created\n| configured\n/);
+    assert.match(result.stderr, /artifact already signed/);
     assert.equal(await tagDigest("fleet/ferry"), before.tags);
     assert.equal((await get("deployment", "ferry-controller")).metadata.generation, before.deployment.metadata.generation);
     // Status writes by the controller aside, the source is as it was: same spec, no new reconcile request.
@@ -104,7 +106,51 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     assert.ok(deployment.spec.template.spec.containers[0]?.args.includes("--log-level=debug"));
     assert.ok(deployment.metadata.generation > previous.metadata.generation);
     const digest = /applied (sha256:[0-9a-f]{64})/.exec(result.stderr)?.[1] ?? "";
+    assert.notEqual(digest, "", result.stderr);
     assert.ok((await get("kustomization", "ferry-system")).status?.lastAppliedRevision?.endsWith(digest));
+  });
+
+  test("re-running without --path is refused: the controller would prune cluster-config and the workloads it applied", async () => {
+    const withoutPath = bootstrap.filter((flag) => !flag.startsWith("--path="));
+    const before = await tagDigest("fleet/ferry");
+    const refused = await ferry([...withoutPath, "--log-level=debug"], { cwd: dir, env: PASSWORD });
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /cluster-config delivers the --path of an earlier bootstrap.*would be pruned; pass --force/);
+    assert.equal(await tagDigest("fleet/ferry"), before, "nothing was pushed");
+    await cluster.kubectl(["get", "deployment", "podinfo", "-n", "podinfo"]);
+  });
+
+  test("dropping --sign reaches the source before the unsigned artifact does: the CLI re-applies sync objects that differ", async () => {
+    // Before the fix the CLI applied the sync objects only when the url or tag changed: the source kept asking for
+    // a signature, and the controller never applied the unsigned artifact that would have removed the requirement.
+    const unsigned = bootstrap.filter((flag) => flag !== "--sign" && !flag.startsWith("--key="));
+    const result = await ferryOk([...unsigned, "--log-level=debug"], { cwd: dir });
+    assert.match(result.stderr, /updating the sync objects: OCIRepository\/ferry-system spec\.verify differs/);
+    const source = await get("ocirepository", "ferry-system");
+    assert.equal(source.spec.verify, undefined);
+    const digest = /applied (sha256:[0-9a-f]{64})/.exec(result.stderr)?.[1] ?? "";
+    assert.ok(source.status?.conditions?.some((condition) => condition.type === "Ready" && condition.status === "True" && condition.message?.includes(digest)),
+      JSON.stringify(source.status));
+  });
+
+  test("signing again with another key: the same artifact is signed with it before the controller is told to verify with it", async () => {
+    await ferryOk(["keygen", "--output-key-prefix=rotated"], { cwd: dir, env: PASSWORD });
+    const signed = await ferryOk([...bootstrap, "--log-level=debug"], { cwd: dir, env: PASSWORD });
+    assert.match(signed.stderr, /pushed sha256|already signed/);
+    const rotated = await ferryOk([...bootstrap.map((flag) => (flag === "--key=bootstrap.key" ? "--key=rotated.key" : flag)), "--log-level=debug"], { cwd: dir, env: PASSWORD });
+    assert.match(rotated.stderr, /already holds these manifests[\s\S]*artifact signed/, "the artifact did not change, but had no signature by the new key");
+    const digest = /already holds these manifests \((sha256:[0-9a-f]{64})\)/.exec(rotated.stderr)?.[1] ?? "";
+    assert.notEqual(digest, "", rotated.stderr);
+    const verified = await ferryOk(["verify", "artifact", `${url}@${digest}`, "--key=rotated.pub", "--insecure-registry"], { cwd: dir });
+    const fingerprint = /signed by key (\S+)/.exec(verified.stderr)?.[1] ?? "";
+    assert.notEqual(fingerprint, "", verified.stderr);
+    // The Secret changed, so bootstrap asked the source to verify again now rather than at its next interval.
+    await waitUntil("the source verified with the rotated key", async () => {
+      const condition = (await get("ocirepository", "ferry-system")).status?.conditions?.find((c) => c.type === "SourceVerified");
+      return condition?.status === "True" && (condition.message ?? "").includes(fingerprint);
+    }, { timeoutMs: 30_000, intervalMs: 500, process: controller });
+    const again = await ferryOk([...bootstrap.map((flag) => (flag === "--key=bootstrap.key" ? "--key=rotated.key" : flag)), "--log-level=debug"], { cwd: dir, env: PASSWORD });
+    assert.match(again.stderr, /artifact already signed/);
   });
 
   test("a cluster that follows another registry is refused without --force, before anything is pushed or applied", async () => {
@@ -136,6 +182,18 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     }
   });
 
+  test("deleting the ferry-system Kustomization leaves Ferry running; bootstrap --force brings it back", async () => {
+    // With MirrorPrune the controller, finalizing it, deleted its own RBAC and Deployment and was left stuck.
+    await cluster.kubectl(["delete", "kustomization", "ferry-system", "-n", "ferry-system", "--timeout=60s"]);
+    await cluster.kubectl(["get", "deployment", "ferry-controller", "-n", "ferry-system"]);
+    const rbac = await cluster.kubectl(["get", "clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/part-of=ferry", "-o", "name"]);
+    assert.match(rbac, /clusterrole\.rbac[\s\S]*clusterrolebinding\.rbac/, "the controller's cluster-wide RBAC is still there");
+    await cluster.kubectl(["get", "deployment", "podinfo", "-n", "podinfo"]);
+    const restored = await ferryOk([...bootstrap, "--force"], { cwd: dir, env: PASSWORD });
+    assert.match(restored.stderr, /bootstrap finished/);
+    assert.equal((await get("kustomization", "ferry-system")).spec.deletionPolicy, "Orphan");
+  });
+
   test("bad input stops bootstrap with a named error and leaves nothing behind", async () => {
     const fresh = (repository: string, ...flags: string[]) =>
       ["bootstrap", `oci://${registry.host}/${repository}`, "--insecure-registry", "-n", "ferry-fresh", ...flags];
@@ -154,11 +212,11 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     const viewer = await cluster.serviceAccountKubeconfig("default", "viewer");
     const noRights = await ferry([...fresh("bad/rights"), `--kubeconfig=${viewer}`], { cwd: dir });
     assert.equal(noRights.status, 1);
-    assert.match(noRights.stderr, /needs rights you do not have in this cluster: create customresourcedefinitions/);
+    assert.match(noRights.stderr, /needs rights you do not have in this cluster: create namespaces; create customresourcedefinitions;.*bind ClusterRole cluster-admin/);
 
     const closed = await ferry(["bootstrap", "oci://127.0.0.1:1/bad/registry", "--insecure-registry", "-n", "ferry-fresh", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=20s"], { cwd: dir });
     assert.equal(closed.status, 1);
-    assert.match(closed.stderr, /127\.0\.0\.1:1/);
+    assert.match(closed.stderr, /127\.0\.0\.1:1.*(ECONNREFUSED|connect|refused)/i);
 
     for (const repository of ["bad/key", "bad/cluster", "bad/rights"]) assert.doesNotMatch(await tagDigest(repository), /sha256/);
     assert.equal(await namespaceCreated(), false, "no failed bootstrap created anything in the cluster");

@@ -1,7 +1,7 @@
 // What bootstrap renders and when it refuses to take a cluster over.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type BootstrapOptions, componentFiles, selfManagedComponents, syncObjects, takeoverConflict } from "../../src/install/bootstrap.ts";
+import { type BootstrapOptions, componentFiles, selfManagedComponents, syncDrift, syncObjects, takeoverConflict } from "../../src/install/bootstrap.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
 
 const options: BootstrapOptions = {
@@ -42,10 +42,37 @@ test("the artifact's files are the same for the same options: a re-run pushes no
   assert.deepEqual([...componentFiles(options).keys()], ["ferry-system/ferry-components.yaml", "ferry-system/ferry-sync.yaml", "ferry-system/kustomization.yaml"]);
 });
 
-test("takeover: a first install, a re-run and an upgrade go ahead; another registry or a newer Ferry are refused", () => {
-  assert.equal(takeoverConflict({}, options.url), undefined);
-  assert.equal(takeoverConflict({ repositoryUrl: options.url, controllerVersion: `v${FERRY_VERSION}` }, options.url), undefined);
-  assert.equal(takeoverConflict({ controllerVersion: "v0.0.0-alpha" }, options.url), undefined);
-  assert.match(takeoverConflict({ repositoryUrl: "oci://other/repo" }, options.url) ?? "", /follows oci:\/\/other\/repo, not oci:\/\/registry\.example/);
-  assert.match(takeoverConflict({ controllerVersion: "v99.1.0" }, options.url) ?? "", /runs Ferry v99\.1\.0, newer than this CLI's/);
+test("takeover: a first install, a re-run and an upgrade go ahead; another registry or tag, a newer Ferry, or dropping --path are refused", () => {
+  assert.equal(takeoverConflict({}, options), undefined);
+  assert.equal(takeoverConflict({ repositoryUrl: options.url, repositoryTag: "latest", controllerVersion: `v${FERRY_VERSION}`, clusterConfig: true }, options), undefined);
+  assert.equal(takeoverConflict({ controllerVersion: "v0.0.0-alpha" }, options), undefined);
+  assert.match(takeoverConflict({ repositoryUrl: "oci://other/repo" }, options) ?? "", /follows oci:\/\/other\/repo, not oci:\/\/registry\.example/);
+  assert.match(takeoverConflict({ repositoryUrl: options.url, repositoryTag: "prod" }, options) ?? "", /follows the tag prod, not latest/);
+  assert.match(takeoverConflict({ controllerVersion: "v99.1.0" }, options) ?? "", /runs Ferry v99\.1\.0, newer than this CLI's/);
+  assert.match(takeoverConflict({ clusterConfig: true }, { ...options, clusterConfig: false }) ?? "", /cluster-config.*would be pruned/);
+  assert.equal(takeoverConflict({ clusterConfig: false }, { ...options, clusterConfig: true }), undefined, "adding a --path later is fine");
+});
+
+test("deleting the ferry-system Kustomization orphans what it applied: the controller must not delete its own RBAC while finalizing it", () => {
+  const self = syncObjects(options)[1] as { metadata: { name: string }; spec: Record<string, unknown> };
+  assert.equal(self.metadata.name, "ferry-system");
+  assert.equal(self.spec.deletionPolicy, "Orphan");
+  const config = syncObjects(options)[2] as { spec: Record<string, unknown> };
+  assert.equal(config.spec.deletionPolicy, undefined, "the user's cluster config is pruned as usual when deleted");
+});
+
+test("sync drift: only bootstrap's own fields count; a removed secretRef or a changed verification is a difference", () => {
+  type Live = { kind: string; metadata: { name: string }; spec?: Record<string, unknown> };
+  const desired = syncObjects(options) as Live[];
+  const live = (objects: Live[]) => new Map(objects.map((object) => [`${object.kind}/${object.metadata.name}`, object]));
+  // The apiserver's and the controller's additions (defaults, status, suspend) are not differences.
+  const asApplied = desired.map((object) => ({ ...object, spec: { ...object.spec, timeout: "60s", suspend: false }, status: { ready: true } }));
+  assert.deepEqual(syncDrift(desired, live(asApplied)), []);
+  assert.deepEqual(syncDrift(desired, live(asApplied.slice(0, 2))), ["Kustomization/cluster-config is missing"]);
+  const withoutCredentials = syncObjects({ ...options, registryCredentials: false });
+  assert.deepEqual(syncDrift(withoutCredentials, live(asApplied)).filter((line) => line.startsWith("OCIRepository")), ["OCIRepository/ferry-system spec.secretRef differs"]);
+  const keyless = syncObjects({ ...options, verification: { identity: { subject: "^ci$", issuer: "^https://issuer$" } } });
+  assert.deepEqual(syncDrift(keyless, live(asApplied)), ["OCIRepository/ferry-system spec.verify differs"]);
+  const insecureFalse = asApplied.map((object) => (object.kind === "OCIRepository" ? { ...object, spec: { ...object.spec, insecure: false } } : object));
+  assert.deepEqual(syncDrift(desired, live(insecureFalse)), [], "insecure: false is the same as no insecure");
 });
