@@ -1,7 +1,8 @@
 // Builds every test-bed peer from its pinned Go module into the cache (see paths.ts), skipping what is built.
 // Usage: node test/testbed/build.ts [--only name,name] [--quiet]
 import { spawn } from "node:child_process";
-import { chmod, cp, mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -117,6 +118,34 @@ function describe(peer: Peer): string {
   return `${peer.module} (${Object.keys(peer.binaries).join(", ")})`;
 }
 
+/**
+ * A peer with the same pin hash already built in another test-bed directory (the directory is named by the hash of
+ * all pins, so adding one peer names a new one): copying its binaries and shared files takes seconds where
+ * building kube-apiserver and friends again takes many minutes.
+ */
+async function reusePeer(peer: Peer): Promise<boolean> {
+  const cacheRoot = dirname(testbedDir());
+  const hash = peerPinHash(peer);
+  for (const sibling of await readdir(cacheRoot).catch(() => [])) {
+    const dir = join(cacheRoot, sibling);
+    if (dir === testbedDir()) continue;
+    const stamp = await readFile(join(dir, "stamps", peer.module), "utf8").catch(() => "");
+    if (stamp.trim() !== hash) continue;
+    const binaries = Object.keys(peer.binaries).map((name) => join(dir, "bin", name));
+    if (!binaries.every((binary) => existsSync(binary))) continue;
+    const shared = isCopiedModulePeer(peer) ? [] : Object.values(peer.share ?? {}).flatMap((files) => Object.keys(files));
+    if (!shared.every((dest) => existsSync(join(dir, "share", dest)))) continue;
+    for (const name of Object.keys(peer.binaries)) await cp(join(dir, "bin", name), join(binDir(), name), { preserveTimestamps: true });
+    for (const dest of shared) {
+      await mkdir(dirname(join(shareDir(), dest)), { recursive: true });
+      await cp(join(dir, "share", dest), join(shareDir(), dest), { recursive: true });
+    }
+    log(`  reused ${peer.module} from ${dir}`);
+    return true;
+  }
+  return false;
+}
+
 async function buildPeer(peer: Peer): Promise<number> {
   const started = Date.now();
   const heartbeat = setInterval(() => {
@@ -124,7 +153,9 @@ async function buildPeer(peer: Peer): Promise<number> {
   }, 30_000);
   try {
     await rm(stampPath(peer), { force: true });
-    if (isCopiedModulePeer(peer)) await buildCopiedModulePeer(peer);
+    if (await reusePeer(peer)) {
+      // Copied as built: the stamp below records the same pin hash.
+    } else if (isCopiedModulePeer(peer)) await buildCopiedModulePeer(peer);
     else await buildModulePeer(peer);
     await mkdir(dirname(stampPath(peer)), { recursive: true });
     await writeFile(stampPath(peer), `${peerPinHash(peer)}\n`);
