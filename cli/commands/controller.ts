@@ -3,7 +3,7 @@
 import { resolve } from "node:path";
 import { ArtifactCache } from "../../src/artifact/cache.ts";
 import { LeaderElectionConfigError, LeaderElector } from "../../src/controller/leader.ts";
-import { isLogLevel, LOG_LEVELS, setLogLevel } from "../../src/controller/log.ts";
+import { isLogLevel, LOG_LEVELS, logAt, setLogLevel } from "../../src/controller/log.ts";
 import { jsonLog, Manager } from "../../src/controller/manager.ts";
 import { startProbeServer } from "../../src/controller/probes.ts";
 import { KubeClient } from "../../src/kube/client.ts";
@@ -46,7 +46,8 @@ function byteSize(value: string, flag: string): number {
  */
 async function buildSandbox(values: Record<string, string | boolean | undefined>): Promise<Sandbox | undefined> {
   if (values["insecure-unconfined-builds"]) {
-    jsonLog("kustomize runs unconfined (--insecure-unconfined-builds): any artifact can read the controller's files");
+    // At error level: a weakened fence must show even in a log filtered down to errors.
+    logAt("error", "kustomize runs unconfined (--insecure-unconfined-builds): any artifact can read the controller's files");
     return undefined;
   }
   const limits = {

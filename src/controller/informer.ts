@@ -7,6 +7,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { withDeadline } from "../deadline.ts";
 import type { KubeClient, ResourceType } from "../kube/client.ts";
+import type { Log } from "./log.ts";
 import { watchResource, WatchFailedError } from "../kube/watch.ts";
 
 interface Keyed {
@@ -23,7 +24,7 @@ export interface InformerOptions<T> {
   readonly resyncMs: number;
   /** A watch with no event (not even a bookmark) for this long is restarted. */
   readonly silenceMs: number;
-  readonly log: (message: string, fields?: Record<string, unknown>) => void;
+  readonly log: Log;
 }
 
 export function objectKey(object: Keyed): string {
@@ -100,7 +101,7 @@ export class Informer<T extends Keyed> {
         await this.#relist();
         break;
       } catch (error) {
-        this.#options.log("initial list failed; retrying", { attempt, error: firstLine(error) });
+        this.#options.log("initial list failed; retrying", { attempt, error: firstLine(error) }, "error");
         await sleep(watchRetryDelayMs(attempt));
       }
     }
@@ -140,7 +141,8 @@ export class Informer<T extends Keyed> {
       }
       this.#failures += 1;
       const delayMs = watchRetryDelayMs(this.#failures, error instanceof WatchFailedError ? error.retryAfterMs : undefined);
-      this.#options.log("watch failed; retrying", { kind: this.#options.type.plural, error: firstLine(error), attempt: this.#failures, retryInMs: delayMs });
+      const fields = { kind: this.#options.type.plural, error: firstLine(error), attempt: this.#failures, retryInMs: delayMs };
+      this.#options.log("watch failed; retrying", fields, "error");
       return delayMs;
     }
   }

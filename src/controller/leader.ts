@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { withDeadline } from "../deadline.ts";
 import { type Disposition, FerryError } from "../errors.ts";
 import { httpStatusOf, type KubeClient } from "../kube/client.ts";
+import type { Log } from "./log.ts";
 
 /** The lease timings cannot keep two leaders apart; nothing works until the flags are fixed. */
 export class LeaderElectionConfigError extends FerryError {
@@ -36,7 +37,7 @@ export interface LeaderElectionOptions extends LeaderElectionTiming {
   readonly namespace: string;
   readonly name: string;
   readonly identity?: string;
-  readonly log: (message: string, fields?: Record<string, unknown>) => void;
+  readonly log: Log;
 }
 
 /** client-go's JitterFactor: the renew deadline must leave room for more than one renewal attempt. */
@@ -185,7 +186,7 @@ export class LeaderElector {
     while (!this.#stopped) {
       const started = performance.now();
       const acquired = await this.#attempt(renewDeadlineMs).catch((error: unknown) => {
-        this.#options.log("leader election failed; retrying", { error: (error as Error).message });
+        this.#options.log("leader election failed; retrying", { error: (error as Error).message }, "error");
         return false;
       });
       this.#attemptedAt = performance.now();
@@ -236,7 +237,7 @@ export class LeaderElector {
     this.#leading = false;
     this.#stopped = true;
     clearTimeout(this.#stepDown);
-    this.#options.log("lost leadership", { identity: this.identity, reason });
+    this.#options.log("lost leadership", { identity: this.identity, reason }, "error");
     onLost();
   }
 

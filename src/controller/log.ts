@@ -19,6 +19,12 @@ export function logAt(level: LogLevel, message: string, fields: Record<string, u
   process.stderr.write(`${JSON.stringify({ level, ts: new Date().toISOString(), msg: message, ...fields })}\n`);
 }
 
-export function jsonLog(message: string, fields: Record<string, unknown> = {}): void {
-  logAt("info", message, fields);
-}
+/**
+ * How the controller's parts log: at info unless the caller says otherwise. What an operator must see even at
+ * --log-level error (a watch or leader election failing, leadership lost, unconfined builds) is logged at error.
+ */
+export type Log = (message: string, fields?: Record<string, unknown>, level?: LogLevel) => void;
+
+export const jsonLog: Log = (message, fields = {}, level = "info") => {
+  logAt(level, message, fields);
+};

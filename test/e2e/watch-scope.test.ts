@@ -1,15 +1,17 @@
 // --watch-all-namespaces=false: the controller reconciles the objects of its own namespace (POD_NAMESPACE) and
-// leaves every other namespace's alone, even where its RBAC would let it read them; --log-level=error keeps
-// routine lines out of its log.
+// leaves every other namespace's alone, even where its RBAC would let it read them (the bed's controller runs
+// without --multi-tenant, its rules bound cluster-wide). --log-level=error keeps routine lines out of its log, and
+// failures in.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
-import { ControllerBed, type ObservedRepository } from "../harness/controller-bed.ts";
+import { ControllerBed, type ObservedRepository, type Replica } from "../harness/controller-bed.ts";
 import { waitUntil } from "../harness/processes.ts";
 
 describe("controller watch scope", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kubectl", "zot") }, () => {
   let bed: ControllerBed;
+  let replica: Replica;
 
   const applyRepository = (namespace: string, tag: string) => bed.cluster.kubectl(["apply", "-f", "-"], {
     input: JSON.stringify({
@@ -32,7 +34,8 @@ describe("controller watch scope", { skip: skipUnlessBuilt("etcd", "kube-apiserv
 
   test("only the controller's own namespace is reconciled", async () => {
     await bed.push("scope/app", "v1");
-    const replica = await bed.startController("scoped", ["--watch-all-namespaces=false", "--log-level=error"], { env: { POD_NAMESPACE: "team-a" } });
+    const env = { POD_NAMESPACE: "team-a" };
+    replica = await bed.startController("scoped", ["--watch-all-namespaces=false", "--log-level=error"], { env, behindProxy: true });
     await applyRepository("team-b", "v1");
     await applyRepository("team-a", "v1");
     await waitUntil("team-a/app has an artifact", async () => (await repository("team-a")).status?.artifact !== undefined, { timeoutMs: 30_000, intervalMs: 200 });
@@ -43,5 +46,13 @@ describe("controller watch scope", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(untouched?.conditions, undefined);
     const lines = await replica.logs();
     assert.ok(!lines.some((line) => line.msg === "reconciled"), "--log-level=error leaves out info lines");
+  });
+
+  test("at --log-level=error, a failed watch is still logged, at error level", async () => {
+    const cut = Date.now();
+    replica.proxy?.dropConnections();
+    const errorLines = async () => (await replica.logs()).filter((line) => line.at >= cut && line.fields.level === "error");
+    await waitUntil("an error line after the cut", async () => (await errorLines()).length > 0, { timeoutMs: 30_000, intervalMs: 200 });
+    assert.ok((await errorLines()).some((line) => line.msg === "watch failed; retrying"));
   });
 });
