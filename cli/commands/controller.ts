@@ -81,12 +81,17 @@ function leaderElector(kube: KubeClient, values: Record<string, string | boolean
   }
 }
 
-/** --watch-all-namespaces=false: only the controller's own namespace (POD_NAMESPACE), as Flux's controllers do. */
+/**
+ * --watch-all-namespaces=false: only the controller's own namespace (POD_NAMESPACE), as Flux's controllers do. It
+ * implies --no-cross-namespace-refs: the RBAC a scoped install binds in its namespace does not stop a controller
+ * that also holds the applier's cluster-admin binding from reading elsewhere, so a Kustomization in the watched
+ * namespace must not be able to pull another namespace's source or dependencies in through it.
+ */
 function watchScope(allNamespaces: boolean): { watchNamespace?: string } {
   if (allNamespaces) return {};
   const namespace = process.env.POD_NAMESPACE;
   if (!namespace) throw new UsageError("--watch-all-namespaces=false needs POD_NAMESPACE, the namespace to watch");
-  jsonLog("watching one namespace", { namespace });
+  jsonLog("watching one namespace; references to other namespaces are refused", { namespace });
   return { watchNamespace: namespace };
 }
 
@@ -129,9 +134,10 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
   const watchIdleTimeoutMs = parseDuration(values["watch-idle-timeout"] ?? "90s", "--watch-idle-timeout");
   if (watchIdleTimeoutMs < 1000) throw new UsageError("--watch-idle-timeout must be at least 1s");
   const elector = (values["leader-elect"] ?? true) ? leaderElector(kube, values) : undefined;
+  const scope = watchScope(values["watch-all-namespaces"] ?? true);
   const manager = new Manager({
     kube,
-    ...watchScope(values["watch-all-namespaces"] ?? true),
+    ...scope,
     cache,
     concurrency,
     // One tenant's slow cluster or huge build must leave workers for the others.
@@ -143,7 +149,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     watchIdleTimeoutMs,
     sources: { maxArtifactBytes: byteSize(values["max-artifact-size"] ?? "512Mi", "--max-artifact-size") },
     kustomizations: {
-      noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
+      noCrossNamespaceRefs: (values["no-cross-namespace-refs"] ?? false) || scope.watchNamespace !== undefined,
       noCrossNamespaceTargets: values["no-cross-namespace-targets"] ?? false,
       tenantLockdown: values["tenant-lockdown"] ?? false,
       ...(values["default-service-account"] ? { defaultServiceAccount: values["default-service-account"] } : {}),

@@ -1,7 +1,7 @@
 // --watch-all-namespaces=false: the controller reconciles the objects of its own namespace (POD_NAMESPACE) and
 // leaves every other namespace's alone, even where its RBAC would let it read them (the bed's controller runs
-// without --multi-tenant, its rules bound cluster-wide). --log-level=error keeps routine lines out of its log, and
-// failures in.
+// without --multi-tenant, its rules bound cluster-wide); a Kustomization there may not name a source in another
+// namespace. --log-level=error keeps routine lines out of its log, and failures in.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
@@ -46,6 +46,25 @@ describe("controller watch scope", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(untouched?.conditions, undefined);
     const lines = await replica.logs();
     assert.ok(!lines.some((line) => line.msg === "reconciled"), "--log-level=error leaves out info lines");
+  });
+
+  test("a Kustomization in the watched namespace may not name a source in another: AccessDenied, stalled", async () => {
+    await bed.cluster.kubectl(["apply", "-f", "-"], {
+      input: JSON.stringify({
+        apiVersion: "kustomize.ferry.dev/v1",
+        kind: "Kustomization",
+        metadata: { namespace: "team-a", name: "borrowed" },
+        spec: { sourceRef: { kind: "OCIRepository", name: "app", namespace: "team-b" }, path: "./", interval: "1h", prune: true },
+      }),
+    });
+    type Observed = { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
+    const conditionOf = async (type: string) => {
+      const object = JSON.parse(await bed.cluster.kubectl(["get", "kustomization", "borrowed", "-n", "team-a", "-o", "json"])) as Observed;
+      return object.status?.conditions?.find((condition) => condition.type === type);
+    };
+    await waitUntil("team-a/borrowed is Stalled", async () => (await conditionOf("Stalled"))?.status === "True", { timeoutMs: 30_000, intervalMs: 200 });
+    assert.equal((await conditionOf("Ready"))?.reason, "AccessDenied");
+    assert.match((await conditionOf("Stalled"))?.message ?? "", /cross-namespace sourceRef to 'team-b\/app' is not allowed/);
   });
 
   test("at --log-level=error, a failed watch is still logged, at error level", async () => {
