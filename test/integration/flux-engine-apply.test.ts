@@ -28,8 +28,9 @@ describe("flux-engine apply on a real cluster", { skip: skipUnlessBuilt("flux-en
   const owner = { namespace: "flux-system", name: "podinfo" };
 
   test("applies podinfo in stages as kustomize-controller, waits until Current, and a second apply changes nothing", async () => {
+    const spec = { targetNamespace: "apps", commonMetadata: { labels: { team: "web" } } };
     const first = await fluxApply({
-      kubeconfig: cluster.kubeconfig, ...owner, path: PODINFO_KUSTOMIZE, spec: { targetNamespace: "apps" },
+      kubeconfig: cluster.kubeconfig, ...owner, path: PODINFO_KUSTOMIZE, spec,
       wait: true, timeout: "2m", interval: "1s",
     });
     assert.equal(first.ready, true, first.message);
@@ -49,8 +50,9 @@ describe("flux-engine apply on a real cluster", { skip: skipUnlessBuilt("flux-en
     const labels = JSON.parse(await cluster.kubectl(["get", "deployment", "podinfo", "-n", "apps", "-o", "jsonpath={.metadata.labels}"]));
     assert.equal(labels["kustomize.toolkit.fluxcd.io/name"], "podinfo");
     assert.equal(labels["kustomize.toolkit.fluxcd.io/namespace"], "flux-system");
+    assert.equal(labels.team, "web", "spec.commonMetadata");
 
-    const second = await fluxApply({ kubeconfig: cluster.kubeconfig, ...owner, path: PODINFO_KUSTOMIZE, spec: { targetNamespace: "apps" } });
+    const second = await fluxApply({ kubeconfig: cluster.kubeconfig, ...owner, path: PODINFO_KUSTOMIZE, spec });
     assert.deepEqual(second.changeSet.map((entry) => entry.action), ["unchanged", "unchanged", "unchanged"]);
   });
 
@@ -68,7 +70,8 @@ describe("flux-engine apply on a real cluster", { skip: skipUnlessBuilt("flux-en
       { id: "apps_kept__ConfigMap", v: "v1" },
     ]));
     const result = await fluxApply({
-      kubeconfig: cluster.kubeconfig, ...owner, path: PODINFO_KUSTOMIZE, spec: { targetNamespace: "apps" }, pruneInventory: inventory,
+      kubeconfig: cluster.kubeconfig, ...owner, path: PODINFO_KUSTOMIZE, spec: { targetNamespace: "apps", commonMetadata: { labels: { team: "web" } } },
+      pruneInventory: inventory,
     });
     assert.deepEqual(result.pruned.map((entry) => `${entry.subject} ${entry.action}`).sort(), [
       "ConfigMap/apps/kept skipped",

@@ -8,6 +8,11 @@
 //	flux-engine build --path DIR [--root DIR] [--kustomization FILE] [--substitute k=v ...] [--strategy S] [--strict]
 //	flux-engine apply --kubeconfig K --namespace NS --name NAME --path DIR [build flags]
 //	                  [--prune-inventory FILE] [--wait] [--timeout D] [--interval D] [--force]
+//
+// build prints the YAML (errors on stderr, exit 1). apply prints {changeSet, pruned, inventory, ready, message} as JSON:
+// exit 1 when the build, apply or prune fails (the JSON then has what was applied), exit 0 with ready false when the
+// wait times out. From the --kustomization file apply also honours spec.force and spec.commonMetadata; it does not
+// do spec.healthChecks, healthCheckExprs, dependsOn, serviceAccountName, kubeConfig, decryption or deletionPolicy.
 package main
 
 import (
@@ -441,7 +446,10 @@ func applyCommand(args []string) error {
 	manager.SetOwnerLabels(objects, *name, *namespace)
 
 	result := applyResult{ChangeSet: []changeSetEntry{}, Pruned: []changeSetEntry{}, Inventory: []inventoryEntry{}}
-	changeSet, err := apply(ctx, manager, objects, *force)
+	specForce, _, _ := unstructured.NestedBool(k.Object, "spec", "force")
+	commonLabels, _, _ := unstructured.NestedStringMap(k.Object, "spec", "commonMetadata", "labels")
+	commonAnnotations, _, _ := unstructured.NestedStringMap(k.Object, "spec", "commonMetadata", "annotations")
+	changeSet, err := apply(ctx, manager, objects, *force || specForce, commonLabels, commonAnnotations)
 	result.ChangeSet = entries(changeSet)
 	if err != nil {
 		result.Message = err.Error()
@@ -513,9 +521,13 @@ func printResult(result applyResult, err error) error {
 }
 
 // apply is kustomize-controller's apply(): normalize, then ApplyAllStaged with its selectors and cleanup options.
-func apply(ctx context.Context, manager *ssa.ResourceManager, objects []*unstructured.Unstructured, force bool) (*ssa.ChangeSet, error) {
+func apply(ctx context.Context, manager *ssa.ResourceManager, objects []*unstructured.Unstructured, force bool,
+	commonLabels, commonAnnotations map[string]string) (*ssa.ChangeSet, error) {
 	if err := normalize.UnstructuredList(objects); err != nil {
 		return nil, err
+	}
+	if commonLabels != nil || commonAnnotations != nil {
+		ssautil.SetCommonMetadata(objects, commonLabels, commonAnnotations)
 	}
 	opts := ssa.DefaultApplyOptions()
 	opts.Force = force
