@@ -161,6 +161,8 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
   const { server, address } = await startProbeServer({
     ...probes,
     metrics: manager.metrics,
+    // A standby waiting for the lease is Ready: the install's RollingUpdate waits for the new pod to be Ready before
+    // stopping the old one, which holds the lease until then; were readiness tied to the lease, no rollout could end.
     isReady: () => manager.started || waitingForLeadership,
     healthProblems: () => [...manager.healthProblems(), ...(elector?.healthProblem() ?? [])],
   });

@@ -67,8 +67,11 @@ function deployment(options: InstallOptions, namespace: string) {
     metadata: { name: NAME, namespace, labels: LABELS },
     spec: {
       replicas: 1,
-      // Never two controllers at once: the old one stops (and gives up its lease) before the new one starts.
-      strategy: { type: "Recreate" },
+      // The new pod starts beside the old one and takes over when the old one, stopped once the new one is Ready,
+      // hands its lease over: leader election keeps one reconciling, and a standby is Ready without the lease
+      // (cli/commands/controller.ts), so the rollout proceeds. A new pod that cannot start (a bad image, a crash)
+      // leaves the old one running instead of no controller at all, as Recreate did.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       selector: { matchLabels: LABELS },
       template: {
         metadata: { labels: LABELS },

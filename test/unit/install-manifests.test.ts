@@ -41,6 +41,12 @@ test("options: multi-tenant drops cluster-admin and adds --tenant-lockdown; regi
   assert.ok(pod.containers[0]?.args.includes("--max-heap-mib=1536"));
 });
 
+test("the Deployment rolls: the new pod is Ready (a standby without the lease) before the old one stops", () => {
+  const deployment = (installManifests() as Manifest[]).find((object) => object.kind === "Deployment");
+  assert.deepEqual(deployment?.spec?.strategy, { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+  assert.equal(deployment?.spec?.replicas, 1);
+});
+
 type Rbac = Manifest & { metadata: { name: string; namespace?: string }; rules?: Array<{ resources: string[] }> };
 
 test("leases are granted by a Role in the controller's namespace only, never cluster-wide", () => {
