@@ -63,8 +63,13 @@ for (const entry of await readdir(outdir).catch(() => [] as string[])) {
   if (entry !== "ferry-sandbox") await rm(join(outdir, entry), { recursive: true, force: true });
 }
 const result = await build({
-  // The worker that reads kustomize output (src/kustomize/output.ts) is a file of its own that a Worker can load.
-  entryPoints: { ferry: join(root, "cli", "ferry.ts"), "kustomize-output-worker": join(root, "src", "kustomize", "output-worker.ts") },
+  // The workers that read kustomize output (src/kustomize/output.ts) and evaluate CEL (src/cel/evaluate-in-worker.ts)
+  // are files of their own that a Worker can load.
+  entryPoints: {
+    ferry: join(root, "cli", "ferry.ts"),
+    "kustomize-output-worker": join(root, "src", "kustomize", "output-worker.ts"),
+    "cel-worker": join(root, "src", "cel", "worker.ts"),
+  },
   outdir,
   bundle: true,
   splitting: true,

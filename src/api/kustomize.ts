@@ -28,9 +28,27 @@ export const CrossNamespaceSourceReference = z.object({
   namespace: NamespaceName.optional().describe("Defaults to the Kustomization's namespace."),
 });
 
+/**
+ * A CEL expression, as Flux's runtime/cel parses it. The longest in Flux's library of health checks is a few hundred
+ * characters; the bound keeps what the controller parses for every reconcile small.
+ */
+export const MAX_CEL_EXPRESSION_LENGTH = 4096;
+const CelExpression = z.string().max(MAX_CEL_EXPRESSION_LENGTH);
+
 export const DependencyReference = z.object({
   name: ObjectName,
   namespace: NamespaceName.optional().describe("Defaults to the Kustomization's namespace."),
+  readyExpr: CelExpression.optional()
+    .describe("CEL over self (this Kustomization) and dep (the dependency) that decides when the dependency is ready; it replaces the built-in Ready check."),
+});
+
+/** Flux's kustomize.CustomHealthCheck: how objects of one group (and kind) are judged healthy, instead of kstatus. */
+export const CustomHealthCheck = z.object({
+  apiVersion: ApiVersion.min(1).describe("Only its group is matched; the version is ignored."),
+  kind: z.string().max(63).optional().describe("Without it the entry covers every kind of the group; an entry naming the kind wins."),
+  current: CelExpression.min(1).describe("True when the object has reached its desired state."),
+  inProgress: CelExpression.optional().describe("True while the object is still being reconciled; evaluated first."),
+  failed: CelExpression.optional().describe("True when the object failed; evaluated after inProgress and before current."),
 });
 
 export const HealthCheckReference = z.object({
@@ -108,6 +126,8 @@ export const KustomizationSpec = z.object({
     .describe("What deleting the Kustomization does to its objects; MirrorPrune (default) deletes them when prune is true."),
   wait: z.boolean().optional().describe("Wait until every applied object is ready; healthChecks are then ignored."),
   healthChecks: z.array(HealthCheckReference).max(MAX_LIST_ITEMS).optional().describe("Objects that must be ready for the Kustomization to be healthy."),
+  healthCheckExprs: z.array(CustomHealthCheck).max(MAX_LIST_ITEMS).optional()
+    .describe("CEL health checks by group and kind, used for the objects wait or healthChecks check."),
   dependsOn: z.array(DependencyReference).max(MAX_LIST_ITEMS).optional().describe("Kustomizations that must be Ready at their latest revision first."),
   targetNamespace: NamespaceName.min(1).optional(),
   namePrefix: z.string().min(1).max(200).optional(),

@@ -20,6 +20,7 @@ export type KustomizationFailureReason
     | "DecryptionFailed"
     | "DependencyNotReady"
     | "HealthCheckFailed"
+    | "InvalidCELExpression"
     | "PruneFailed"
     | "ReconciliationFailed";
 

@@ -12,7 +12,9 @@ import {
 } from "../api/kustomize.ts";
 import { formatDuration, specDurationMs } from "../api/duration.ts";
 import { mapBounded } from "../concurrency.ts";
-import { deadlineExceeded, outsideDeadline, withDeadline } from "../deadline.ts";
+import { deadlineExceeded, deadlineSignal, outsideDeadline, withDeadline } from "../deadline.ts";
+import { CelExpressionError, compileReadyExpression, HealthExpressions } from "../cel/expressions.ts";
+import { evaluateHealthInWorker, evaluateReadyInWorker } from "../cel/evaluate-in-worker.ts";
 import type { ArtifactType, ConditionType } from "../api/meta.ts";
 import { type Applier, ApplyError, type Change } from "../apply/apply.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
@@ -68,6 +70,9 @@ export interface KustomizationReconcilerOptions {
 
 type PruneFailure = { entry: InventoryEntryType; error: string };
 
+/** A health check's read of one object: the object (undefined when it does not exist), or why it could not be read. */
+type HealthRead = { readonly object?: unknown; readonly error?: string };
+
 /** A health check in progress: what was applied, for which revision, and until when to wait. */
 interface HealthWait {
   readonly revision: string;
@@ -78,6 +83,8 @@ interface HealthWait {
   readonly applied: readonly Change[];
   readonly started: number;
   readonly deadline: number;
+  /** spec.healthCheckExprs, for the objects whose group and kind they cover. */
+  readonly expressions?: { readonly checks: KustomizationSpecType["healthCheckExprs"] & object; readonly compiled: HealthExpressions };
 }
 
 /** Flux's GetTimeout: spec.timeout, else interval - 30s, and never under 30s. */
@@ -137,6 +144,7 @@ export class KustomizationReconciler {
     let pollingHealth = false;
     const secrets = new SecretValues();
     try {
+      const expressions = healthExpressionsOf(spec);
       this.#checkCrossNamespace(object, spec);
       if (this.#options.tenantLockdown) await this.#checkServiceAccount(metadata.namespace, spec);
       const reader = this.#targets.readerFor(metadata.namespace, spec);
@@ -171,7 +179,7 @@ export class KustomizationReconciler {
         if (pruneFailures.length > 0) {
           throw new KustomizationFailure("PruneFailed", `prune failed: ${pruneFailures.map((failure) => failure.error).join("; ")}`);
         }
-        health = this.#healthWait(object, spec, applied, target, timeoutMs, revision, requestedAt);
+        health = this.#healthWait(object, spec, applied, target, timeoutMs, revision, requestedAt, expressions);
         if (!health) conditions = removeCondition(conditions, "Healthy");
         else if (applied.some((change) => change.action === "created" || change.action === "configured") || revision !== status.lastAppliedRevision) {
           conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
@@ -304,12 +312,37 @@ export class KustomizationReconciler {
       const namespace = reference.namespace ?? object.metadata.namespace;
       const what = `dependsOn Kustomization '${namespace}/${reference.name}'`;
       const dependency = await readFor(what, reader.get<Kustomization>(KUSTOMIZATION, namespace, reference.name));
+      if (reference.readyExpr) {
+        // As in Flux (without its AdditiveCELDependencyCheck gate), the expression replaces the built-in check.
+        await this.#checkReadyExpression(object, `${namespace}/${reference.name}`, reference.readyExpr, dependency);
+        continue;
+      }
       const sameSource = dependency
         && dependency.spec.sourceRef.name === spec.sourceRef.name
         && (dependency.spec.sourceRef.namespace ?? namespace) === (spec.sourceRef.namespace ?? object.metadata.namespace);
       const reason = dependencyNotReady(`${namespace}/${reference.name}`, dependency, sameSource ? revision : undefined);
       if (reason) throw new KustomizationFailure("DependencyNotReady", reason, "wait");
     }
+  }
+
+  /** Flux's evalReadyExpr: a bad expression stalls, false or an evaluation error waits for the dependency. */
+  async #checkReadyExpression(
+    object: Kustomization,
+    name: string,
+    expression: string,
+    dependency: Kustomization | undefined,
+  ): Promise<void> {
+    try {
+      compileReadyExpression(expression);
+    } catch (error) {
+      if (!(error instanceof CelExpressionError)) throw error;
+      throw new KustomizationFailure("InvalidCELExpression", `failed to evaluate dependency ${name}: ${error.message}`, "stall");
+    }
+    if (!dependency) throw new KustomizationFailure("DependencyNotReady", `dependency '${name}' not found`, "wait");
+    const ready = await evaluateReadyInWorker(expression, object, dependency, deadlineSignal()).catch((error: unknown) => {
+      throw new KustomizationFailure("DependencyNotReady", `dependency '${name}': ${(error as Error).message}`, "wait");
+    });
+    if (!ready) throw new KustomizationFailure("DependencyNotReady", `dependency '${name}' is not ready according to readyExpr eval`, "wait");
   }
 
   async #build(
@@ -374,6 +407,7 @@ export class KustomizationReconciler {
     timeoutMs: number,
     revision: string,
     requestedAt: string | undefined,
+    expressions: HealthExpressions | undefined,
   ): HealthWait | undefined {
     let refs: ObjectRef[];
     if (spec.wait) refs = applied.filter((change) => change.action !== "skipped").map(parseEntry);
@@ -395,21 +429,29 @@ export class KustomizationReconciler {
       applied,
       started,
       deadline: started + timeoutMs,
+      ...(expressions && spec.healthCheckExprs ? { expressions: { checks: spec.healthCheckExprs, compiled: expressions } } : {}),
     };
   }
 
-  /** One look at every object's kstatus: true when all are Current; throws when one Failed or time is up. */
+  /**
+   * One look at every object's health: kstatus, or spec.healthCheckExprs for the kinds they cover (evaluated in a
+   * worker). True when all are Current; throws when one Failed or time is up.
+   */
   async #pollHealth(wait: HealthWait): Promise<boolean> {
-    const results = await mapBounded(wait.refs, async (ref): Promise<{ id: string; result: HealthResult }> => ({
-      id: subjectOf(ref),
+    const reads = await mapBounded(wait.refs, async (ref): Promise<HealthRead> =>
       // One failed read (a 5xx) makes that object Unknown for this poll, not the whole reconcile a failure; a refusal
       // fails at once, since waiting out the timeout cannot change the answer.
-      result: await wait.target.applier.read(ref).then(computeHealth, (error: unknown): HealthResult => {
+      wait.target.applier.read(ref).then((object) => ({ object }), (error: unknown) => {
         const refusal = refusalOf(error, `health check of ${subjectOf(ref)}`);
         if (refusal) throw refusal;
-        return { status: "Unknown", message: (error as Error).message };
-      }),
-    }));
+        return { error: (error as Error).message };
+      }));
+    const byExpressions = await this.#expressionHealth(wait, reads);
+    const results = wait.refs.map((ref, index): { id: string; result: HealthResult } => {
+      const read = reads[index] ?? {};
+      const result = read.error !== undefined ? { status: "Unknown" as const, message: read.error } : (byExpressions.get(index) ?? computeHealth(read.object));
+      return { id: subjectOf(ref), result };
+    });
     const unhealthy = results.filter(({ result }) => result.status !== "Current");
     if (unhealthy.length === 0) return true;
     const failed = unhealthy.filter(({ result }) => result.status === "Failed");
@@ -418,6 +460,21 @@ export class KustomizationReconciler {
       throw new KustomizationFailure("HealthCheckFailed", `health check failed after ${elapsed}: ${summarizeUnhealthy(failed.length > 0 ? failed : unhealthy)}`);
     }
     return false;
+  }
+
+  /** The health of the read objects that healthCheckExprs cover, by their index in the wait's refs. */
+  async #expressionHealth(wait: HealthWait, reads: readonly HealthRead[]): Promise<Map<number, HealthResult>> {
+    const expressions = wait.expressions;
+    if (!expressions) return new Map();
+    const covered = wait.refs.flatMap((ref, index) =>
+      expressions.compiled.covers(ref.apiVersion, ref.kind) && reads[index]?.error === undefined ? [index] : []);
+    if (covered.length === 0) return new Map();
+    try {
+      const results = await evaluateHealthInWorker(expressions.checks, covered.map((index) => reads[index]?.object), deadlineSignal());
+      return new Map(covered.map((index, position) => [index, results[position] as HealthResult]));
+    } catch (error) {
+      throw new KustomizationFailure("HealthCheckFailed", `health check failed: ${(error as Error).message}`);
+    }
   }
 
   async #finalize(object: Kustomization, spec: KustomizationSpecType): Promise<{ requeueAfterMs?: number }> {
@@ -503,6 +560,20 @@ export class KustomizationReconciler {
     if (JSON.stringify(status) === JSON.stringify(object.status ?? {})) return;
     await outsideDeadline(() => this.#options.kube.patchStatus(KUSTOMIZATION, object.metadata.namespace, object.metadata.name, status));
     object.status = status;
+  }
+}
+
+/**
+ * spec.healthCheckExprs, parsed; undefined when there are none. A list that cannot be used stalls with Flux's
+ * InvalidCELExpression, naming the entry and the expression: no reconcile can succeed until the spec changes.
+ */
+function healthExpressionsOf(spec: KustomizationSpecType): HealthExpressions | undefined {
+  if (!spec.healthCheckExprs?.length) return undefined;
+  try {
+    return HealthExpressions.compile(spec.healthCheckExprs);
+  } catch (error) {
+    if (!(error instanceof CelExpressionError)) throw error;
+    throw new KustomizationFailure("InvalidCELExpression", error.message, "stall");
   }
 }
 

@@ -1,0 +1,138 @@
+// Flux Kustomization fields end to end on the test bed (issue 14): healthCheckExprs and dependsOn[].readyExpr (CEL),
+// each with the semantics of Flux's kustomize-controller and fluxcd/pkg/runtime/cel.
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, test } from "node:test";
+import yaml from "js-yaml";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { condition, DeliveryBed, readyWith } from "../harness/delivery.ts";
+
+/** Writes `files` (name → YAML objects or text) into a fresh directory. */
+async function fixture(files: Record<string, unknown>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "ferry-fixture-"));
+  for (const [name, content] of Object.entries(files)) {
+    await mkdir(join(dir, name, ".."), { recursive: true });
+    const text = typeof content === "string" ? content : (content as unknown[]).map((object) => yaml.dump(object)).join("---\n");
+    await writeFile(join(dir, name), text);
+  }
+  return dir;
+}
+
+const configMap = (name: string, data: Record<string, string>, metadata: Record<string, unknown> = {}) =>
+  ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, ...metadata }, data });
+
+/** ConfigMaps are always Current for kstatus; these expressions make one healthy only when its data says so. */
+const PHASE_EXPRS = [{
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  inProgress: "has(data.phase) && data.phase == 'Pending'",
+  failed: "has(data.phase) && data.phase == 'Failed'",
+  current: "!has(data.phase) || data.phase == 'Ready'",
+}];
+
+describe("Kustomization: Flux's fields", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "kustomize") }, () => {
+  let bed: DeliveryBed;
+  const fixtures: string[] = [];
+  const makeFixture = async (files: Record<string, unknown>) => {
+    const dir = await fixture(files);
+    fixtures.push(dir);
+    return dir;
+  };
+  const namespace = async (name: string) => {
+    await bed.cluster.kubectl(["create", "namespace", name]);
+    return name;
+  };
+  const patchSpec = (ns: string, name: string, spec: Record<string, unknown>) =>
+    bed.cluster.kubectl(["patch", "kustomization", name, "-n", ns, "--type=merge", "-p", JSON.stringify({ spec })]);
+
+  before(async () => {
+    bed = await DeliveryBed.start();
+    bed.startController();
+  });
+  after(async () => {
+    await bed?.stop();
+    await Promise.all(fixtures.map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  test("healthCheckExprs judge the kinds they name instead of kstatus: inProgress waits, current passes, failed fails fast", async () => {
+    const ns = await namespace("cel-health");
+    const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("gate", { phase: "Pending" }), configMap("plain", { a: "b" })] }), "cel-health/app");
+    await bed.deliver(ns, "app", "cel-health/app", { wait: true, timeout: "2m", healthCheckExprs: PHASE_EXPRS });
+    // kstatus would call both ConfigMaps Current at once; the expressions hold the Kustomization back.
+    await bed.waitForKustomization(ns, "app", "health check running", (o) => condition(o, "Healthy")?.reason === "Progressing");
+    await sleep(4_000);
+    const waiting = await bed.kustomization(ns, "app");
+    assert.notEqual(condition(waiting, "Ready")?.status, "True", JSON.stringify(waiting.status?.conditions));
+
+    await bed.cluster.kubectl(["patch", "configmap", "gate", "-n", ns, "--type=merge", "-p", JSON.stringify({ data: { phase: "Ready" } })]);
+    const ready = await bed.waitForKustomization(ns, "app", "Ready once current holds", readyWith(digest));
+    assert.equal(condition(ready, "Healthy")?.status, "True");
+
+    const failing = await bed.push(await makeFixture({ "cm.yaml": [configMap("gate", { phase: "Failed" })] }), "cel-health/app");
+    await bed.reconcileSource(ns, "app");
+    const failed = await bed.waitForKustomization(ns, "app", "HealthCheckFailed", (o) =>
+      o.status?.lastAttemptedRevision?.endsWith(failing) === true && condition(o, "Ready")?.reason === "HealthCheckFailed");
+    assert.match(condition(failed, "Ready")?.message ?? "", /ConfigMap\/cel-health\/gate status: 'Failed'/);
+    assert.equal(condition(failed, "Healthy")?.status, "False");
+  });
+
+  test("healthCheckExprs that do not parse, or name one kind twice, stall with InvalidCELExpression naming the expression", async () => {
+    const ns = await namespace("cel-invalid");
+    await bed.push(await makeFixture({ "cm.yaml": [configMap("x", { a: "b" })] }), "cel-invalid/app");
+    await bed.deliver(ns, "app", "cel-invalid/app", {
+      wait: true,
+      healthCheckExprs: [{ apiVersion: "v1", kind: "ConfigMap", current: "data.a == 'b' &&" }],
+    });
+    const stalled = await bed.waitForKustomization(ns, "app", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
+    assert.equal(condition(stalled, "Ready")?.reason, "InvalidCELExpression");
+    assert.match(condition(stalled, "Stalled")?.message ?? "", /healthCheckExprs\[0\]: failed to parse the expression Current: failed to parse the CEL expression 'data\.a == 'b' &&'/);
+
+    await patchSpec(ns, "app", { healthCheckExprs: [...PHASE_EXPRS, { ...PHASE_EXPRS[0], apiVersion: "v1" }] });
+    const duplicate = await bed.waitForKustomization(ns, "app", "Stalled on a duplicate", (o) => /duplicate/.test(condition(o, "Stalled")?.message ?? ""));
+    assert.match(condition(duplicate, "Stalled")?.message ?? "", /duplicate custom health check for GroupKind ConfigMap at healthCheckExprs\[1\]/);
+  });
+
+  test("dependsOn readyExpr: over self and dep, it replaces the built-in Ready check", async () => {
+    const ns = await namespace("cel-deps");
+    const infraDigest = await bed.push(await makeFixture({ "cm.yaml": [configMap("infra", { v: "1" })] }), "cel-deps/infra");
+    await bed.deliver(ns, "infra", "cel-deps/infra", {});
+    await bed.waitForKustomization(ns, "infra", "Ready", readyWith(infraDigest));
+    await bed.cluster.kubectl(["label", "kustomization", "infra", "-n", ns, "app/version=v1"]);
+
+    const appDigest = await bed.push(await makeFixture({ "cm.yaml": [configMap("app", { v: "2" })] }), "cel-deps/app");
+    await bed.deliver(ns, "app", "cel-deps/app", {
+      dependsOn: [{ name: "infra", readyExpr: "dep.metadata.labels['app/version'] == self.metadata.labels['app/version']" }],
+    });
+    await bed.cluster.kubectl(["label", "kustomization", "app", "-n", ns, "app/version=v2"]);
+    // Until the label is there, the expression fails on the missing key: not ready either, saying why.
+    const waiting = await bed.waitForKustomization(ns, "app", "DependencyNotReady by the expression", (o) =>
+      condition(o, "Ready")?.reason === "DependencyNotReady" && /according to readyExpr eval/.test(condition(o, "Ready")?.message ?? ""));
+    assert.match(condition(waiting, "Ready")?.message ?? "", /dependency 'cel-deps\/infra' is not ready according to readyExpr eval/);
+    await assert.rejects(bed.cluster.kubectl(["get", "configmap", "app", "-n", ns]), /NotFound/);
+
+    await bed.cluster.kubectl(["label", "kustomization", "infra", "-n", ns, "--overwrite", "app/version=v2"]);
+    await bed.waitForKustomization(ns, "app", "Ready once the versions match", readyWith(appDigest), 30_000);
+
+    // The expression replaces the Ready check: a dependency that is not Ready (its source does not exist) does not
+    // hold back a Kustomization whose readyExpr is satisfied.
+    await bed.applyObjects([{
+      apiVersion: "kustomize.ferry.dev/v1",
+      kind: "Kustomization",
+      metadata: { namespace: ns, name: "broken" },
+      spec: { sourceRef: { kind: "OCIRepository", name: "missing" }, path: "./", interval: "1h", prune: true },
+    }]);
+    await bed.waitForKustomization(ns, "broken", "not Ready", (o) => condition(o, "Ready")?.status === "False");
+    await patchSpec(ns, "app", { dependsOn: [{ name: "broken", readyExpr: "dep.metadata.name == 'broken' && self.metadata.name == 'app'" }] });
+    await bed.waitForKustomization(ns, "app", "Ready despite the dependency", (o) =>
+      condition(o, "Ready")?.status === "True" && o.status?.observedGeneration === o.metadata.generation);
+
+    // An expression that does not compile (here: not boolean) stalls, naming it.
+    await patchSpec(ns, "app", { dependsOn: [{ name: "infra", readyExpr: "dep.metadata.name" }] });
+    const stalled = await bed.waitForKustomization(ns, "app", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
+    assert.equal(condition(stalled, "Ready")?.reason, "InvalidCELExpression");
+    assert.match(condition(stalled, "Stalled")?.message ?? "", /dependency cel-deps\/infra: CEL expression output type mismatch: expected bool, got dyn/);
+  });
+});
