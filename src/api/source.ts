@@ -15,8 +15,8 @@ const MediaType = z.string().max(255).regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,
 // costs to compile and match.
 const MAX_REGEX_LENGTH = 1024;
 
-/** node-semver's own bound on the length of a version. */
-const MAX_SEMVER_LENGTH = 256;
+/** Masterminds/semver's own bound on a constraint (MaxConstraintLen); the controller refuses longer ones anyway. */
+const MAX_SEMVER_LENGTH = 512;
 
 /** oci:// with a registry host (253) and port, and a repository path (255), with room to spare. */
 const MAX_URL_LENGTH = 1024;
@@ -27,7 +27,7 @@ const MAX_IGNORE_LENGTH = 65_536;
 export const OCIRepositoryRef = z
   .object({
     digest: Digest.optional().describe("Pin to this manifest digest; takes precedence over semver and tag."),
-    semver: z.string().max(MAX_SEMVER_LENGTH).optional().describe("A semver range; the highest matching tag is used. Takes precedence over tag."),
+    semver: z.string().max(MAX_SEMVER_LENGTH).optional().describe("A Masterminds semver constraint (comma is AND, || is OR, -0 admits prereleases); the highest matching tag is used. Takes precedence over tag."),
     semverFilter: z.string().max(MAX_REGEX_LENGTH).optional().describe("A regular expression tags must match before the semver range is applied."),
     tag: Tag.optional().describe("The tag to follow; latest when no reference is given."),
   })

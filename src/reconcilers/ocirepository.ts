@@ -4,7 +4,6 @@
 import { pendingRequest } from "../api/flux-annotations.ts";
 import { mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import semver from "semver";
 import { formatDuration, specTimerMs } from "../api/duration.ts";
 import { type ConditionType, describeSpecIssues } from "../api/meta.ts";
 import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatusType, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
@@ -18,6 +17,7 @@ import { FerryError } from "../errors.ts";
 import { GoRegexp } from "../go-regexp.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import { RegistryClient } from "../registry/client.ts";
+import { highestMatchingTag, SemverConstraints } from "../registry/masterminds-semver.ts";
 import type { ClientOptions } from "../registry/client.ts";
 import { type CredentialSource, credentialsFromDockerConfig, type DockerConfig, parseDockerConfig } from "../registry/credentials.ts";
 import { AuthenticationError, type InvalidReferenceError } from "../registry/errors.ts";
@@ -34,6 +34,8 @@ export const FINALIZER = "finalizers.ferry.dev";
 export { FERRY_REQUESTED_AT as REQUESTED_AT_ANNOTATION } from "../api/flux-annotations.ts";
 export const IGNORE_TLOG_ANNOTATION = "verify.ferry.dev/insecure-ignore-tlog";
 const KIND = "OCIRepository";
+/** Helm's chart layer; with it selected, semver tags are read as Helm writes them (source-controller#1834). */
+const HELM_CHART_LAYER_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 
 export type OCIRepository = CustomObject<OCIRepositorySpecType, OCIRepositoryStatusType>;
 
@@ -293,10 +295,20 @@ export class OCIRepositoryReconciler {
     return options;
   }
 
+  /**
+   * ref.semver as source-controller resolves it: list the tags, keep those semverFilter matches, and take the highest
+   * that Masterminds' constraint admits (src/registry/masterminds-semver.ts). Helm chart tags spell semver's `+` as
+   * `_`, since `+` is not allowed in a tag; with the chart layer selected they are read, and written back, that way.
+   */
   async #resolveTag(client: RegistryClient, base: Reference, spec: OCIRepositorySpecType): Promise<string> {
     const ref = spec.ref ?? {};
     if (!ref.semver) return ref.tag ?? "latest";
-    if (semver.validRange(ref.semver) === null) throw new ReconcileFailure("ReadOperationFailed", `invalid semver range '${ref.semver}'`, { stall: true });
+    let constraints: SemverConstraints;
+    try {
+      constraints = SemverConstraints.parse(ref.semver);
+    } catch (error) {
+      throw new ReconcileFailure("ReadOperationFailed", `semver '${ref.semver}' parse error: ${(error as Error).message}`, { stall: true, cause: error });
+    }
     let filter: GoRegexp | undefined;
     try {
       filter = ref.semverFilter ? GoRegexp.compile(ref.semverFilter) : undefined;
@@ -306,15 +318,11 @@ export class OCIRepositoryReconciler {
     const tags = await client.listTags(base.registry, base.repository).catch((error: unknown) => {
       throw new ReconcileFailure("ReadOperationFailed", `listing tags of ${spec.url} failed: ${(error as Error).message}`, { cause: error });
     });
-    let best: { tag: string; version: string } | undefined;
-    for (const tag of tags) {
-      if (filter && !filter.test(tag)) continue;
-      const version = semver.valid(tag.replace(/^v/, ""));
-      if (!version || !semver.satisfies(version, ref.semver)) continue;
-      if (!best || semver.gt(version, best.version)) best = { tag, version };
-    }
-    if (!best) throw new ReconcileFailure("ReadOperationFailed", `no match found for semver: ${ref.semver}`);
-    return best.tag;
+    const chart = spec.layerSelector?.mediaType === HELM_CHART_LAYER_MEDIA_TYPE;
+    const candidates = tags.filter((tag) => !filter || filter.test(tag)).map((tag) => (chart ? tag.replaceAll("_", "+") : tag));
+    const best = highestMatchingTag(candidates, constraints);
+    if (best === undefined) throw new ReconcileFailure("ReadOperationFailed", `no match found for semver: ${ref.semver}`);
+    return chart ? best.replaceAll("+", "_") : best;
   }
 
   async #fetch(

@@ -1,0 +1,75 @@
+// OCIRepository fields read as source-controller reads them, end to end against zot and the real apiserver:
+// ref.semver with Masterminds' constraints (not node-semver's).
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { type Condition, DeliveryBed } from "../harness/delivery.ts";
+import { waitUntil } from "../harness/processes.ts";
+
+interface ObservedSource {
+  status?: { conditions?: Condition[]; artifact?: { revision: string; path: string } };
+}
+
+describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot") }, () => {
+  let bed: DeliveryBed;
+  let content: string;
+
+  before(async () => {
+    bed = await DeliveryBed.start();
+    // Only OCIRepositories here: kustomize never runs, so no sandbox is needed.
+    bed.startController(["--insecure-unconfined-builds"]);
+    content = join(bed.dir, "content");
+    await mkdir(content, { recursive: true });
+    await writeFile(join(content, "configmap.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n");
+  });
+  after(async () => {
+    await bed?.stop();
+  });
+
+  async function source(name: string, spec: Record<string, unknown>): Promise<void> {
+    await bed.applyObjects([{
+      apiVersion: "source.ferry.dev/v1",
+      kind: "OCIRepository",
+      metadata: { namespace: "default", name },
+      spec: { interval: "1h", insecure: true, ...spec },
+    }]);
+  }
+
+  async function waitForSource(name: string, description: string, check: (object: ObservedSource) => boolean): Promise<ObservedSource> {
+    let last: ObservedSource | undefined;
+    await waitUntil(`${name}: ${description}`, async () => check((last = await bed.getJson(["ocirepository", name, "-n", "default"]) as ObservedSource)), {
+      timeoutMs: 60_000,
+      intervalMs: 300,
+      ...(bed.controller ? { process: bed.controller } : {}),
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}\nlast status: ${JSON.stringify(last?.status, null, 2)}`);
+    });
+    return last as ObservedSource;
+  }
+
+  const ready = (object: ObservedSource) => object.status?.conditions?.find((condition) => condition.type === "Ready");
+
+  // node-semver refuses ">=1.0, <2.0" (the old code stalled with "invalid semver range") and picks 1.2.3-beta.2 for
+  // "~1.2.3-beta.2"; Masterminds reads the comma as AND and lets a tilde's prerelease range over the minor.
+  test("ref.semver selects among real tags as Masterminds does: comma is AND, prereleases stay out, short tags are skipped", async () => {
+    const tags = ["1.5.0", "v1.7.0", "1.8", "1.9.0-rc.1", "2.0.0", "1.2.3-beta.2", "1.2.4-beta.2"];
+    const digests = new Map<string, string>();
+    for (const tag of tags) digests.set(tag, await bed.push(content, "parity/semver", tag));
+    const url = `oci://${bed.registry.host}/parity/semver`;
+    await source("semver-and", { url, ref: { semver: ">=1.0, <2.0" } });
+    await source("semver-tilde-pre", { url, ref: { semver: "~1.2.3-beta.2" } });
+    await source("semver-filtered", { url, ref: { semver: ">=1.0.0-0", semverFilter: "^1\\.[0-8]\\." } });
+    await source("semver-none", { url, ref: { semver: ">=1.0, <2.0, !=1.5.0, !=1.7.0" } });
+
+    // "1.8" is not a version to source-controller (fluxcd/pkg/version wants three parts); 1.9.0-rc.1 is a prerelease.
+    await waitForSource("semver-and", "the highest 1.x release", (o) => o.status?.artifact?.revision === `v1.7.0@${digests.get("v1.7.0")}`);
+    await waitForSource("semver-tilde-pre", "1.2.4-beta.2", (o) => o.status?.artifact?.revision === `1.2.4-beta.2@${digests.get("1.2.4-beta.2")}`);
+    // The filter (unanchored Go regexp) runs before the constraint: v1.7.0, 1.9.0-rc.1 and 2.0.0 are out.
+    await waitForSource("semver-filtered", "the highest tag the filter keeps", (o) => o.status?.artifact?.revision === `1.5.0@${digests.get("1.5.0")}`);
+    const none = await waitForSource("semver-none", "no match", (o) => ready(o)?.status === "False");
+    assert.equal(ready(none)?.reason, "ReadOperationFailed");
+    assert.equal(ready(none)?.message, "no match found for semver: >=1.0, <2.0, !=1.5.0, !=1.7.0");
+  });
+});
