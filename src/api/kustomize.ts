@@ -18,6 +18,9 @@ const VARIABLE_NAME = /^[_a-zA-Z][_a-zA-Z0-9]*$/;
 /** Substitution looks every variable up for every manifest; no real setup comes near this many. */
 const MAX_VARIABLES = 1024;
 
+/** buildMetadata has two options; Flux allows repeats, which mean nothing, and so a few of them. */
+const MAX_BUILD_METADATA = 8;
+
 /** apiVersion as Kubernetes writes it: <group>/<version> or, for the core group, <version>. */
 const ApiVersion = z.string().max(317);
 
@@ -97,6 +100,8 @@ const Variables = withCelRule(z.record(z.string(), z.string()), {
 });
 
 export const PostBuild = z.object({
+  substituteStrategy: z.enum(["WithVariables", "Always"]).optional()
+    .describe("WithVariables (default): substitute only when some variable is defined; Always: even with none, so that ${var:=default} applies."),
   substitute: Variables.optional().describe("Variables for ${var} substitution; override substituteFrom."),
   substituteFrom: z.array(SubstituteReference).max(MAX_LIST_ITEMS).optional().describe("ConfigMaps and Secrets with variables; later ones win."),
 });
@@ -139,6 +144,9 @@ export const KustomizationSpec = z.object({
   patches: z.array(Patch).max(MAX_LIST_ITEMS).optional(),
   images: z.array(Image).max(MAX_LIST_ITEMS).optional(),
   components: z.array(z.string().max(MAX_PATH_LENGTH)).max(MAX_LIST_ITEMS).optional().describe("Kustomize components, as paths relative to path."),
+  ignoreMissingComponents: z.boolean().optional().describe("Leave out spec.components that do not exist in the artifact instead of failing the build."),
+  buildMetadata: z.array(z.enum(["originAnnotations", "transformerAnnotations"])).max(MAX_BUILD_METADATA).optional()
+    .describe("kustomize buildMetadata: originAnnotations (config.kubernetes.io/origin) and transformerAnnotations."),
   postBuild: PostBuild.optional(),
   decryption: Decryption.optional().describe("Decrypt SOPS-encrypted (age) files and Secret values before applying."),
   force: z.boolean().optional().describe("Recreate objects whose immutable fields changed."),

@@ -155,6 +155,8 @@ export interface BuildOptions {
   /** Post-build ${var} substitution; skipped when empty, as Flux does. */
   readonly variables?: Readonly<Record<string, string>>;
   readonly strictSubstitution?: boolean;
+  /** Substitute even without variables (Flux's substituteStrategy Always), so that ${var:=default} takes effect. */
+  readonly substituteAlways?: boolean;
   /** Confines kustomize to the build copy; the controller always sets it, since the artifact is a tenant's. */
   readonly sandbox?: Sandbox;
   /** Where the private copy is made (default: the OS temporary directory); the controller keeps it in its cache. */
@@ -185,7 +187,8 @@ export async function buildManifests(root: string, path = "", options: BuildOpti
     await refuseRemoteBases(copy, directory);
     await options.prepare?.(copy, directory);
     const output = await runKustomize(directory, copy, options.sandbox);
-    const job = { text: output, origin: `kustomize build ${path || "."}`, variables: options.variables ?? {}, strict: options.strictSubstitution ?? true };
+    const job = { text: output, origin: `kustomize build ${path || "."}`, variables: options.variables ?? {}, strict: options.strictSubstitution ?? true,
+      ...(options.substituteAlways ? { always: true } : {}) };
     return await readOutputInWorker(job, rebuildOutputError, deadlineSignal());
   } finally {
     await rm(work, { recursive: true, force: true });

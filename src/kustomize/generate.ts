@@ -47,6 +47,10 @@ export interface KustomizeOverlay {
   patches?: Array<{ patch: string; target?: PatchTarget }>;
   images?: ImageOverride[];
   components?: string[];
+  /** Flux's ignoreMissingComponents: spec components that do not exist are left out. */
+  ignoreMissingComponents?: boolean;
+  /** kustomize's buildMetadata options; replace the file's own, as Flux does. */
+  buildMetadata?: string[];
 }
 
 /** The file names kustomize recognises, in the order it looks for them. */
@@ -190,16 +194,29 @@ async function applyOverlay(root: string, directory: string, file: string, docum
     document.images = images;
   }
   if (overlay.components?.length) {
-    const walk: Walk = { realRoot: await realpath(root) };
-    const realDirectory = await realpath(directory);
-    for (const [index, component] of overlay.components.entries()) {
-      if (isAbsolute(component)) {
-        throw new RemoteBaseError(`spec.components[${index}] "${component}" must be a path relative to the kustomization`);
-      }
-      await checkReference(walk, realDirectory, file, `spec.components[${index}]`, component);
-    }
-    document.components = [...listField(document, "components", file), ...overlay.components];
+    const components = await specComponents(root, directory, file, overlay);
+    if (components.length > 0) document.components = [...listField(document, "components", file), ...components];
   }
+  if (overlay.buildMetadata?.length) document.buildMetadata = [...overlay.buildMetadata];
+}
+
+/**
+ * The spec's components that go into the kustomization: each must be a relative path inside the artifact; with
+ * ignoreMissingComponents, one that does not exist is left out (Flux checks existence after the path's form).
+ */
+async function specComponents(root: string, directory: string, file: string, overlay: KustomizeOverlay): Promise<string[]> {
+  const walk: Walk = { realRoot: await realpath(root) };
+  const realDirectory = await realpath(directory);
+  const kept: string[] = [];
+  for (const [index, component] of (overlay.components ?? []).entries()) {
+    if (isAbsolute(component)) {
+      throw new RemoteBaseError(`spec.components[${index}] "${component}" must be a path relative to the kustomization`);
+    }
+    if (overlay.ignoreMissingComponents && !remoteForm(component) && !(await landing(realDirectory, component)).exists) continue;
+    await checkReference(walk, realDirectory, file, `spec.components[${index}]`, component);
+    kept.push(component);
+  }
+  return kept;
 }
 
 /**

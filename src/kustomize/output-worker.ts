@@ -10,6 +10,8 @@ export interface OutputJob {
   readonly origin: string;
   readonly variables: Readonly<Record<string, string>>;
   readonly strict: boolean;
+  /** Flux's substituteStrategy Always: substitute even when no variable is defined (defaults still apply). */
+  readonly always?: boolean;
 }
 
 /** The result handed to the main thread: as much as kustomize may print (MAX_KUSTOMIZE_OUTPUT_BYTES). */
@@ -20,7 +22,7 @@ export type OutputResult = { readonly json: string } | { readonly error: { reado
 
 function run(job: OutputJob): OutputResult {
   try {
-    const objects = Object.keys(job.variables).length === 0
+    const objects = Object.keys(job.variables).length === 0 && !job.always
       ? parseManifests(job.text, job.origin)
       : substituteManifests(job.text, job.variables, { strict: job.strict });
     // One string is far cheaper to hand back than a structured clone of thousands of objects. Its size is bounded:

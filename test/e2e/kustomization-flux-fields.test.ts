@@ -1,5 +1,6 @@
 // Flux Kustomization fields end to end on the test bed (issue 14): healthCheckExprs and dependsOn[].readyExpr (CEL),
-// each with the semantics of Flux's kustomize-controller and fluxcd/pkg/runtime/cel.
+// ignoreMissingComponents, buildMetadata and postBuild.substituteStrategy, each with the semantics of Flux's
+// kustomize-controller, fluxcd/pkg/kustomize and fluxcd/pkg/runtime/cel.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -134,5 +135,44 @@ describe("Kustomization: Flux's fields", { skip: skipUnlessBuilt("etcd", "kube-a
     const stalled = await bed.waitForKustomization(ns, "app", "Stalled", (o) => condition(o, "Stalled")?.status === "True");
     assert.equal(condition(stalled, "Ready")?.reason, "InvalidCELExpression");
     assert.match(condition(stalled, "Stalled")?.message ?? "", /dependency cel-deps\/infra: CEL expression output type mismatch: expected bool, got dyn/);
+  });
+
+  const COMPONENT = {
+    "components/extra/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [extra.yaml]\n",
+    "components/extra/extra.yaml": [configMap("extra", { from: "component" })],
+    "apps/a.yaml": [configMap("a", { v: "1" })],
+  };
+
+  test("ignoreMissingComponents: a spec component missing from the artifact is left out instead of failing the build", async () => {
+    const ns = await namespace("components");
+    const digest = await bed.push(await makeFixture(COMPONENT), "components/app");
+    await bed.deliver(ns, "app", "components/app", { path: "./apps", components: ["../components/extra", "../components/absent"] });
+    const failed = await bed.waitForKustomization(ns, "app", "BuildFailed", (o) => condition(o, "Ready")?.reason === "BuildFailed");
+    assert.match(condition(failed, "Ready")?.message ?? "", /absent/);
+    await patchSpec(ns, "app", { ignoreMissingComponents: true });
+    const ready = await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
+    assert.deepEqual(ready.status?.inventory?.entries.map((entry) => entry.id).sort(), ["components_a__ConfigMap", "components_extra__ConfigMap"]);
+  });
+
+  test("buildMetadata originAnnotations: each applied object names the file it came from", async () => {
+    const ns = await namespace("build-metadata");
+    const digest = await bed.push(await makeFixture(COMPONENT), "build-metadata/app");
+    await bed.deliver(ns, "app", "build-metadata/app", { path: "./apps", buildMetadata: ["originAnnotations"] });
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
+    const applied = await bed.getJson(["configmap", "a", "-n", ns]) as { metadata: { annotations?: Record<string, string> } };
+    assert.equal(applied.metadata.annotations?.["config.kubernetes.io/origin"], "path: a.yaml\n");
+  });
+
+  test("postBuild.substituteStrategy Always substitutes with no variables defined, so defaults apply; WithVariables does not", async () => {
+    const ns = await namespace("substitute-always");
+    const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("settings", { region: "${region:=eu-west-1}" })] }), "substitute-always/app");
+    await bed.deliver(ns, "app", "substitute-always/app", { postBuild: { substituteStrategy: "WithVariables" } });
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
+    const region = async () => ((await bed.getJson(["configmap", "settings", "-n", ns])) as { data: { region: string } }).data.region;
+    assert.equal(await region(), "${region:=eu-west-1}");
+    await patchSpec(ns, "app", { postBuild: { substituteStrategy: "Always" } });
+    await bed.waitForKustomization(ns, "app", "Ready with Always", (o) =>
+      condition(o, "Ready")?.status === "True" && o.status?.observedGeneration === o.metadata.generation);
+    assert.equal(await region(), "eu-west-1");
   });
 });

@@ -209,6 +209,28 @@ describe("kustomization generation with the real kustomize", { skip: skipUnlessB
     assert.ok(objects.every((object) => object.metadata.labels?.component === "extra"));
   });
 
+  test("ignoreMissingComponents leaves out spec components that do not exist, as Flux does; without it kustomize fails", async () => {
+    const root = await artifact({ ...COMPONENT, "apps/a.yaml": configMap("a") });
+    const apps = join(root, "apps");
+    await prepareKustomization(root, apps, { components: ["../components/extra", "../components/absent"], ignoreMissingComponents: true });
+    assert.deepEqual((await kustomizationIn(apps)).components, ["../components/extra"]);
+    assert.deepEqual(ids(await kustomizeBuild(apps)), ["ConfigMap//a", "ConfigMap//extra"]);
+    // Missing or not, a path leaving the artifact or a remote one is still refused.
+    await assert.rejects(prepareKustomization(root, apps, { components: ["https://example.com/c.git"], ignoreMissingComponents: true }), /is a URL/);
+
+    const strict = await artifact({ ...COMPONENT, "apps/a.yaml": configMap("a") });
+    await prepareKustomization(strict, join(strict, "apps"), { components: ["../components/absent"] });
+    await assert.rejects(kustomizeBuild(join(strict, "apps")), /absent/);
+  });
+
+  test("buildMetadata is written into the kustomization, replacing the file's own: originAnnotations name each object's file", async () => {
+    const root = await artifact({ "kustomization.yaml": kustomization({ resources: ["a.yaml"], buildMetadata: ["managedByLabel"] }), "a.yaml": configMap("a") });
+    await prepareKustomization(root, root, { buildMetadata: ["originAnnotations"] });
+    assert.deepEqual((await kustomizationIn(root)).buildMetadata, ["originAnnotations"]);
+    const [built] = await kustomizeBuild(root);
+    assert.equal((built?.metadata as { annotations?: Record<string, string> }).annotations?.["config.kubernetes.io/origin"], "path: a.yaml\n");
+  });
+
   test("an empty directory, and an empty kustomization, build to no objects instead of failing", async () => {
     const root = await artifact({ "docs/readme.md": "no manifests here" });
     await prepareKustomization(root, root, {});

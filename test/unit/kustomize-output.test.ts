@@ -27,6 +27,14 @@ describe("kustomize output in a worker", () => {
     assert.equal((objects[0]?.data as Record<string, unknown>).replicas, 3);
   });
 
+  test("without variables nothing is substituted, unless substituteStrategy is Always (then defaults apply)", async () => {
+    const text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  region: ${region:=eu-west-1}\n";
+    const [plain] = await readOutputInWorker(job(text), rebuild);
+    assert.equal((plain?.data as Record<string, unknown>).region, "${region:=eu-west-1}");
+    const [always] = await readOutputInWorker({ ...job(text), always: true }, rebuild);
+    assert.equal((always?.data as Record<string, unknown>).region, "eu-west-1");
+  });
+
   test("failures keep their type across the thread", async () => {
     await assert.rejects(readOutputInWorker(job("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${missing}\n", { other: "x" }), rebuild), SubstitutionError);
     await assert.rejects(readOutputInWorker(job("kind: [unclosed\n"), rebuild), BuildError);
