@@ -55,7 +55,8 @@ export const CustomHealthCheck = z.object({
 });
 
 export const HealthCheckReference = z.object({
-  apiVersion: ApiVersion.optional().describe("Defaults to apps/v1."),
+  apiVersion: ApiVersion.optional()
+    .describe("Only its group counts: the object is read at the version the cluster prefers for its kind. Defaults to apps/v1, as in Flux."),
   kind: z.string().min(1).max(63),
   // Not ObjectName: some kinds' names are not DNS subdomains (RBAC's may contain ':').
   name: z.string().min(1).max(253),

@@ -26,6 +26,7 @@ import type { Sandbox } from "../sandbox/sandbox.ts";
 import { findCondition, removeCondition, setCondition } from "./conditions.ts";
 import { SecretValues } from "./secret-values.ts";
 import { buildKustomization, ownerLabels } from "./kustomization-build.ts";
+import { healthCheckRefs } from "./kustomization-health.ts";
 import {
   dependencyNotReady,
   KustomizationFailure,
@@ -179,7 +180,7 @@ export class KustomizationReconciler {
         if (pruneFailures.length > 0) {
           throw new KustomizationFailure("PruneFailed", `prune failed: ${pruneFailures.map((failure) => failure.error).join("; ")}`);
         }
-        health = this.#healthWait(object, spec, applied, target, timeoutMs, revision, requestedAt, expressions);
+        health = await this.#healthWait(object, spec, applied, target, timeoutMs, revision, requestedAt, expressions);
         if (!health) conditions = removeCondition(conditions, "Healthy");
         else if (applied.some((change) => change.action === "created" || change.action === "configured") || revision !== status.lastAppliedRevision) {
           conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
@@ -398,8 +399,8 @@ export class KustomizationReconciler {
     return failed.map((failure) => ({ entry: stale.find((entry) => entry.id === failure.id) as InventoryEntryType, error: failure.error }));
   }
 
-  /** wait: every applied object; else healthChecks; else nothing to wait for. */
-  #healthWait(
+  /** wait: every applied object; else healthChecks (at the versions the cluster prefers); else nothing to wait for. */
+  async #healthWait(
     object: Kustomization,
     spec: KustomizationSpecType,
     applied: readonly Change[],
@@ -408,17 +409,11 @@ export class KustomizationReconciler {
     revision: string,
     requestedAt: string | undefined,
     expressions: HealthExpressions | undefined,
-  ): HealthWait | undefined {
+  ): Promise<HealthWait | undefined> {
     let refs: ObjectRef[];
     if (spec.wait) refs = applied.filter((change) => change.action !== "skipped").map(parseEntry);
-    else if (spec.healthChecks?.length) {
-      refs = spec.healthChecks.map((check) => ({
-        apiVersion: check.apiVersion ?? "apps/v1",
-        kind: check.kind,
-        name: check.name,
-        namespace: check.namespace ?? object.metadata.namespace,
-      }));
-    } else return undefined;
+    else if (spec.healthChecks?.length) refs = await healthCheckRefs(target.kube, object.metadata, spec.healthChecks);
+    else return undefined;
     const started = Date.now();
     return {
       revision,

@@ -1,6 +1,6 @@
 // Flux Kustomization fields end to end on the test bed (issue 14): healthCheckExprs and dependsOn[].readyExpr (CEL),
-// ignoreMissingComponents, buildMetadata and postBuild.substituteStrategy, each with the semantics of Flux's
-// kustomize-controller, fluxcd/pkg/kustomize and fluxcd/pkg/runtime/cel.
+// ignoreMissingComponents, buildMetadata, postBuild.substituteStrategy and healthChecks by group and kind, each with
+// the semantics of Flux's kustomize-controller, fluxcd/pkg/kustomize and fluxcd/pkg/runtime/cel.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -174,5 +174,31 @@ describe("Kustomization: Flux's fields", { skip: skipUnlessBuilt("etcd", "kube-a
     await bed.waitForKustomization(ns, "app", "Ready with Always", (o) =>
       condition(o, "Ready")?.status === "True" && o.status?.observedGeneration === o.metadata.generation);
     assert.equal(await region(), "eu-west-1");
+  });
+
+  test("healthChecks name a group and kind: the version is the cluster's preferred one, and apps when apiVersion is left out", async () => {
+    const ns = await namespace("health-versions");
+    const deployment = (name: string) => ({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name },
+      spec: {
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: "app", image: "example.com/app:1" }] } },
+      },
+    });
+    const digest = await bed.push(await makeFixture({ "d.yaml": [deployment("old-version"), deployment("no-version")] }), "health-versions/app");
+    await bed.deliver(ns, "app", "health-versions/app", {
+      timeout: "40s",
+      healthChecks: [
+        // apps/v1beta1 has not been served since Kubernetes 1.16; Flux reads the Deployment at apps/v1.
+        { apiVersion: "apps/v1beta1", kind: "Deployment", name: "old-version" },
+        { kind: "Deployment", name: "no-version" },
+        // A Kustomization never waits on itself (Flux leaves it out).
+        { apiVersion: "kustomize.ferry.dev/v1", kind: "Kustomization", name: "app" },
+      ],
+    });
+    const ready = await bed.waitForKustomization(ns, "app", "Ready and Healthy", readyWith(digest));
+    assert.equal(condition(ready, "Healthy")?.status, "True");
   });
 });
