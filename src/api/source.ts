@@ -62,7 +62,9 @@ export const OCIRepositorySpec = z.object({
   verify: OCIRepositoryVerification.optional().describe("Verify the artifact's signature before it is used."),
   interval: Duration.describe("How often the reference is resolved again."),
   timeout: DurationWithoutHours.default("60s").describe("Timeout for registry operations."),
-  ignore: z.string().max(MAX_IGNORE_LENGTH).optional().describe("Paths to leave out, in .gitignore format."),
+  ignore: z.string().max(MAX_IGNORE_LENGTH).optional().describe(
+    "Paths to leave out, in .gitignore format, after the artifact's .sourceignore files; with no pattern from either, Flux's default exclusions apply.",
+  ),
   insecure: z.boolean().optional().describe("Use plain HTTP."),
   suspend: z.boolean().optional().describe("Stop reconciling."),
 });

@@ -10,7 +10,7 @@ import { OCIRepositorySpec, type OCIRepositorySpecType, type OCIRepositoryStatus
 import { type ArtifactCache, extractionVariant } from "../artifact/cache.ts";
 import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
 import { DEFAULT_EXTRACT_LIMITS, extractArchiveFile } from "../artifact/extract.ts";
-import { removeIgnored } from "../artifact/ignore.ts";
+import { applySourceIgnore, SourceIgnoreError } from "../artifact/ignore.ts";
 import { inspectArtifact, selectLayer } from "../artifact/pull.ts";
 import { deadlineExceeded, deadlineSignal, outsideDeadline, withDeadline } from "../deadline.ts";
 import { FerryError } from "../errors.ts";
@@ -112,6 +112,7 @@ function verificationFailure(error: unknown): ReconcileFailure {
 function fetchReason(error: unknown): string {
   if (error instanceof AuthenticationError) return "AuthenticationFailed";
   if (error instanceof ArtifactFormatError || error instanceof UnsafeArchiveError) return "OCIArtifactLayerOperationFailed";
+  if (error instanceof SourceIgnoreError) return "SourceIgnoreError";
   return "OCIArtifactPullFailed";
 }
 
@@ -369,7 +370,10 @@ export class OCIRepositoryReconciler {
       }
       const digest = reference.digest as string;
       // What is stored for a digest depends on how it was extracted: each way gets its own immutable entry.
-      const variant = extractionVariant({ ignore: spec.ignore, layerSelector: spec.layerSelector });
+      // `ignoreRules` names the rules an extracted tree was filtered with: entries stored under older rules (spec.ignore
+      // only, no defaults, root .sourceignore only) are extracted again rather than served as if they followed Flux's.
+      const copy = spec.layerSelector?.operation === "copy";
+      const variant = extractionVariant({ ignore: spec.ignore, layerSelector: spec.layerSelector, ...(copy ? {} : { ignoreRules: "flux-sourceignore" }) });
       const path = this.#deps.cache.relativePath(KIND, metadata.namespace, metadata.name, digest, variant);
       // Verified before with exactly the current keys and policies; a changed key Secret is seen on the next reconcile.
       const recorded = trust ? recordedVerification(status.conditions, revision, trust.fingerprint) : undefined;
@@ -395,12 +399,14 @@ export class OCIRepositoryReconciler {
       try {
         const blob = join(scratch, "layer");
         await client.fetchBlobToFile(base.registry, base.repository, layer, blob, { signal, maxBytes: limits.maxBytes });
-        if (spec.layerSelector?.operation === "copy") {
+        if (copy) {
           // The blob is kept as it is (a Helm chart, say), under its title when that is a plain file name.
           await rename(blob, join(staging, copiedFileName(layer.annotations?.["org.opencontainers.image.title"], layer.digest)));
         } else {
           await extractArchiveFile(blob, staging, limits);
-          if (spec.ignore !== undefined) await removeIgnored(staging, spec.ignore);
+          // As source-controller archives an extracted layer: the tree's .sourceignore files and spec.ignore, or with
+          // neither Flux's default exclusions (VCS files, images, archives, CI configuration).
+          await applySourceIgnore(staging, spec.ignore, signal ? { signal } : {});
         }
         await this.#deps.cache.publish(staging, path);
       } finally {

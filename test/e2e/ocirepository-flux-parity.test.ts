@@ -1,18 +1,20 @@
 // OCIRepository fields read as source-controller reads them, end to end against zot and the real apiserver:
-// ref.semver with Masterminds' constraints (not node-semver's).
+// ref.semver with Masterminds' constraints (not node-semver's); what an extracted artifact leaves out (spec.ignore,
+// .sourceignore files at every level, Flux's defaults), on artifacts pushed by Flux's own CLI.
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { type Condition, DeliveryBed } from "../harness/delivery.ts";
 import { waitUntil } from "../harness/processes.ts";
+import { runTool } from "../harness/tools.ts";
 
 interface ObservedSource {
   status?: { conditions?: Condition[]; artifact?: { revision: string; path: string } };
 }
 
-describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot") }, () => {
+describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "flux", "crane") }, () => {
   let bed: DeliveryBed;
   let content: string;
 
@@ -49,6 +51,27 @@ describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apis
     return last as ObservedSource;
   }
 
+  /** Every file under `root`, relative, sorted. */
+  async function files(root: string): Promise<string[]> {
+    const entries = await readdir(root, { recursive: true, withFileTypes: true });
+    return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(root.length + 1)).sort();
+  }
+
+  /** Pushes `tree` with Flux's CLI, leaving nothing out (flux push has its own defaults, which would hide ours). */
+  async function fluxPush(repository: string, tree: Record<string, string>): Promise<string> {
+    const path = join(bed.dir, repository.replaceAll("/", "-"));
+    for (const [file, text] of Object.entries(tree)) {
+      await mkdir(dirname(join(path, file)), { recursive: true });
+      await writeFile(join(path, file), text);
+    }
+    await runTool("flux", [
+      "push", "artifact", `oci://${bed.registry.host}/${repository}:v1`, `--path=${path}`, "--source=e2e", "--revision=r",
+      "--ignore-paths=nothing-is-ignored-at-push", "--insecure-registry",
+    ]);
+    const manifest = await runTool("crane", ["digest", "--insecure", `${bed.registry.host}/${repository}:v1`]);
+    return manifest.stdout.toString().trim();
+  }
+
   const ready = (object: ObservedSource) => object.status?.conditions?.find((condition) => condition.type === "Ready");
 
   // node-semver refuses ">=1.0, <2.0" (the old code stalled with "invalid semver range") and picks 1.2.3-beta.2 for
@@ -71,5 +94,41 @@ describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apis
     const none = await waitForSource("semver-none", "no match", (o) => ready(o)?.status === "False");
     assert.equal(ready(none)?.reason, "ReadOperationFailed");
     assert.equal(ready(none)?.message, "no match found for semver: >=1.0, <2.0, !=1.5.0, !=1.7.0");
+  });
+
+  // The old code applied only spec.ignore and the root .sourceignore, and nothing at all without spec.ignore.
+  test("without spec.ignore or .sourceignore, Flux's default exclusions leave VCS, CI, image and .sops.yaml files out", async () => {
+    const digest = await fluxPush("parity/defaults", {
+      "app.yaml": "kind: ConfigMap\n",
+      "nested/app.yaml": "kind: ConfigMap\n",
+      ".github/workflows/ci.yml": "on: push\n",
+      ".gitlab-ci.yml": "stages: []\n",
+      "docs/logo.png": "png",
+      "nested/.sops.yaml": "creation_rules: []\n",
+      "bundle.tar.gz": "tgz",
+    });
+    await source("ignore-defaults", { url: `oci://${bed.registry.host}/parity/defaults`, ref: { tag: "v1" } });
+    const object = await waitForSource("ignore-defaults", "Ready", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+    assert.deepEqual(await files(join(bed.dir, "cache", object.status?.artifact?.path ?? "")), ["app.yaml", "nested/app.yaml"]);
+  });
+
+  test(".sourceignore files at every level apply below their directory; spec.ignore comes last; any pattern turns the defaults off", async () => {
+    const digest = await fluxPush("parity/sourceignore", {
+      ".sourceignore": "*.md\n",
+      "README.md": "# readme\n",
+      "logo.png": "kept: a pattern exists, so Flux's defaults are off",
+      "team/.sourceignore": "local.yaml\n!NOTES.md\n",
+      "team/local.yaml": "kind: ConfigMap\n",
+      "team/deploy.yaml": "kind: ConfigMap\n",
+      "team/NOTES.md": "re-included below team/\n",
+      "other/local.yaml": "kind: ConfigMap\n",
+      "docs/guide.md": "# guide\n",
+      "docs/keep.yaml": "kind: ConfigMap\n",
+    });
+    await source("ignore-nested", { url: `oci://${bed.registry.host}/parity/sourceignore`, ref: { tag: "v1" }, ignore: "docs/\n!docs/keep.yaml\n" });
+    const object = await waitForSource("ignore-nested", "Ready", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+    assert.deepEqual(await files(join(bed.dir, "cache", object.status?.artifact?.path ?? "")), [
+      ".sourceignore", "docs/keep.yaml", "logo.png", "other/local.yaml", "team/.sourceignore", "team/NOTES.md", "team/deploy.yaml",
+    ]);
   });
 });
