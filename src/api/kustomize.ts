@@ -161,6 +161,17 @@ export const InventoryEntry = z.object({
   v: z.string().describe("API version of the object."),
 });
 
+/** Flux's meta.Snapshot: one digest of the built objects and outcome in status.history. */
+export const HistorySnapshot = z.object({
+  digest: z.string().describe("sha256:<hex> of the objects the build produced."),
+  firstReconciled: z.string().describe("When this digest first ended with this status."),
+  lastReconciled: z.string(),
+  lastReconciledDuration: z.string().describe("How long the last such reconcile took, build to health check."),
+  lastReconciledStatus: z.string().describe("ReconciliationSucceeded, ReconciliationFailed, PruneFailed or HealthCheckFailed."),
+  totalReconciliations: z.int(),
+  metadata: z.record(z.string(), z.string()).optional().describe("revision, and originRevision when the artifact has one."),
+});
+
 export const KustomizationStatus = z.object({
   observedGeneration: z.int().optional(),
   conditions: z.array(Condition).optional(),
@@ -169,8 +180,10 @@ export const KustomizationStatus = z.object({
   lastAttemptedRevision: z.string().optional(),
   lastHandledReconcileAt: z.string().optional(),
   inventory: z.object({ entries: z.array(InventoryEntry) }).optional(),
+  history: z.array(HistorySnapshot).max(5).optional().describe("The last reconciliations by digest and outcome, most recent first (at most 5)."),
 });
 
 export type KustomizationSpecType = z.infer<typeof KustomizationSpec>;
 export type KustomizationStatusType = z.infer<typeof KustomizationStatus>;
 export type InventoryEntryType = z.infer<typeof InventoryEntry>;
+export type HistorySnapshotType = z.infer<typeof HistorySnapshot>;

@@ -27,6 +27,7 @@ import { findCondition, removeCondition, setCondition } from "./conditions.ts";
 import { SecretValues } from "./secret-values.ts";
 import { buildKustomization, ownerLabels } from "./kustomization-build.ts";
 import { healthCheckRefs } from "./kustomization-health.ts";
+import { historyDigest, type HistoryStatus, upsertHistory } from "./kustomization-history.ts";
 import {
   dependencyNotReady,
   KustomizationFailure,
@@ -71,6 +72,13 @@ export interface KustomizationReconcilerOptions {
 
 type PruneFailure = { entry: InventoryEntryType; error: string };
 
+/** A reconcile that got as far as a build: the digest and revisions status.history records, and when it started. */
+interface Built {
+  readonly digest: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly started: number;
+}
+
 /** A health check's read of one object: the object (undefined when it does not exist), or why it could not be read. */
 type HealthRead = { readonly object?: unknown; readonly error?: string };
 
@@ -84,6 +92,8 @@ interface HealthWait {
   readonly applied: readonly Change[];
   readonly started: number;
   readonly deadline: number;
+  /** What was built, for status.history when the health check ends. */
+  readonly built: Built;
   /** spec.healthCheckExprs, for the objects whose group and kind they cover. */
   readonly expressions?: { readonly checks: KustomizationSpecType["healthCheckExprs"] & object; readonly compiled: HealthExpressions };
 }
@@ -143,6 +153,7 @@ export class KustomizationReconciler {
     let conditions: ConditionType[] = [...(status.conditions ?? [])];
     let revision: string | undefined;
     let pollingHealth = false;
+    let built: Built | undefined;
     const secrets = new SecretValues();
     try {
       const expressions = healthExpressionsOf(spec);
@@ -160,6 +171,7 @@ export class KustomizationReconciler {
         // Applied and pruned already; only the health check was still running.
         applied = waiting.applied;
         health = waiting;
+        built = waiting.built;
       } else {
         // A new revision, spec or request cancels a running health check and starts over.
         await this.#checkDependencies(object, spec, revision, reader);
@@ -173,6 +185,7 @@ export class KustomizationReconciler {
 
         const target = await this.#targets.for(metadata.namespace, spec);
         const objects = await this.#build(object, spec, artifact, { kube: reader, applier: target.applier }, secrets);
+        built = { digest: historyDigest(objects), metadata: historyMetadata(artifact), started };
         applied = await this.#apply(object, spec, objects, target, timeoutMs, status);
         const entries = applied.map((change) => ({ id: change.id, v: change.v }));
         const pruneFailures = spec.prune ? await this.#prune(object, target, staleEntries(status.inventory?.entries ?? [], entries)) : [];
@@ -180,7 +193,7 @@ export class KustomizationReconciler {
         if (pruneFailures.length > 0) {
           throw new KustomizationFailure("PruneFailed", `prune failed: ${pruneFailures.map((failure) => failure.error).join("; ")}`);
         }
-        health = await this.#healthWait(object, spec, applied, target, timeoutMs, revision, requestedAt, expressions);
+        health = await this.#healthWait(object, spec, applied, target, { timeoutMs, revision, requestedAt, built }, expressions);
         if (!health) conditions = removeCondition(conditions, "Healthy");
         else if (applied.some((change) => change.action === "created" || change.action === "configured") || revision !== status.lastAppliedRevision) {
           conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
@@ -208,6 +221,7 @@ export class KustomizationReconciler {
       // Status is written as a merge patch: a field that no longer applies must be sent as null to go away.
       const staleOrigin = !origin && status.lastAppliedOriginRevision !== undefined;
       delete status.lastAppliedOriginRevision;
+      recordHistory(status, built, "ReconciliationSucceeded");
       await this.#writeStatus(object, {
         ...status,
         conditions,
@@ -235,6 +249,7 @@ export class KustomizationReconciler {
         conditions = removeCondition(conditions, "Stalled");
         conditions = setCondition(conditions, "Reconciling", "True", "ProgressingWithRetry", failure.message, generation);
       }
+      recordHistory(status, built, pollingHealth ? "HealthCheckFailed" : failure.reason === "PruneFailed" ? "PruneFailed" : "ReconciliationFailed");
       await this.#writeStatus(object, { ...status, conditions, ...(failure.disposition === "stall" ? { observedGeneration: generation } : {}) });
       const previous = object.status?.conditions?.find((condition) => condition.type === "Ready");
       // A Kustomization waiting on the same thing for hours should not write an Event every few seconds.
@@ -405,11 +420,10 @@ export class KustomizationReconciler {
     spec: KustomizationSpecType,
     applied: readonly Change[],
     target: Target,
-    timeoutMs: number,
-    revision: string,
-    requestedAt: string | undefined,
+    reconcile: { readonly timeoutMs: number; readonly revision: string; readonly requestedAt: string | undefined; readonly built: Built },
     expressions: HealthExpressions | undefined,
   ): Promise<HealthWait | undefined> {
+    const { timeoutMs, revision, requestedAt, built } = reconcile;
     let refs: ObjectRef[];
     if (spec.wait) refs = applied.filter((change) => change.action !== "skipped").map(parseEntry);
     else if (spec.healthChecks?.length) refs = await healthCheckRefs(target.kube, object.metadata, spec.healthChecks);
@@ -424,6 +438,7 @@ export class KustomizationReconciler {
       applied,
       started,
       deadline: started + timeoutMs,
+      built,
       ...(expressions && spec.healthCheckExprs ? { expressions: { checks: spec.healthCheckExprs, compiled: expressions } } : {}),
     };
   }
@@ -570,6 +585,20 @@ function healthExpressionsOf(spec: KustomizationSpecType): HealthExpressions | u
     if (!(error instanceof CelExpressionError)) throw error;
     throw new KustomizationFailure("InvalidCELExpression", error.message, "stall");
   }
+}
+
+/** Flux's history metadata: the artifact's revision and, when it has one, its origin revision. */
+function historyMetadata(artifact: ArtifactType): Record<string, string> {
+  const origin = artifact.metadata?.["org.opencontainers.image.revision"];
+  return { revision: artifact.revision, ...(origin ? { originRevision: origin } : {}) };
+}
+
+/** Adds this reconcile's outcome to status.history, when it got as far as a build (as Flux records it). */
+function recordHistory(status: KustomizationStatusType, built: Built | undefined, outcome: HistoryStatus): void {
+  if (!built) return;
+  status.history = upsertHistory(status.history, {
+    digest: built.digest, at: new Date(), durationMs: Date.now() - built.started, status: outcome, metadata: built.metadata,
+  });
 }
 
 /** What a failed reconcile reports: a deadline names itself, and no message carries a Secret's value. */

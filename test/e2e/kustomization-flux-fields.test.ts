@@ -1,6 +1,6 @@
 // Flux Kustomization fields end to end on the test bed (issue 14): healthCheckExprs and dependsOn[].readyExpr (CEL),
-// ignoreMissingComponents, buildMetadata, postBuild.substituteStrategy and healthChecks by group and kind, each with
-// the semantics of Flux's kustomize-controller, fluxcd/pkg/kustomize and fluxcd/pkg/runtime/cel.
+// ignoreMissingComponents, buildMetadata, postBuild.substituteStrategy, healthChecks by group and kind, and
+// status.history, each with the semantics of Flux's kustomize-controller, fluxcd/pkg/kustomize and fluxcd/pkg/runtime/cel.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -200,5 +200,57 @@ describe("Kustomization: Flux's fields", { skip: skipUnlessBuilt("etcd", "kube-a
     });
     const ready = await bed.waitForKustomization(ns, "app", "Ready and Healthy", readyWith(digest));
     assert.equal(condition(ready, "Healthy")?.status, "True");
+  });
+
+  test("status.history records each outcome by digest, counts repeats, and keeps the last five", async () => {
+    const ns = await namespace("history");
+    interface Snapshot {
+      digest: string;
+      firstReconciled: string;
+      lastReconciled: string;
+      lastReconciledDuration: string;
+      lastReconciledStatus: string;
+      totalReconciliations: number;
+      metadata?: Record<string, string>;
+    }
+    const history = async () => ((await bed.kustomization(ns, "app")).status as { history?: Snapshot[] } | undefined)?.history ?? [];
+    const v1 = await bed.push(await makeFixture({ "cm.yaml": [configMap("settings", { v: "1" })] }), "history/app");
+    await bed.deliver(ns, "app", "history/app", {});
+    const ready = await bed.waitForKustomization(ns, "app", "Ready", readyWith(v1));
+    const [first] = await history();
+    assert.ok(first, "a snapshot after the first reconcile");
+    assert.match(first.digest, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(first.lastReconciledStatus, "ReconciliationSucceeded");
+    assert.equal(first.totalReconciliations, 1);
+    // bed.push gives the artifact the origin revision "r" (org.opencontainers.image.revision).
+    assert.deepEqual(first.metadata, { revision: ready.status?.lastAppliedRevision, originRevision: "r" });
+    assert.match(first.lastReconciledDuration, /^[0-9.]+(ms|s)$/);
+    assert.match(first.firstReconciled, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+
+    // The same objects again: the snapshot is counted, not repeated.
+    await bed.cluster.kubectl(["annotate", "kustomization", "app", "-n", ns, "--overwrite", `reconcile.fluxcd.io/requestedAt=${Date.now()}`]);
+    await bed.waitForKustomization(ns, "app", "reconciled again", (o) => (o.status as { history?: Snapshot[] }).history?.[0]?.totalReconciliations === 2);
+    assert.equal((await history()).length, 1);
+
+    // An apply the API server refuses is a ReconciliationFailed snapshot of its own, first.
+    const broken = await bed.push(await makeFixture({ "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  v: [1]\n" }), "history/app");
+    await bed.reconcileSource(ns, "app");
+    await bed.waitForKustomization(ns, "app", "apply failed", (o) =>
+      o.status?.lastAttemptedRevision?.endsWith(broken) === true && condition(o, "Ready")?.reason === "ReconciliationFailed");
+    const afterFailure = await history();
+    assert.deepEqual(afterFailure.map((snapshot) => snapshot.lastReconciledStatus), ["ReconciliationFailed", "ReconciliationSucceeded"]);
+    assert.equal(afterFailure[0]?.metadata?.revision?.endsWith(broken), true);
+
+    // Five more revisions: only the last five snapshots are kept, the newest first.
+    const digests: string[] = [];
+    for (let version = 2; version <= 6; version++) {
+      const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("settings", { v: String(version) })] }), "history/app");
+      await bed.reconcileSource(ns, "app");
+      await bed.waitForKustomization(ns, "app", `Ready v${version}`, readyWith(digest));
+      digests.push(digest);
+    }
+    const kept = await history();
+    assert.equal(kept.length, 5);
+    assert.deepEqual(kept.map((snapshot) => snapshot.metadata?.revision?.split("@")[1]), [...digests].reverse());
   });
 });
