@@ -54,7 +54,10 @@ export const OCIRepositorySpec = z.object({
   url: z.string().max(MAX_URL_LENGTH).regex(/^oci:\/\/.*$/).describe("oci://<host>[:port]/<repository>, without a tag."),
   ref: OCIRepositoryRef.optional(),
   layerSelector: OCILayerSelector.optional(),
-  provider: z.enum(["generic"]).default("generic").describe("Credential provider; generic uses secretRef and serviceAccountName."),
+  provider: z
+    .enum(["generic", "aws", "azure", "gcp"])
+    .default("generic")
+    .describe("Credential provider: generic uses secretRef and serviceAccountName; aws, azure and gcp (workload identity) are not supported yet."),
   secretRef: LocalObjectReference.optional().describe("A kubernetes.io/dockerconfigjson Secret with registry credentials."),
   serviceAccountName: ObjectName.optional().describe("A ServiceAccount whose imagePullSecrets are used as credentials."),
   certSecretRef: LocalObjectReference.optional().describe("A Secret with ca.crt, and tls.crt/tls.key for mutual TLS."),

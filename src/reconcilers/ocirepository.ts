@@ -55,11 +55,27 @@ export interface ReconcilerDeps {
   readonly maxArtifactBytes?: number;
 }
 
+/**
+ * The condition reasons a failed reconcile reports: source-controller's own, so tools written for Flux read them,
+ * plus ProviderNotSupported for cloud workload identity, which Ferry does not do yet.
+ */
+export const OCI_REPOSITORY_FAILURE_REASONS = [
+  "AuthenticationFailed",
+  "OCIArtifactLayerOperationFailed",
+  "OCIArtifactPullFailed",
+  "ProviderNotSupported",
+  "ReadOperationFailed",
+  "SourceIgnoreError",
+  "URLInvalid",
+  "VerificationError",
+] as const;
+export type OCIRepositoryFailureReason = (typeof OCI_REPOSITORY_FAILURE_REASONS)[number];
+
 /** A failure with the condition reason it reports; `stall` means the spec must change first. */
 class ReconcileFailure extends Error {
-  readonly reason: string;
+  readonly reason: OCIRepositoryFailureReason;
   readonly stall: boolean;
-  constructor(reason: string, message: string, options: { stall?: boolean; cause?: unknown } = {}) {
+  constructor(reason: OCIRepositoryFailureReason, message: string, options: { stall?: boolean; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.reason = reason;
     this.stall = options.stall ?? false;
@@ -109,11 +125,25 @@ function verificationFailure(error: unknown): ReconcileFailure {
   return new ReconcileFailure("VerificationError", `failed to verify the signature using provider 'cosign': ${message}`, { cause: error });
 }
 
-function fetchReason(error: unknown): string {
+function fetchReason(error: unknown): OCIRepositoryFailureReason {
   if (error instanceof AuthenticationError) return "AuthenticationFailed";
   if (error instanceof ArtifactFormatError || error instanceof UnsafeArchiveError) return "OCIArtifactLayerOperationFailed";
   if (error instanceof SourceIgnoreError) return "SourceIgnoreError";
   return "OCIArtifactPullFailed";
+}
+
+/**
+ * spec.provider aws, azure or gcp without a secretRef or pull secrets means workload identity (IRSA/Pod Identity, Azure
+ * Workload Identity, GKE Workload Identity) in Flux. Ferry cannot get such credentials yet, and pulling anonymously
+ * instead would hide that: the source stalls until the spec changes.
+ */
+function providerNotSupported(provider: string): ReconcileFailure {
+  return new ReconcileFailure(
+    "ProviderNotSupported",
+    `failed to get credential from ${provider}: workload identity for provider '${provider}' is not supported by Ferry yet; `
+    + "use provider 'generic' with spec.secretRef or the imagePullSecrets of spec.serviceAccountName",
+    { stall: true },
+  );
 }
 
 export class OCIRepositoryReconciler {
@@ -258,6 +288,8 @@ export class OCIRepositoryReconciler {
       ...(spec.secretRef ? [spec.secretRef.name] : []),
       ...(spec.serviceAccountName ? await this.#deps.kube.imagePullSecrets(namespace, spec.serviceAccountName) : []),
     ];
+    // As source-controller: a cloud provider is asked for credentials only when no static ones are configured.
+    if (secretNames.length === 0 && spec.provider !== "generic") throw providerNotSupported(spec.provider);
     const configs: DockerConfig[] = [];
     for (const name of secretNames) {
       const text = (await this.#secret(namespace, name, "auth"))[".dockerconfigjson"]?.toString("utf8");

@@ -1,6 +1,7 @@
 // OCIRepository fields read as source-controller reads them, end to end against zot and the real apiserver:
 // ref.semver with Masterminds' constraints (not node-semver's); what an extracted artifact leaves out (spec.ignore,
-// .sourceignore files at every level, Flux's defaults), on artifacts pushed by Flux's own CLI.
+// .sourceignore files at every level, Flux's defaults), on artifacts pushed by Flux's own CLI; spec.provider's cloud
+// values, accepted by the CRD and refused by the controller until workload identity exists.
 import assert from "node:assert/strict";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -11,7 +12,8 @@ import { waitUntil } from "../harness/processes.ts";
 import { runTool } from "../harness/tools.ts";
 
 interface ObservedSource {
-  status?: { conditions?: Condition[]; artifact?: { revision: string; path: string } };
+  spec?: { provider?: string };
+  status?: { conditions?: Condition[]; artifact?: { revision: string; path: string }; observedGeneration?: number };
 }
 
 describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "flux", "crane") }, () => {
@@ -130,5 +132,37 @@ describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apis
     assert.deepEqual(await files(join(bed.dir, "cache", object.status?.artifact?.path ?? "")), [
       ".sourceignore", "docs/keep.yaml", "logo.png", "other/local.yaml", "team/.sourceignore", "team/NOTES.md", "team/deploy.yaml",
     ]);
+  });
+
+  // Flux asks the cloud for credentials only when no static ones are configured; Ferry cannot yet, and says so.
+  test("provider aws, azure or gcp without credentials stalls with ProviderNotSupported; with a secretRef the secret is used", async () => {
+    const digest = await bed.push(content, "parity/provider", "v1");
+    const url = `oci://${bed.registry.host}/parity/provider`;
+    for (const provider of ["aws", "azure", "gcp"]) await source(`provider-${provider}`, { url, ref: { tag: "v1" }, provider });
+    for (const provider of ["aws", "azure", "gcp"]) {
+      const object = await waitForSource(`provider-${provider}`, "refused", (o) => ready(o)?.status === "False");
+      assert.equal(object.spec?.provider, provider, "the CRD kept the provider");
+      assert.equal(ready(object)?.reason, "ProviderNotSupported");
+      assert.equal(
+        ready(object)?.message,
+        `failed to get credential from ${provider}: workload identity for provider '${provider}' is not supported by Ferry yet; `
+        + "use provider 'generic' with spec.secretRef or the imagePullSecrets of spec.serviceAccountName",
+      );
+      const conditions = object.status?.conditions ?? [];
+      assert.equal(conditions.find((c) => c.type === "Stalled")?.status, "True");
+      assert.equal(conditions.find((c) => c.type === "FetchFailed")?.reason, "ProviderNotSupported");
+      assert.equal(object.status?.artifact, undefined, "nothing was pulled anonymously");
+    }
+    // zot here needs no credentials; any dockerconfigjson shows that the secret, not the provider, is what counts.
+    const auth = Buffer.from("user:password").toString("base64");
+    await bed.applyObjects([{
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { namespace: "default", name: "static-creds" },
+      type: "kubernetes.io/dockerconfigjson",
+      stringData: { ".dockerconfigjson": JSON.stringify({ auths: { [bed.registry.host]: { auth } } }) },
+    }]);
+    await source("provider-gcp-static", { url, ref: { tag: "v1" }, provider: "gcp", secretRef: { name: "static-creds" } });
+    await waitForSource("provider-gcp-static", "Ready with the secret's credentials", (o) => o.status?.artifact?.revision === `v1@${digest}`);
   });
 });
