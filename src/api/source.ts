@@ -44,7 +44,7 @@ export const OIDCIdentityMatch = z.object({
 });
 
 export const OCIRepositoryVerification = z.object({
-  provider: z.enum(["cosign"]).default("cosign"),
+  provider: z.enum(["cosign", "notation"]).default("cosign").describe("cosign; notation (Flux's other verifier) is not supported yet."),
   secretRef: LocalObjectReference.optional().describe("A Secret whose keys ending in .pub are cosign public keys."),
   matchOIDCIdentity: z.array(OIDCIdentityMatch).max(MAX_LIST_ITEMS).optional().describe("Keyless: any matching identity is accepted."),
   trustedRootSecretRef: LocalObjectReference.optional().describe("A Secret with trusted_root.json for a private Sigstore."),

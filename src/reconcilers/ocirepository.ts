@@ -11,7 +11,7 @@ import { type ArtifactCache, extractionVariant } from "../artifact/cache.ts";
 import { ArtifactFormatError, UnsafeArchiveError } from "../artifact/errors.ts";
 import { DEFAULT_EXTRACT_LIMITS, extractArchiveFile } from "../artifact/extract.ts";
 import { applySourceIgnore, SourceIgnoreError } from "../artifact/ignore.ts";
-import { inspectArtifact, selectLayer } from "../artifact/pull.ts";
+import { inspectArtifact } from "../artifact/pull.ts";
 import { deadlineExceeded, deadlineSignal, outsideDeadline, withDeadline } from "../deadline.ts";
 import { FerryError } from "../errors.ts";
 import { GoRegexp } from "../go-regexp.ts";
@@ -21,6 +21,7 @@ import { highestMatchingTag, SemverConstraints } from "../registry/masterminds-s
 import type { ClientOptions } from "../registry/client.ts";
 import { type CredentialSource, credentialsFromDockerConfig, type DockerConfig, parseDockerConfig } from "../registry/credentials.ts";
 import { AuthenticationError, type InvalidReferenceError } from "../registry/errors.ts";
+import type { Descriptor, ImageManifest } from "../registry/oci.ts";
 import { parseReference, type Reference } from "../registry/reference.ts";
 import { refusedDigest } from "../signing/bundle.ts";
 import { VerificationError } from "../signing/errors.ts";
@@ -75,10 +76,17 @@ export type OCIRepositoryFailureReason = (typeof OCI_REPOSITORY_FAILURE_REASONS)
 class ReconcileFailure extends Error {
   readonly reason: OCIRepositoryFailureReason;
   readonly stall: boolean;
-  constructor(reason: OCIRepositoryFailureReason, message: string, options: { stall?: boolean; cause?: unknown } = {}) {
+  /** The condition that reports it: SourceVerified=False for verification failures, else FetchFailed=True. */
+  readonly condition: "SourceVerified" | "FetchFailed";
+  constructor(
+    reason: OCIRepositoryFailureReason,
+    message: string,
+    options: { stall?: boolean; cause?: unknown; verification?: boolean } = {},
+  ) {
     super(message, { cause: options.cause });
     this.reason = reason;
     this.stall = options.stall ?? false;
+    this.condition = options.verification || reason === "VerificationError" ? "SourceVerified" : "FetchFailed";
   }
 }
 
@@ -120,9 +128,11 @@ function withoutArtifact(status: OCIRepositoryStatusType): OCIRepositoryStatusTy
   return { ...status, artifact: null, url: null } as unknown as OCIRepositoryStatusType;
 }
 
-function verificationFailure(error: unknown): ReconcileFailure {
+/** As source-controller words it: the provider is 'cosign keyless' when no key Secret is given. */
+function verificationFailure(error: unknown, spec: OCIRepositorySpecType): ReconcileFailure {
   const message = error instanceof FerryError ? error.message : String(error);
-  return new ReconcileFailure("VerificationError", `failed to verify the signature using provider 'cosign': ${message}`, { cause: error });
+  const provider = spec.verify?.secretRef ? "cosign" : "cosign keyless";
+  return new ReconcileFailure("VerificationError", `failed to verify the signature using provider '${provider}': ${message}`, { cause: error });
 }
 
 function fetchReason(error: unknown): OCIRepositoryFailureReason {
@@ -130,6 +140,16 @@ function fetchReason(error: unknown): OCIRepositoryFailureReason {
   if (error instanceof ArtifactFormatError || error instanceof UnsafeArchiveError) return "OCIArtifactLayerOperationFailed";
   if (error instanceof SourceIgnoreError) return "SourceIgnoreError";
   return "OCIArtifactPullFailed";
+}
+
+/**
+ * source-controller's selectLayer: the first layer of `mediaType`, else none; without one, the first layer, whatever
+ * its type (`ferry pull` prefers Flux's content layer; an OCIRepository takes the first, as Flux does).
+ */
+function selectedLayer(manifest: ImageManifest, mediaType: string | undefined): Descriptor {
+  const layer = mediaType ? manifest.layers.find((candidate) => candidate.mediaType === mediaType) : manifest.layers[0];
+  if (layer) return layer;
+  throw new ArtifactFormatError(mediaType ? `failed to find layer with media type '${mediaType}' in artifact` : "no layers found in artifact");
 }
 
 /**
@@ -223,7 +243,7 @@ export class OCIRepositoryReconciler {
         : error instanceof ReconcileFailure
           ? error
           : new ReconcileFailure(fetchReason(error), (error as Error).message, { cause: error });
-      if (failure.reason === "VerificationError") {
+      if (failure.condition === "SourceVerified") {
         conditions = setCondition(conditions, "SourceVerified", "False", failure.reason, failure.message, generation);
       } else {
         conditions = setCondition(conditions, "FetchFailed", "True", failure.reason, failure.message, generation);
@@ -419,9 +439,9 @@ export class OCIRepositoryReconciler {
       if (unchanged) return { revision, status: {} as Partial<OCIRepositoryStatusType>, verifiedWith: recorded };
 
       await progressing(`building artifact: new revision '${revision}' for '${spec.url}'`);
-      const verifiedWith = trust ? await this.#verify(client, reference, trust) : undefined;
+      const verifiedWith = trust ? await this.#verify(client, reference, trust, spec) : undefined;
       const info = await inspectArtifact(client, { registry: base.registry, repository: base.repository, digest }, signal);
-      const layer = selectLayer(info.manifest, spec.layerSelector?.mediaType);
+      const layer = selectedLayer(info.manifest, spec.layerSelector?.mediaType);
       // The layer is bound to the signed manifest only as strongly as its digest: md5 or sha1 would let it be swapped.
       const weakLayer = refusedDigest(layer.digest, "layer");
       if (weakLayer) throw new ArtifactFormatError(weakLayer.message, { cause: weakLayer });
@@ -473,8 +493,9 @@ export class OCIRepositoryReconciler {
   }
 
   /**
-   * Reads what spec.verify trusts: the public keys (every `.pub` of secretRef), or the keyless policies with their
-   * trusted root. A Secret that is missing or holds no usable key fails verification, as a wrong key does.
+   * Reads what spec.verify trusts, in source-controller's order: the public keys of secretRef (every `.pub`) when it
+   * is set, else the keyless policies with their trusted root. A Secret that is missing or holds no usable key fails
+   * verification, as a wrong key does.
    */
   async #verificationTrust(
     namespace: string,
@@ -482,39 +503,55 @@ export class OCIRepositoryReconciler {
     annotations: Record<string, string> | undefined,
   ): Promise<VerificationTrust> {
     const verify = spec.verify;
+    if (verify?.provider === "notation") {
+      throw new ReconcileFailure(
+        "ProviderNotSupported",
+        "failed to verify the signature using provider 'notation': notation verification is not supported by Ferry yet; use provider 'cosign'",
+        { stall: true, verification: true },
+      );
+    }
     try {
       let inputs: VerificationInputs;
-      if (verify?.matchOIDCIdentity?.length) {
-        let trustedRoot: unknown = publicGoodTrustedRoot();
-        if (verify.trustedRootSecretRef) {
-          const data = await this.#deps.kube.secretData(namespace, verify.trustedRootSecretRef.name);
-          const text = data?.["trusted_root.json"]?.toString("utf8");
-          if (!text) throw new VerificationError("untrusted", `secret '${verify.trustedRootSecretRef.name}' has no trusted_root.json`);
-          trustedRoot = JSON.parse(text);
-        }
-        // Private Sigstore deployments without a transparency log opt in explicitly, as cosign's --insecure-ignore-tlog.
-        const ignoreTlog = annotations?.[IGNORE_TLOG_ANNOTATION] === "true";
-        const policies = verify.matchOIDCIdentity.map((match) => ({ identityRegexp: match.subject, issuerRegexp: match.issuer }));
-        inputs = { keyless: policies.map((policy) => ({ trustedRoot, ignoreTlog, policy })) };
-      } else {
-        if (!verify?.secretRef) throw new VerificationError("untrusted", "spec.verify needs secretRef (cosign public keys) or matchOIDCIdentity");
-        const secretName = verify.secretRef.name;
-        const data = await this.#deps.kube.secretData(namespace, secretName);
-        if (!data) throw new VerificationError("untrusted", `secret '${namespace}/${secretName}' not found`);
-        const publicKeys = Object.entries(data)
-          .filter(([key]) => key.endsWith(".pub"))
-          .map(([key, value]) => parsePublicKey(value.toString("utf8"), `${secretName}/${key}`));
-        if (publicKeys.length === 0) throw new VerificationError("untrusted", `secret '${secretName}' has no keys ending in .pub`);
-        inputs = { publicKeys };
-      }
+      if (verify?.secretRef) inputs = { publicKeys: await this.#publicKeys(namespace, verify.secretRef.name) };
+      else if (verify?.matchOIDCIdentity?.length) inputs = { keyless: await this.#keylessPolicies(namespace, verify, annotations) };
+      // Flux would accept a keyless signature by anyone here; Ferry asks for the identity to expect.
+      else throw new VerificationError("untrusted", "spec.verify needs secretRef (cosign public keys) or matchOIDCIdentity");
       return { inputs, fingerprint: fingerprintInputs(inputs) };
     } catch (error) {
-      throw verificationFailure(error);
+      throw verificationFailure(error, spec);
     }
   }
 
+  async #publicKeys(namespace: string, secretName: string): Promise<NonNullable<VerificationInputs["publicKeys"]>> {
+    const data = await this.#deps.kube.secretData(namespace, secretName);
+    if (!data) throw new VerificationError("untrusted", `secret '${namespace}/${secretName}' not found`);
+    const publicKeys = Object.entries(data)
+      .filter(([key]) => key.endsWith(".pub"))
+      .map(([key, value]) => parsePublicKey(value.toString("utf8"), `${secretName}/${key}`));
+    if (publicKeys.length === 0) throw new VerificationError("untrusted", `secret '${secretName}' has no keys ending in .pub`);
+    return publicKeys;
+  }
+
+  async #keylessPolicies(
+    namespace: string,
+    verify: NonNullable<OCIRepositorySpecType["verify"]>,
+    annotations: Record<string, string> | undefined,
+  ): Promise<NonNullable<VerificationInputs["keyless"]>> {
+    let trustedRoot: unknown = publicGoodTrustedRoot();
+    if (verify.trustedRootSecretRef) {
+      const data = await this.#deps.kube.secretData(namespace, verify.trustedRootSecretRef.name);
+      const text = data?.["trusted_root.json"]?.toString("utf8");
+      if (!text) throw new VerificationError("untrusted", `secret '${verify.trustedRootSecretRef.name}' has no trusted_root.json`);
+      trustedRoot = JSON.parse(text);
+    }
+    // Private Sigstore deployments without a transparency log opt in explicitly, as cosign's --insecure-ignore-tlog.
+    const ignoreTlog = annotations?.[IGNORE_TLOG_ANNOTATION] === "true";
+    const policies = (verify.matchOIDCIdentity ?? []).map((match) => ({ identityRegexp: match.subject, issuerRegexp: match.issuer }));
+    return policies.map((policy) => ({ trustedRoot, ignoreTlog, policy }));
+  }
+
   /** Verifies the resolved digest; returns the record status keeps of how. Any one keyless policy may match. */
-  async #verify(client: RegistryClient, reference: Reference, trust: VerificationTrust): Promise<string> {
+  async #verify(client: RegistryClient, reference: Reference, trust: VerificationTrust, spec: OCIRepositorySpecType): Promise<string> {
     try {
       const { publicKeys, keyless = [] } = trust.inputs;
       if (publicKeys) return verificationRecord(describeSigner(await verifyArtifact(client, reference, { publicKeys })), trust.fingerprint);
@@ -528,7 +565,7 @@ export class OCIRepositoryReconciler {
       }
       throw lastError;
     } catch (error) {
-      throw verificationFailure(error);
+      throw verificationFailure(error, spec);
     }
   }
 }

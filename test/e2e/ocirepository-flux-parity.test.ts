@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { type Condition, DeliveryBed } from "../harness/delivery.ts";
+import { ferryOk } from "../harness/ferry.ts";
 import { waitUntil } from "../harness/processes.ts";
 import { runTool } from "../harness/tools.ts";
 
@@ -16,7 +17,7 @@ interface ObservedSource {
   status?: { conditions?: Condition[]; artifact?: { revision: string; path: string }; observedGeneration?: number };
 }
 
-describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "flux", "crane") }, () => {
+describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "flux", "crane", "oras") }, () => {
   let bed: DeliveryBed;
   let content: string;
 
@@ -74,6 +75,7 @@ describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apis
     return manifest.stdout.toString().trim();
   }
 
+  const conditionOf = (object: ObservedSource, type: string) => object.status?.conditions?.find((condition) => condition.type === type);
   const ready = (object: ObservedSource) => object.status?.conditions?.find((condition) => condition.type === "Ready");
 
   // node-semver refuses ">=1.0, <2.0" (the old code stalled with "invalid semver range") and picks 1.2.3-beta.2 for
@@ -164,5 +166,60 @@ describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apis
     }]);
     await source("provider-gcp-static", { url, ref: { tag: "v1" }, provider: "gcp", secretRef: { name: "static-creds" } });
     await waitForSource("provider-gcp-static", "Ready with the secret's credentials", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+  });
+
+  // The old code preferred matchOIDCIdentity when both were set, and so refused an artifact signed with the key.
+  test("verify: secretRef takes precedence over matchOIDCIdentity; notation is accepted by the CRD and refused by the controller", async () => {
+    const password = { COSIGN_PASSWORD: "parity" };
+    await ferryOk(["keygen", "--output-key-prefix=parity"], { cwd: bed.dir, env: password });
+    const url = `oci://${bed.registry.host}/parity/signed`;
+    const signed = (await ferryOk(
+      ["push", "artifact", `${url}:v1`, `--path=${content}`, "--source=e2e", "--revision=r", "--insecure-registry", "--sign", `--key=${join(bed.dir, "parity.key")}`],
+      { env: password },
+    )).stdout.trim();
+    await bed.cluster.kubectl(["create", "secret", "generic", "parity-keys", "-n", "default", `--from-file=cosign.pub=${join(bed.dir, "parity.pub")}`]);
+    const identity = { issuer: "^https://token\\.actions\\.githubusercontent\\.com$", subject: "^https://github\\.com/acme/.*$" };
+    await source("verify-both", { url, ref: { tag: "v1" }, verify: { provider: "cosign", secretRef: { name: "parity-keys" }, matchOIDCIdentity: [identity] } });
+    const verified = await waitForSource("verify-both", "verified with the key", (o) => o.status?.artifact?.revision === `v1@${signed}`);
+    assert.equal(conditionOf(verified, "SourceVerified")?.status, "True");
+
+    // Keyless against the public-good root: no such signature, and the failure names the provider as Flux does.
+    await source("verify-keyless", { url, ref: { tag: "v1" }, verify: { provider: "cosign", matchOIDCIdentity: [identity] } });
+    const keyless = await waitForSource("verify-keyless", "refused", (o) => conditionOf(o, "SourceVerified")?.status === "False");
+    assert.match(conditionOf(keyless, "SourceVerified")?.message ?? "", /^failed to verify the signature using provider 'cosign keyless': /);
+
+    await source("verify-notation", { url, ref: { tag: "v1" }, verify: { provider: "notation", secretRef: { name: "parity-keys" } } });
+    const notation = await waitForSource("verify-notation", "refused", (o) => ready(o)?.status === "False");
+    assert.equal(conditionOf(notation, "SourceVerified")?.status, "False");
+    assert.equal(ready(notation)?.reason, "ProviderNotSupported");
+    assert.match(ready(notation)?.message ?? "", /^failed to verify the signature using provider 'notation': notation verification is not supported by Ferry yet/);
+    assert.equal(conditionOf(notation, "Stalled")?.status, "True");
+    assert.equal(notation.status?.artifact, undefined, "an unverified artifact was offered");
+  });
+
+  // The old code took Flux's content layer wherever it was; source-controller takes the first layer.
+  test("layerSelector: without a media type the first layer is extracted; a media type no layer has fails as in Flux", async () => {
+    const layers = join(bed.dir, "layers");
+    for (const [name, file] of [["first", "first.yaml"], ["content", "content.yaml"]] as const) {
+      await mkdir(join(layers, name), { recursive: true });
+      await writeFile(join(layers, name, file), "kind: ConfigMap\n");
+    }
+    for (const name of ["first", "content"]) await ferryOk(["build", "artifact", `--path=${join(layers, name)}`, `--output=${join(layers, `${name}.tgz`)}`]);
+    const pushed = await runTool("oras", [
+      "push", "--plain-http", "--format=json", `${bed.registry.host}/parity/layers:v1`,
+      "first.tgz:application/vnd.acme.bundle.v1.tar+gzip", "content.tgz:application/vnd.cncf.flux.content.v1.tar+gzip",
+    ], { cwd: layers });
+    const digest = JSON.parse(pushed.stdout.toString()).digest as string;
+    const url = `oci://${bed.registry.host}/parity/layers`;
+    await source("layers-first", { url, ref: { tag: "v1" } });
+    await source("layers-content", { url, ref: { tag: "v1" }, layerSelector: { mediaType: "application/vnd.cncf.flux.content.v1.tar+gzip" } });
+    await source("layers-missing", { url, ref: { tag: "v1" }, layerSelector: { mediaType: "application/vnd.acme.other.v1.tar+gzip" } });
+    const first = await waitForSource("layers-first", "Ready", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+    assert.deepEqual(await files(join(bed.dir, "cache", first.status?.artifact?.path ?? "")), ["first.yaml"]);
+    const selected = await waitForSource("layers-content", "Ready", (o) => o.status?.artifact?.revision === `v1@${digest}`);
+    assert.deepEqual(await files(join(bed.dir, "cache", selected.status?.artifact?.path ?? "")), ["content.yaml"]);
+    const missing = await waitForSource("layers-missing", "refused", (o) => ready(o)?.status === "False");
+    assert.equal(ready(missing)?.reason, "OCIArtifactLayerOperationFailed");
+    assert.equal(ready(missing)?.message, "failed to find layer with media type 'application/vnd.acme.other.v1.tar+gzip' in artifact");
   });
 });
