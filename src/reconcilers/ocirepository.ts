@@ -356,25 +356,28 @@ export class OCIRepositoryReconciler {
   async #resolveTag(client: RegistryClient, base: Reference, spec: OCIRepositorySpecType): Promise<string> {
     const ref = spec.ref ?? {};
     if (!ref.semver) return ref.tag ?? "latest";
+    // source-controller's wording, so a message reads the same in either controller.
+    const failure = (message: string, options: { stall?: boolean; cause?: unknown } = {}) =>
+      new ReconcileFailure("ReadOperationFailed", `failed to determine the artifact tag for '${spec.url}': ${message}`, options);
     let constraints: SemverConstraints;
     try {
       constraints = SemverConstraints.parse(ref.semver);
     } catch (error) {
-      throw new ReconcileFailure("ReadOperationFailed", `semver '${ref.semver}' parse error: ${(error as Error).message}`, { stall: true, cause: error });
+      throw failure(`semver '${ref.semver}' parse error: ${(error as Error).message}`, { stall: true, cause: error });
     }
     let filter: GoRegexp | undefined;
     try {
       filter = ref.semverFilter ? GoRegexp.compile(ref.semverFilter) : undefined;
     } catch (error) {
-      throw new ReconcileFailure("ReadOperationFailed", `invalid semverFilter: ${(error as Error).message}`, { stall: true });
+      throw failure(`invalid semverFilter: ${(error as Error).message}`, { stall: true, cause: error });
     }
     const tags = await client.listTags(base.registry, base.repository).catch((error: unknown) => {
-      throw new ReconcileFailure("ReadOperationFailed", `listing tags of ${spec.url} failed: ${(error as Error).message}`, { cause: error });
+      throw failure(`listing tags failed: ${(error as Error).message}`, { cause: error });
     });
     const chart = spec.layerSelector?.mediaType === HELM_CHART_LAYER_MEDIA_TYPE;
     const candidates = tags.filter((tag) => !filter || filter.test(tag)).map((tag) => (chart ? tag.replaceAll("_", "+") : tag));
     const best = highestMatchingTag(candidates, constraints);
-    if (best === undefined) throw new ReconcileFailure("ReadOperationFailed", `no match found for semver: ${ref.semver}`);
+    if (best === undefined) throw failure(`no match found for semver: ${ref.semver}`);
     return chart ? best.replaceAll("+", "_") : best;
   }
 

@@ -97,7 +97,13 @@ describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apis
     await waitForSource("semver-filtered", "the highest tag the filter keeps", (o) => o.status?.artifact?.revision === `1.5.0@${digests.get("1.5.0")}`);
     const none = await waitForSource("semver-none", "no match", (o) => ready(o)?.status === "False");
     assert.equal(ready(none)?.reason, "ReadOperationFailed");
-    assert.equal(ready(none)?.message, "no match found for semver: >=1.0, <2.0, !=1.5.0, !=1.7.0");
+    assert.equal(ready(none)?.message, `failed to determine the artifact tag for '${url}': no match found for semver: >=1.0, <2.0, !=1.5.0, !=1.7.0`);
+
+    // A constraint Masterminds refuses stalls until the spec changes, with Masterminds' reason.
+    await source("semver-invalid", { url, ref: { semver: ">= bar" } });
+    const invalid = await waitForSource("semver-invalid", "stalled", (o) => conditionOf(o, "Stalled")?.status === "True");
+    assert.equal(ready(invalid)?.reason, "ReadOperationFailed");
+    assert.equal(ready(invalid)?.message, `failed to determine the artifact tag for '${url}': semver '>= bar' parse error: improper constraint: ">= bar"`);
   });
 
   // The old code applied only spec.ignore and the root .sourceignore, and nothing at all without spec.ignore.
@@ -221,5 +227,25 @@ describe("OCIRepository Flux parity", { skip: skipUnlessBuilt("etcd", "kube-apis
     const missing = await waitForSource("layers-missing", "refused", (o) => ready(o)?.status === "False");
     assert.equal(ready(missing)?.reason, "OCIArtifactLayerOperationFailed");
     assert.equal(ready(missing)?.message, "failed to find layer with media type 'application/vnd.acme.other.v1.tar+gzip' in artifact");
+  });
+
+  // Helm writes a chart's semver `+` as `_` in its tag; source-controller reads it back when the chart layer is selected.
+  test("ref.semver over Helm chart tags maps _ to + (with the chart layer selected), and returns the tag as pushed", async () => {
+    const charts = join(bed.dir, "charts");
+    await mkdir(join(charts, "chart"), { recursive: true });
+    await writeFile(join(charts, "chart", "Chart.yaml"), "apiVersion: v2\nname: demo\nversion: 1.0.0\n");
+    await ferryOk(["build", "artifact", `--path=${join(charts, "chart")}`, `--output=${join(charts, "demo.tgz")}`]);
+    const chartLayer = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+    const digests = new Map<string, string>();
+    for (const tag of ["0.9.0", "1.0.0_build.1"]) {
+      const pushed = await runTool("oras", ["push", "--plain-http", "--format=json", `${bed.registry.host}/parity/chart:${tag}`, `demo.tgz:${chartLayer}`], { cwd: charts });
+      digests.set(tag, JSON.parse(pushed.stdout.toString()).digest as string);
+    }
+    const url = `oci://${bed.registry.host}/parity/chart`;
+    await source("chart-semver", { url, ref: { semver: ">=0.1.0" }, layerSelector: { mediaType: chartLayer, operation: "copy" } });
+    await waitForSource("chart-semver", "the +build tag", (o) => o.status?.artifact?.revision === `1.0.0_build.1@${digests.get("1.0.0_build.1")}`);
+    // Without the chart layer selected, `_` is not semver: the tag is skipped.
+    await source("chart-semver-plain", { url, ref: { semver: ">=0.1.0" } });
+    await waitForSource("chart-semver-plain", "0.9.0", (o) => o.status?.artifact?.revision === `0.9.0@${digests.get("0.9.0")}`);
   });
 });
