@@ -226,7 +226,7 @@ describe("applySourceIgnore on an extracted tree", () => {
       longestGap = Math.max(longestGap, performance.now() - last);
       last = performance.now();
     }, 50);
-    await assert.rejects(applySourceIgnore(worst, "a*b*c*d*e*f*g*h*q\n".repeat(5000)), /over 5000000 pattern evaluations/);
+    await assert.rejects(applySourceIgnore(worst, "a*b*c*d*e*f*g*h*q\n".repeat(5000)), /over 8000000 pattern evaluations/);
     clearInterval(timer);
     assert.ok(longestGap < 500, `the event loop was held for ${longestGap} ms`);
   });
