@@ -18,6 +18,7 @@ import {
   type BootstrapOptions,
   CLUSTER_CONFIG_NAME,
   CLUSTER_DIR,
+  droppedClusterConfig,
   type ClusterState,
   componentFiles,
   REGISTRY_SECRET,
@@ -25,7 +26,7 @@ import {
   selfManagedComponents,
   syncDrift,
   syncObjects,
-  takeoverConflict,
+  takeoverConflicts,
   VERIFY_KEY_SECRET,
 } from "../../src/install/bootstrap.ts";
 import { CONTROLLER_NAME, DEFAULT_NAMESPACE, PART_OF_LABEL, VERSION_LABEL } from "../../src/install/manifests.ts";
@@ -44,7 +45,7 @@ import { clientOptions, parse, parseDuration, REGISTRY_OPTIONS, SIGNING_OPTIONS 
 import { kubeClient } from "../kube.ts";
 import { status } from "../output.ts";
 import { preflightFor } from "./check.ts";
-import { applyInstall, COMPONENT_OPTIONS, componentOptions } from "./install.ts";
+import { applyInstall, COMPONENT_OPTIONS, componentOptions, refuseForeignNamespace, refuseSecondInstall } from "./install.ts";
 import { type signingFromFlags, trustFromFlags } from "./signing.ts";
 
 const BOOTSTRAP_OPTIONS = {
@@ -57,6 +58,7 @@ const BOOTSTRAP_OPTIONS = {
   path: { type: "string" },
   interval: { type: "string" },
   force: { type: "boolean" },
+  "prune-cluster-config": { type: "boolean" },
   kubeconfig: { type: "string" },
 } as const;
 
@@ -86,6 +88,11 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   const { values, positionals } = parse(args, BOOTSTRAP_OPTIONS);
   const reference = artifactReference(positionals);
   const install = componentOptions(values);
+  if (install.multiTenant) {
+    // Locked down, the controller requires serviceAccountName on every Kustomization, and its own would stall: it
+    // could then apply no artifact at all, not even one that removes the lock.
+    throw new UsageError("bootstrap does not support --multi-tenant yet: use ferry install --multi-tenant and deliver the cluster config with your own Kustomizations");
+  }
   const namespace = install.namespace ?? DEFAULT_NAMESPACE;
   const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
   if (values.creds !== undefined && parseCreds(values.creds).kind !== "basic") {
@@ -112,8 +119,15 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   const stored = await secrets(values, options, namespace, signing?.publicKey);
   await checkCluster(kube, [...components, ...desiredSync, ...stored]);
   const state = await readClusterState(kube, namespace);
-  const conflict = takeoverConflict(state, options);
-  if (conflict && !values.force) throw new TakeoverRefusedError(`${conflict}; pass --force to bootstrap anyway`);
+  const conflicts = takeoverConflicts(state, options);
+  const dropped = droppedClusterConfig(state, options);
+  if (dropped && !values["prune-cluster-config"]) {
+    const others = conflicts.length > 0 ? ` (and: ${conflicts.join("; ")})` : "";
+    throw new TakeoverRefusedError(`${dropped}; pass the same --path, or --prune-cluster-config to delete them${others}`);
+  }
+  if (conflicts.length > 0 && !values.force) throw new TakeoverRefusedError(`${conflicts.join("; ")}; pass --force to bootstrap anyway`);
+  if (!values.force) await refuseSecondInstall(kube, namespace);
+  if (!values.force && state.controllerVersion === undefined) await refuseForeignNamespace(kube, namespace);
 
   const { digest, pushed } = await pushBootstrapArtifact(values, reference, options, clusterConfig, signing);
   const applier = new Applier(kube);

@@ -2,7 +2,7 @@
 // apply and waits until the controller is Available; `--export` prints the YAML instead, for users who apply it
 // with their own tools or keep it in a repository.
 import { setTimeout as sleep } from "node:timers/promises";
-import { AppsV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import { Applier } from "../../src/apply/apply.ts";
 import { computeHealth } from "../../src/health/kstatus.ts";
@@ -90,6 +90,7 @@ export async function installCommand(args: readonly string[]): Promise<void> {
   const kube = kubeClient(values);
   const namespace = options.namespace ?? DEFAULT_NAMESPACE;
   if (!values.force) await refuseSecondInstall(kube, namespace);
+  if (!values.force) await refuseForeignNamespace(kube, namespace);
   await applyInstall(new Applier(kube), objects, namespace, timeoutMs);
   status("✔", "install finished");
 }
@@ -104,12 +105,27 @@ export class InstallConflictError extends FerryError {
  * Two installs share the CRDs, and two controllers watching all namespaces would both reconcile (and prune for)
  * every Kustomization: a second install is refused before anything is applied, unless --force says it is meant.
  */
-async function refuseSecondInstall(kube: KubeClient, namespace: string): Promise<void> {
+export async function refuseSecondInstall(kube: KubeClient, namespace: string): Promise<void> {
   const deployments = await kube.api(AppsV1Api).listDeploymentForAllNamespaces({ labelSelector: `${PART_OF_LABEL}=ferry` });
   const others = otherInstallNamespaces(deployments.items, namespace);
   if (others.length === 0) return;
   throw new InstallConflictError(`Ferry is already installed in namespace ${others.join(", ")}: a second install in ${namespace} would share `
     + "its CRDs, and two controllers watching all namespaces would both reconcile every Kustomization; pass --force to install anyway");
+}
+
+/**
+ * The install labels its namespace part-of=ferry and enforces the restricted Pod Security Standard there, and
+ * uninstall deletes a namespace so labelled: installing into a namespace Ferry did not create would break the pods
+ * already in it and have uninstall delete them. Refused unless --force.
+ */
+export async function refuseForeignNamespace(kube: KubeClient, namespace: string): Promise<void> {
+  const existing = await kube.api(CoreV1Api).readNamespace({ name: namespace }).catch((error: { code?: number }) => {
+    if (error.code === 404) return undefined;
+    throw error;
+  });
+  if (!existing || existing.metadata?.labels?.[PART_OF_LABEL] === "ferry") return;
+  throw new InstallConflictError(`namespace ${namespace} exists and was not created by Ferry: the install would enforce the restricted Pod `
+    + `Security Standard on what runs there, and ferry uninstall would delete it; use a namespace of its own, or pass --force`);
 }
 
 /** Applies an install (staged: namespace and CRDs first) and waits until the controller is Available. */

@@ -121,26 +121,31 @@ export interface ClusterState {
 
 /**
  * Why bootstrapping would take the cluster away from what is in charge of it (another registry or tag, a newer
- * Ferry) or delete what an earlier bootstrap delivered, or undefined when it may go ahead: a first install, a
- * re-run, or an upgrade.
+ * Ferry), every reason at once so that --force is never given for one reason while hiding another; empty when it
+ * may go ahead: a first install, a re-run, or an upgrade.
  */
-export function takeoverConflict(state: ClusterState, options: Pick<BootstrapOptions, "url" | "tag" | "clusterConfig">): string | undefined {
+export function takeoverConflicts(state: ClusterState, options: Pick<BootstrapOptions, "url" | "tag">): string[] {
+  const conflicts: string[] = [];
   if (state.repositoryUrl !== undefined && state.repositoryUrl !== options.url) {
-    return `Ferry in this cluster follows ${state.repositoryUrl}, not ${options.url}`;
-  }
-  if (state.repositoryTag !== undefined && state.repositoryTag !== options.tag) {
-    return `Ferry in this cluster follows the tag ${state.repositoryTag}, not ${options.tag}`;
+    conflicts.push(`Ferry in this cluster follows ${state.repositoryUrl}, not ${options.url}`);
+  } else if (state.repositoryTag !== undefined && state.repositoryTag !== options.tag) {
+    conflicts.push(`Ferry in this cluster follows the tag ${state.repositoryTag}, not ${options.tag}`);
   }
   const installed = semver.valid(state.controllerVersion?.replace(/^v/, "") ?? "");
   if (installed && semver.gt(installed, FERRY_VERSION)) {
-    return `the cluster runs Ferry v${installed}, newer than this CLI's v${FERRY_VERSION}`;
+    conflicts.push(`the cluster runs Ferry v${installed}, newer than this CLI's v${FERRY_VERSION}`);
   }
-  if (state.clusterConfig && !options.clusterConfig) {
-    // The new artifact would not hold the Kustomization, so the controller would prune it and, with it, every
-    // object it applied: the user's workloads.
-    return `the Kustomization ${CLUSTER_CONFIG_NAME} delivers the --path of an earlier bootstrap, and without --path it and everything it applied would be pruned`;
-  }
-  return undefined;
+  return conflicts;
+}
+
+/**
+ * Bootstrapping without --path over a cluster whose earlier bootstrap had one: the new artifact would not hold the
+ * Kustomization, so the controller would prune it and, with it, every object it applied (the user's workloads).
+ * Deleting workloads is never implied by --force; it needs its own flag.
+ */
+export function droppedClusterConfig(state: ClusterState, options: Pick<BootstrapOptions, "clusterConfig">): string | undefined {
+  if (!state.clusterConfig || options.clusterConfig) return undefined;
+  return `the Kustomization ${CLUSTER_CONFIG_NAME} delivers the --path of an earlier bootstrap; without --path it and everything it applied would be pruned`;
 }
 
 interface SpecObject {

@@ -47,7 +47,9 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     await writeFile(join(config, "kustomization.yaml"), "namespace: podinfo\nresources:\n  - namespace.yaml\n  - podinfo\n");
     // The controller as the install's ServiceAccount, started before the install exists: it waits for its CRDs and
     // RBAC, as a pod would, and takes its lease in ferry-system through the namespaced Role.
+    // Labelled as the install labels it: a namespace Ferry did not create is refused (it enforces restricted there).
     await cluster.kubectl(["create", "namespace", "ferry-system"]);
+    await cluster.kubectl(["label", "namespace", "ferry-system", "app.kubernetes.io/part-of=ferry"]);
     const kubeconfig = await cluster.serviceAccountKubeconfig("ferry-system", "ferry-controller");
     controller = startProcess("ferry controller", process.execPath, [
       FERRY_CLI, "controller", `--kubeconfig=${kubeconfig}`, `--cache-dir=${join(dir, "cache")}`, "--health-addr=127.0.0.1:0",
@@ -115,7 +117,11 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     const before = await tagDigest("fleet/ferry");
     const refused = await ferry([...withoutPath, "--log-level=debug"], { cwd: dir, env: PASSWORD });
     assert.equal(refused.status, 1);
-    assert.match(refused.stderr, /cluster-config delivers the --path of an earlier bootstrap.*would be pruned; pass --force/);
+    assert.match(refused.stderr, /cluster-config delivers the --path of an earlier bootstrap.*would be pruned; pass the same --path, or --prune-cluster-config/);
+    // --force takes a cluster over; it does not delete workloads.
+    const forced = await ferry([...withoutPath, "--force"], { cwd: dir, env: PASSWORD });
+    assert.equal(forced.status, 1);
+    assert.match(forced.stderr, /--prune-cluster-config/);
     assert.equal(await tagDigest("fleet/ferry"), before, "nothing was pushed");
     await cluster.kubectl(["get", "deployment", "podinfo", "-n", "podinfo"]);
   });
@@ -155,9 +161,12 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
 
   test("a cluster that follows another registry is refused without --force, before anything is pushed or applied", async () => {
     const elsewhere = ["bootstrap", `oci://${registry.host}/other/ferry`, "--insecure-registry", `--kubeconfig=${cluster.kubeconfig}`];
-    const refused = await ferry(elsewhere, { cwd: dir });
+    const refused = await ferry([...elsewhere, `--path=${join(dir, "cluster")}`], { cwd: dir });
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, new RegExp(`follows ${url.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}, not oci://.*/other/ferry; pass --force`));
+    // Every reason is named, so that --force is not given for one while another is hidden.
+    const withoutPath = await ferry(elsewhere, { cwd: dir });
+    assert.match(withoutPath.stderr, /would be pruned; pass the same --path, or --prune-cluster-config to delete them \(and: Ferry in this cluster follows/);
     assert.equal((await get("ocirepository", "ferry-system")).spec.url, url);
     assert.doesNotMatch(await tagDigest("other/ferry"), /sha256/, "nothing was pushed");
   });
@@ -214,11 +223,20 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     assert.equal(noRights.status, 1);
     assert.match(noRights.stderr, /needs rights you do not have in this cluster: create namespaces; create customresourcedefinitions;.*bind ClusterRole cluster-admin/);
 
-    const closed = await ferry(["bootstrap", "oci://127.0.0.1:1/bad/registry", "--insecure-registry", "-n", "ferry-fresh", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=20s"], { cwd: dir });
+    const lockedDown = await ferry([...fresh("bad/second", "--multi-tenant"), `--kubeconfig=${cluster.kubeconfig}`], { cwd: dir });
+    assert.equal(lockedDown.status, 2, "a usage error");
+    assert.match(lockedDown.stderr, /bootstrap does not support --multi-tenant yet/);
+
+    const second = await ferry([...fresh("bad/second"), `--kubeconfig=${cluster.kubeconfig}`], { cwd: dir });
+    assert.equal(second.status, 1);
+    assert.match(second.stderr, /Ferry is already installed in namespace ferry-system: .*pass --force/);
+
+    const closed = await ferry(["bootstrap", "oci://127.0.0.1:1/bad/registry", "--insecure-registry", "-n", "ferry-fresh", "--force",
+      `--kubeconfig=${cluster.kubeconfig}`, "--timeout=20s"], { cwd: dir });
     assert.equal(closed.status, 1);
     assert.match(closed.stderr, /127\.0\.0\.1:1.*(ECONNREFUSED|connect|refused)/i);
 
-    for (const repository of ["bad/key", "bad/cluster", "bad/rights"]) assert.doesNotMatch(await tagDigest(repository), /sha256/);
+    for (const repository of ["bad/key", "bad/cluster", "bad/rights", "bad/second"]) assert.doesNotMatch(await tagDigest(repository), /sha256/);
     assert.equal(await namespaceCreated(), false, "no failed bootstrap created anything in the cluster");
   });
 });

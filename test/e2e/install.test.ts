@@ -30,6 +30,17 @@ describe("ferry install", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kub
     return deployment.status?.availableReplicas ?? 0;
   };
 
+  test("an install into a namespace Ferry did not create is refused: it would restrict the pods there, and uninstall would delete them", async () => {
+    await cluster.kubectl(["create", "namespace", "team-x"]);
+    const refused = await ferry(["install", "--image=registry.example/ferry:test", "--namespace=team-x", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=2m"]);
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /namespace team-x exists and was not created by Ferry: .*pass --force/);
+    const labels = JSON.parse(await cluster.kubectl(["get", "namespace", "team-x", "-o", "json"])).metadata.labels as Record<string, string>;
+    assert.equal(labels["pod-security.kubernetes.io/enforce"], undefined);
+    assert.equal(labels["app.kubernetes.io/part-of"], undefined);
+    await cluster.kubectl(["delete", "namespace", "team-x", "--wait=false"]);
+  });
+
   test("the exported install is accepted, passes the restricted Pod Security Standard, and becomes Available", async () => {
     const exported = (await ferryOk(["install", "--export", "--image=registry.example/ferry:test"])).stdout;
     await cluster.kubectl(["apply", "--server-side", "-f", "-"], { input: exported });

@@ -55,6 +55,8 @@ export class DeliveryBed {
     await cluster.kubectl(["apply", "--server-side", "-f", CRDS]);
     await cluster.kubectl(["wait", "--for=condition=Established", "crd/kustomizations.kustomize.ferry.dev", "crd/ocirepositories.source.ferry.dev"]);
     await cluster.kubectl(["create", "namespace", "ferry-system"]);
+    // As the install labels it; `ferry install` refuses a namespace Ferry did not create.
+    await cluster.kubectl(["label", "namespace", "ferry-system", "app.kubernetes.io/part-of=ferry"]);
     await bed.applyObjects(controllerRbac("ferry-system", "ferry-controller"));
     bed.#controllerKubeconfig = await cluster.serviceAccountKubeconfig("ferry-system", "ferry-controller");
     return bed;

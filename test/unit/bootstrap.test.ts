@@ -1,7 +1,7 @@
 // What bootstrap renders and when it refuses to take a cluster over.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type BootstrapOptions, componentFiles, selfManagedComponents, syncDrift, syncObjects, takeoverConflict } from "../../src/install/bootstrap.ts";
+import { type BootstrapOptions, componentFiles, selfManagedComponents, droppedClusterConfig, syncDrift, syncObjects, takeoverConflicts } from "../../src/install/bootstrap.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
 
 const options: BootstrapOptions = {
@@ -42,15 +42,21 @@ test("the artifact's files are the same for the same options: a re-run pushes no
   assert.deepEqual([...componentFiles(options).keys()], ["ferry-system/ferry-components.yaml", "ferry-system/ferry-sync.yaml", "ferry-system/kustomization.yaml"]);
 });
 
-test("takeover: a first install, a re-run and an upgrade go ahead; another registry or tag, a newer Ferry, or dropping --path are refused", () => {
-  assert.equal(takeoverConflict({}, options), undefined);
-  assert.equal(takeoverConflict({ repositoryUrl: options.url, repositoryTag: "latest", controllerVersion: `v${FERRY_VERSION}`, clusterConfig: true }, options), undefined);
-  assert.equal(takeoverConflict({ controllerVersion: "v0.0.0-alpha" }, options), undefined);
-  assert.match(takeoverConflict({ repositoryUrl: "oci://other/repo" }, options) ?? "", /follows oci:\/\/other\/repo, not oci:\/\/registry\.example/);
-  assert.match(takeoverConflict({ repositoryUrl: options.url, repositoryTag: "prod" }, options) ?? "", /follows the tag prod, not latest/);
-  assert.match(takeoverConflict({ controllerVersion: "v99.1.0" }, options) ?? "", /runs Ferry v99\.1\.0, newer than this CLI's/);
-  assert.match(takeoverConflict({ clusterConfig: true }, { ...options, clusterConfig: false }) ?? "", /cluster-config.*would be pruned/);
-  assert.equal(takeoverConflict({ clusterConfig: false }, { ...options, clusterConfig: true }), undefined, "adding a --path later is fine");
+test("takeover: a first install, a re-run and an upgrade go ahead; another registry or tag, or a newer Ferry are refused, all reasons at once", () => {
+  assert.deepEqual(takeoverConflicts({}, options), []);
+  assert.deepEqual(takeoverConflicts({ repositoryUrl: options.url, repositoryTag: "latest", controllerVersion: `v${FERRY_VERSION}`, clusterConfig: true }, options), []);
+  assert.deepEqual(takeoverConflicts({ controllerVersion: "v0.0.0-alpha" }, options), []);
+  assert.match(takeoverConflicts({ repositoryUrl: "oci://other/repo" }, options).join(), /follows oci:\/\/other\/repo, not oci:\/\/registry\.example/);
+  assert.match(takeoverConflicts({ repositoryUrl: options.url, repositoryTag: "prod" }, options).join(), /follows the tag prod, not latest/);
+  assert.match(takeoverConflicts({ controllerVersion: "v99.1.0" }, options).join(), /runs Ferry v99\.1\.0, newer than this CLI's/);
+  assert.equal(takeoverConflicts({ repositoryUrl: "oci://other/repo", controllerVersion: "v99.1.0" }, options).length, 2);
+});
+
+test("dropping --path is its own refusal, whatever else differs: --force must never imply pruning the user's workloads", () => {
+  assert.match(droppedClusterConfig({ clusterConfig: true }, { clusterConfig: false }) ?? "", /cluster-config.*would be pruned/);
+  assert.equal(droppedClusterConfig({ clusterConfig: true }, { clusterConfig: true }), undefined);
+  assert.equal(droppedClusterConfig({ clusterConfig: false }, { clusterConfig: true }), undefined, "adding a --path later is fine");
+  assert.equal(droppedClusterConfig({}, { clusterConfig: false }), undefined);
 });
 
 test("deleting the ferry-system Kustomization orphans what it applied: the controller must not delete its own RBAC while finalizing it", () => {
