@@ -13,6 +13,7 @@
 // left-to-right pass finds the same split).
 import { RE2JS } from "re2js";
 import { type Disposition, FerryError } from "../errors.ts";
+import { goSort } from "./go-sort.ts";
 
 /** Masterminds' MaxConstraintLen and MaxConstraintGroups: longer constraints are refused before parsing. */
 export const MAX_CONSTRAINT_LENGTH = 512;
@@ -324,16 +325,17 @@ export class SemverConstraints {
 }
 
 /**
- * source-controller's getTagBySemver after the tag filter: the tags ParseVersion reads that satisfy the constraint,
- * highest first. Of tags with equal precedence (differing in build metadata, a 'v' or leading zeros) the one listed
- * first wins, as Go's insertion sort leaves them for up to 12 matches (beyond that sort.Sort does not say).
+ * source-controller's getTagBySemver after the tag filter: of the tags ParseVersion reads that satisfy the
+ * constraint, the first after sort.Sort(sort.Reverse(semver.Collection)). Tags of equal precedence (differing in
+ * build metadata, a 'v' or leading zeros) are ordered by Go's unstable sort exactly as Flux orders them.
  */
 export function highestMatchingTag(tags: Iterable<string>, constraints: SemverConstraints): string | undefined {
-  let best: SemverVersion | undefined;
+  const matching: SemverVersion[] = [];
   for (const tag of tags) {
     const version = parseTagVersion(tag);
-    if (!version || !constraints.check(version)) continue;
-    if (!best || compareVersions(version, best) > 0) best = version;
+    if (version && constraints.check(version)) matching.push(version);
   }
-  return best?.original;
+  // sort.Reverse's Less(i, j) is the collection's Less(j, i).
+  goSort(matching, (a, b) => compareVersions(b, a) < 0);
+  return matching[0]?.original;
 }
