@@ -78,6 +78,15 @@ export const Patch = z.object({
   target: PatchSelector.optional().describe("The objects the patch applies to."),
 });
 
+/** A JSON pointer (RFC 6901), or "" for the whole object; as long as a path into any real object could be. */
+const JsonPointer = z.string().max(1024).regex(/^(\/.*)?$/);
+
+/** Flux's IgnoreRule: fields of the selected objects that drift detection leaves alone. */
+export const IgnoreRule = z.object({
+  paths: z.array(JsonPointer).min(1).max(MAX_LIST_ITEMS).describe("JSON pointers (RFC 6901) of the fields to ignore; ~1 stands for / in a key."),
+  target: PatchSelector.optional().describe("The objects the rule applies to (regexes for group, version, kind, name, namespace); all when unset."),
+});
+
 export const Image = z.object({
   name: z.string().min(1).describe("The image name as written in the manifests."),
   newName: z.string().optional(),
@@ -151,6 +160,8 @@ export const KustomizationSpec = z.object({
   postBuild: PostBuild.optional(),
   decryption: Decryption.optional().describe("Decrypt SOPS-encrypted (age) files and Secret values before applying."),
   force: z.boolean().optional().describe("Recreate objects whose immutable fields changed."),
+  ignore: z.array(IgnoreRule).max(MAX_LIST_ITEMS).optional()
+    .describe("Fields that drift detection ignores and applies never revert (owned by HPAs, VPAs, other controllers)."),
   serviceAccountName: ObjectName.optional().describe("Apply as this ServiceAccount of the Kustomization's namespace."),
   kubeConfig: KubeConfigReference.optional().describe("Apply to the cluster of the kubeconfig in this Secret."),
   suspend: z.boolean().optional(),

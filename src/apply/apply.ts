@@ -15,6 +15,7 @@ import { type Disposition, FerryError } from "../errors.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
 import { httpStatusOf, type KubeClient } from "../kube/client.ts";
 import { groupOf, inventoryId, type ObjectRef, toEntry } from "../inventory/inventory.ts";
+import { type CompiledIgnoreRule, ignoredPaths, matchesIgnoring, payloadIgnoring } from "./drift-ignore.ts";
 import {
   appliedAndUntouched,
   describeObject,
@@ -58,6 +59,8 @@ export interface ApplyOptions {
   readonly concurrency?: number;
   /** Recreate objects whose immutable fields changed (spec.force). */
   readonly force?: boolean;
+  /** Fields left out of drift detection and never reverted (Kustomization spec.ignore). */
+  readonly ignore?: readonly CompiledIgnoreRule[];
 }
 
 export interface PruneResult {
@@ -89,6 +92,8 @@ interface Plan {
   readonly recreate?: boolean;
   /** JSON patch that hands kubectl's fields to Ferry before the apply (ssa Override, the default). */
   readonly takeOver?: readonly unknown[];
+  /** What to apply instead of the manifest: ignored fields that drifted are left out or carry the live value. */
+  readonly payload?: ManifestObject;
   /** For `ferry diff`: the live object and the dry-run result. */
   readonly live?: unknown;
   readonly merged?: unknown;
@@ -159,6 +164,12 @@ function apiMessage(error: unknown): string {
   return (error as Error).message;
 }
 
+/** Flux's drift check with ignore rules: unchanged when only ignored paths differ; else what to apply. */
+function ignoringPlan(object: ManifestObject, live: unknown, dryRun: unknown, paths: readonly string[]): Pick<Plan, "unchanged" | "payload"> {
+  if (matchesIgnoring(live, dryRun, paths)) return { unchanged: true };
+  return { unchanged: false, payload: payloadIgnoring(object, live, dryRun, paths, FIELD_MANAGER) };
+}
+
 /** Runs `work` over `items` with at most `limit` in flight; every item runs, and the errors are returned, not thrown. */
 async function inPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<Error[]> {
   const outcomes = await mapBounded(items, (item) => work(item).then(() => undefined, (error: unknown) => error as Error), limit);
@@ -201,7 +212,7 @@ export class Applier {
     return this.#api.serverSideApply(object, { dryRun, fieldManager: FIELD_MANAGER });
   }
 
-  async #plan(object: ManifestObject, force: boolean, keepObjects = false): Promise<Plan> {
+  async #plan(object: ManifestObject, force: boolean, keepObjects = false, ignore: readonly CompiledIgnoreRule[] = []): Promise<Plan> {
     const policy = ssaPolicy(object.metadata);
     if (policy === "Ignore") return { skip: true };
     if (!(await this.#served(object))) return { deferred: true };
@@ -218,6 +229,10 @@ export class Applier {
     if (exists && appliedAndUntouched(object, existing)) return { exists, unchanged: true, ...(keepObjects ? { live: existing } : {}) };
     try {
       const merged = await this.#serverSideApply(object, true);
+      const ignored = exists && ignore.length > 0 ? ignoredPaths(ignore, merged as ManifestObject) : [];
+      if (ignored.length > 0) {
+        return { exists, ...ignoringPlan(object, existing, merged, ignored), ...(keepObjects ? { live: existing, merged } : {}) };
+      }
       const unchanged = exists && dryRunMatches(existing, merged);
       return { exists, unchanged, ...(keepObjects ? { live: existing, merged } : {}) };
     } catch (error) {
@@ -280,7 +295,7 @@ export class Applier {
         throw new ApplyError(`${describeObject(object)}: taking over kubectl's fields failed: ${apiMessage(error)}`, { cause: error });
       });
     }
-    await this.#apply(object);
+    await this.#apply(plan.payload ?? object);
     return "configured";
   }
 
@@ -291,6 +306,7 @@ export class Applier {
   async apply(objects: readonly ManifestObject[], options: ApplyOptions): Promise<ApplyResult> {
     const concurrency = options.concurrency ?? 8;
     const force = options.force ?? false;
+    const ignore = options.ignore ?? [];
     const sorted = sortForApply(objects.map(withChecksum));
     const plans = new Map<ManifestObject, Plan>();
     // Objects in a namespace this set creates cannot exist yet: no GET or dry-run until the namespace does.
@@ -300,7 +316,7 @@ export class Applier {
     });
     const planErrors = await inPool(sorted, concurrency, async (object) => {
       const waitsForNamespace = object.metadata.namespace !== undefined && newNamespaces.has(object.metadata.namespace);
-      plans.set(object, waitsForNamespace && ssaPolicy(object.metadata) !== "Ignore" ? { deferred: true } : await this.#plan(object, force));
+      plans.set(object, waitsForNamespace && ssaPolicy(object.metadata) !== "Ignore" ? { deferred: true } : await this.#plan(object, force, false, ignore));
     });
     if (planErrors.length > 0) throw combined(planErrors);
 
@@ -311,7 +327,7 @@ export class Applier {
       const batch = sorted.filter((object) => stageOf(object) === stage);
       const errors = await inPool(batch, concurrency, async (object) => {
         let plan = plans.get(object) ?? { deferred: true };
-        if (plan.exists && changedKinds.has(`${groupOf(object.apiVersion)}/${object.kind}`)) plan = await this.#plan(object, force);
+        if (plan.exists && changedKinds.has(`${groupOf(object.apiVersion)}/${object.kind}`)) plan = await this.#plan(object, force, false, ignore);
         actions.set(object, await this.#execute(object, plan, { timeoutMs: options.timeoutMs, force }));
       });
       const written = (object: ManifestObject) => actions.get(object) === "created" || actions.get(object) === "configured";

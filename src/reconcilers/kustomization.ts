@@ -17,6 +17,7 @@ import { CelExpressionError, compileReadyExpression, HealthExpressions } from ".
 import { evaluateHealthInWorker, evaluateReadyInWorker } from "../cel/evaluate-in-worker.ts";
 import type { ArtifactType, ConditionType } from "../api/meta.ts";
 import { type Applier, ApplyError, type Change } from "../apply/apply.ts";
+import { compileIgnoreRules } from "../apply/drift-ignore.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
 import { computeHealth, type HealthResult, summarizeUnhealthy } from "../health/kstatus.ts";
 import { type ObjectRef, parseEntry, staleEntries } from "../inventory/inventory.ts";
@@ -386,7 +387,8 @@ export class KustomizationReconciler {
     status: KustomizationStatusType,
   ): Promise<readonly Change[]> {
     try {
-      const { changes } = await target.applier.apply(objects, { timeoutMs, force: spec.force ?? false });
+      const ignore = spec.ignore?.length ? compileIgnoreRules(spec.ignore) : undefined;
+      const { changes } = await target.applier.apply(objects, { timeoutMs, force: spec.force ?? false, ...(ignore ? { ignore } : {}) });
       const summary = changes.filter((change) => change.action === "created" || change.action === "configured");
       if (summary.length > 0) {
         await this.#event(object, "Normal", "Progressing", summary.map((change) => `${change.subject} ${change.action}`).join("\n"), status.lastAttemptedRevision);

@@ -1,6 +1,6 @@
 // Flux Kustomization fields end to end on the test bed (issue 14): healthCheckExprs and dependsOn[].readyExpr (CEL),
-// ignoreMissingComponents, buildMetadata, postBuild.substituteStrategy, healthChecks by group and kind, and
-// status.history, each with the semantics of Flux's kustomize-controller, fluxcd/pkg/kustomize and fluxcd/pkg/runtime/cel.
+// ignoreMissingComponents, buildMetadata, postBuild.substituteStrategy, healthChecks by group and kind, status.history
+// and spec.ignore, each with the semantics of Flux's kustomize-controller, fluxcd/pkg/kustomize, ssa and runtime/cel.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -252,5 +252,35 @@ describe("Kustomization: Flux's fields", { skip: skipUnlessBuilt("etcd", "kube-a
     const kept = await history();
     assert.equal(kept.length, 5);
     assert.deepEqual(kept.map((snapshot) => snapshot.metadata?.revision?.split("@")[1]), [...digests].reverse());
+  });
+
+  test("spec.ignore: drift in ignored fields is left alone (another applier's or an edit), drift elsewhere is corrected", async () => {
+    const ns = await namespace("drift-ignore");
+    const digest = await bed.push(await makeFixture({
+      "cm.yaml": [configMap("tuned", { managed: "1", scaled: "1", edited: "1" }), configMap("other", { edited: "1" })],
+    }), "drift-ignore/app");
+    await bed.deliver(ns, "app", "drift-ignore/app", {
+      ignore: [{ paths: ["/data/scaled", "/data/edited"], target: { kind: "Config.*", name: "tuned" } }],
+    });
+    await bed.waitForKustomization(ns, "app", "Ready", readyWith(digest));
+    // Another Apply manager (an autoscaler, say) takes one field; an edit changes another; and drift where no rule is.
+    await bed.cluster.kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=autoscaler", "-f", "-"], {
+      input: JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "tuned", namespace: ns }, data: { scaled: "5" } }),
+    });
+    for (const [name, data] of [["tuned", { edited: "by hand", managed: "drifted" }], ["other", { edited: "by hand" }]] as const) {
+      await bed.cluster.kubectl(["patch", "configmap", name, "-n", ns, "--type=merge", "-p", JSON.stringify({ data })]);
+    }
+    const requestedAt = String(Date.now());
+    await bed.cluster.kubectl(["annotate", "kustomization", "app", "-n", ns, "--overwrite", `reconcile.fluxcd.io/requestedAt=${requestedAt}`]);
+    await bed.waitForKustomization(ns, "app", "reconciled again", (o) =>
+      condition(o, "Ready")?.status === "True" && (o.status as { lastHandledReconcileAt?: string }).lastHandledReconcileAt === requestedAt);
+    const data = async (name: string) => ((await bed.getJson(["configmap", name, "-n", ns])) as { data: Record<string, string> }).data;
+    assert.deepEqual(await data("tuned"), { managed: "1", scaled: "5", edited: "by hand" });
+    assert.deepEqual(await data("other"), { edited: "1" }, "objects no rule selects are corrected as before");
+    const managers = ((await bed.getJson(["configmap", "tuned", "-n", ns, "--show-managed-fields"])) as {
+      metadata: { managedFields: Array<{ manager: string; fieldsV1?: { "f:data"?: Record<string, unknown> } }> };
+    }).metadata.managedFields;
+    assert.equal(managers.find((entry) => entry.manager === "ferry")?.fieldsV1?.["f:data"]?.["f:scaled"], undefined,
+      "Ferry left the field the other applier owns out of its apply");
   });
 });
