@@ -479,7 +479,7 @@ describe("ref.semver as source-controller applies it", () => {
 
   // Masterminds' AND-list grammar has `\s*` next to `\s+`; a backtracking engine explodes on a near-miss. Timeout
   // turns a regression into a failure rather than a hang.
-  test("hostile constraints and tag lists finish in linear time", { timeout: 30_000 }, () => {
+  test("hostile constraints are parsed in linear time; 100,000 tags are resolved quickly", { timeout: 30_000 }, () => {
     const start = performance.now();
     for (const attack of [`${"1 ".repeat(250)}!`, `${">=1,".repeat(120)}!`, `${"1    ".repeat(100)}x!`]) {
       assert.throws(() => SemverConstraints.parse(attack), SemverConstraintError);
