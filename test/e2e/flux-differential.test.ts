@@ -1,0 +1,195 @@
+// Differential tests: the same artifact content and the same Kustomization spec, applied by Flux's engine
+// (fluxcd/pkg/kustomize + ssa + kstatus driven as kustomize-controller drives them; not Flux's controller, which
+// cannot be built here) in one cluster and by Ferry's controller in another. The objects that result, normalised
+// for what is each tool's own (field managers, owner labels, timestamps, allocated IPs), and the Ready verdicts must
+// be the same. Two clusters rather than two namespaces so that cluster-scoped objects and overlays that create their
+// own namespaces do not collide.
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import yaml from "js-yaml";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
+import { condition, DeliveryBed } from "../harness/delivery.ts";
+import { type FluxApplyResult, fluxApply } from "../harness/flux-engine.ts";
+
+const CORPORA = join(import.meta.dirname, "..", "..", "..", "shared", "corpora");
+const PODINFO = join(CORPORA, "podinfo");
+const KUBE_PROMETHEUS = join(CORPORA, "kube-prometheus", "manifests");
+
+interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: Record<string, unknown> & { name: string; namespace?: string };
+  [key: string]: unknown;
+}
+
+const OWN_KEY = /^(kustomize\.toolkit\.fluxcd\.io|kustomize\.ferry\.dev)\//;
+/** Set by the cluster, not by what was applied: they differ between any two clusters. */
+const CLUSTER_SET_METADATA = new Set(["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink"]);
+const CLUSTER_SET_ANNOTATIONS = new Set(["deployment.kubernetes.io/revision"]);
+
+function withoutOwnKeys(map: unknown, drop: (key: string) => boolean): Record<string, string> | undefined {
+  if (!map || typeof map !== "object") return undefined;
+  const kept = Object.entries(map as Record<string, string>).filter(([key]) => !drop(key));
+  return kept.length > 0 ? Object.fromEntries(kept) : undefined;
+}
+
+/** An applied object as the tool that applied it cannot have influenced differently: its desired state. */
+export function normalise(object: KubeObject): KubeObject {
+  const rest = Object.fromEntries(Object.entries(object).filter(([key]) => key !== "status"));
+  const kept = (key: string) => !CLUSTER_SET_METADATA.has(key) && key !== "labels" && key !== "annotations";
+  const metadata = Object.fromEntries(Object.entries(object.metadata).filter(([key]) => kept(key)));
+  const labels = withoutOwnKeys(object.metadata.labels, (key) => OWN_KEY.test(key));
+  const annotations = withoutOwnKeys(object.metadata.annotations, (key) => OWN_KEY.test(key) || CLUSTER_SET_ANNOTATIONS.has(key));
+  const ownFree = { ...metadata, ...(labels ? { labels } : {}), ...(annotations ? { annotations } : {}) };
+  const normalised = { ...rest, metadata: ownFree } as KubeObject;
+  if (object.kind === "Service") {
+    normalised.spec = Object.fromEntries(Object.entries(object.spec as Record<string, unknown>).filter(([key]) => key !== "clusterIP" && key !== "clusterIPs"));
+  }
+  return normalised;
+}
+
+/** Flux's inventory id (namespace_name_group_Kind, a ':' in the name written '__') as kubectl arguments that read it. */
+function getArgs(id: string): string[] {
+  const parts = id.split("_");
+  const kind = parts.pop() ?? "";
+  const group = parts.pop() ?? "";
+  const namespace = parts.shift() ?? "";
+  const name = parts.join("_").replaceAll("__", ":");
+  return ["get", group ? `${kind}.${group}` : kind, name, ...(namespace ? ["-n", namespace] : []), "-o", "json"];
+}
+
+describe("Ferry against Flux's engine: same objects, same verdicts", {
+  skip: skipUnlessBuilt("flux-engine", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "kustomize"),
+}, () => {
+  let bed: DeliveryBed;
+  let fluxCluster: ControlPlane;
+  let dir: string;
+  let cases = 0;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-e2e-differential-"));
+    [bed, fluxCluster] = await Promise.all([DeliveryBed.start(), startControlPlane()]);
+    bed.startController();
+  });
+  after(async () => {
+    await Promise.all([bed?.stop(), fluxCluster?.stop()]);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  interface Case {
+    /** The artifact's root directory. */
+    readonly root: string;
+    /** spec.path inside it. */
+    readonly path: string;
+    /** Kustomization spec fields both tools get (no sourceRef, interval, prune: each sets its own). */
+    readonly spec: Record<string, unknown>;
+    readonly timeout?: string;
+  }
+
+  /** Applies `item` with both tools; returns Flux's result and Ferry's Kustomization after it settled. */
+  async function applyBoth(item: Case) {
+    cases += 1;
+    const name = `case-${cases}`;
+    const namespace = `owner-${cases}`;
+    await Promise.all([
+      bed.cluster.kubectl(["create", "namespace", namespace]),
+      fluxCluster.kubectl(["create", "namespace", namespace]),
+    ]);
+    const timeout = item.timeout ?? "2m";
+    const digest = await bed.push(item.root, `differential/${name}`);
+    await bed.deliver(namespace, name, `differential/${name}`, { ...item.spec, path: item.path, wait: true, timeout });
+    const flux = await fluxApply({
+      kubeconfig: fluxCluster.kubeconfig, namespace, name, root: item.root, path: join(item.root, item.path), spec: item.spec,
+      wait: true, timeout, interval: "1s",
+    });
+    const ferry = await bed.waitForKustomization(namespace, name, "settled on this revision", (object) => {
+      const ready = condition(object, "Ready");
+      return object.status?.lastAttemptedRevision?.endsWith(digest) === true && ready !== undefined && ready.status !== "Unknown";
+    }, 180_000);
+    return { flux, ferry };
+  }
+
+  async function assertSameObjects(flux: FluxApplyResult, ferryIds: readonly string[]) {
+    const fluxIds = flux.inventory.map((entry) => entry.id).sort();
+    assert.deepEqual([...ferryIds].sort(), fluxIds, "the same objects were applied");
+    for (const id of fluxIds) {
+      const [fromFlux, fromFerry] = await Promise.all([
+        fluxCluster.kubectl(getArgs(id)).then((text) => JSON.parse(text) as KubeObject),
+        bed.cluster.kubectl(getArgs(id)).then((text) => JSON.parse(text) as KubeObject),
+      ]);
+      assert.deepEqual(normalise(fromFerry), normalise(fromFlux), `${id} differs`);
+    }
+  }
+
+  const ferryInventory = (object: { status?: { inventory?: { entries?: Array<{ id: string }> } } }) =>
+    (object.status?.inventory?.entries ?? []).map((entry) => entry.id);
+
+  const overlays: Array<[string, Case]> = [
+    ["podinfo's kustomize directory into a target namespace", { root: join(PODINFO, "kustomize"), path: "./", spec: { targetNamespace: "apps" } }],
+    ["podinfo's dev overlay (its own namespace, bases)", { root: join(PODINFO, "deploy"), path: "./overlays/dev", spec: {}, timeout: "15s" }],
+    ["podinfo's staging overlay", { root: join(PODINFO, "deploy"), path: "./overlays/staging", spec: {}, timeout: "15s" }],
+    ["podinfo's production overlay", { root: join(PODINFO, "deploy"), path: "./overlays/production", spec: {}, timeout: "15s" }],
+    ["namePrefix, nameSuffix, commonMetadata, images and patches from the spec", {
+      root: join(PODINFO, "kustomize"), path: "./", spec: {
+        targetNamespace: "fields", namePrefix: "pre-", nameSuffix: "-suf",
+        commonMetadata: { labels: { team: "payments" }, annotations: { "example.com/owner": "alice" } },
+        images: [{ name: "ghcr.io/stefanprodan/podinfo", newName: "registry.example.com/podinfo", newTag: "9.9.9" }],
+        patches: [{ patch: "- op: replace\n  path: /spec/minReplicas\n  value: 3", target: { kind: "HorizontalPodAutoscaler" } }],
+      },
+    }],
+  ];
+  for (const [title, item] of overlays) {
+    test(title, async () => {
+      // The namespaces the overlays target exist in both clusters, as a platform team would have them.
+      const target = item.spec.targetNamespace as string | undefined;
+      if (target) await Promise.all([bed.cluster.kubectl(["create", "namespace", target]), fluxCluster.kubectl(["create", "namespace", target])]);
+      const { flux, ferry } = await applyBoth(item);
+      // The overlays' database claims a volume the test bed has no provisioner for: both must then wait and fail
+      // naming it, and otherwise both succeed.
+      const ready = condition(ferry, "Ready");
+      assert.equal(ready?.status === "True", flux.ready, `Flux: ${flux.message}; Ferry: ${ready?.message}`);
+      if (item.path !== "./") assert.match(`${flux.message}\n${ready?.message}`, /PersistentVolumeClaim\/\w+\/database-primary[\s\S]*PersistentVolumeClaim\/\w+\/database-primary/);
+      await assertSameObjects(flux, ferryInventory(ferry));
+    });
+  }
+
+  test("postBuild substitution: values, defaults, and an escaped $${var} left alone", async () => {
+    const root = await mkdtemp(join(dir, "substitute-"));
+    const configMap = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "subst" },
+      data: { region: "${region}", tier: "${tier:=standard}", literal: "$${region}", untouched: "$HOME" } };
+    await writeFile(join(root, "cm.yaml"), yaml.dump(configMap));
+    await writeFile(join(root, "kustomization.yaml"), "resources:\n  - cm.yaml\n");
+    await Promise.all([bed.cluster.kubectl(["create", "namespace", "subst"]), fluxCluster.kubectl(["create", "namespace", "subst"])]);
+    const { flux, ferry } = await applyBoth({ root, path: "./", spec: { postBuild: { substitute: { region: "eu-west-1" } } } });
+    assert.equal(flux.ready, true, flux.message);
+    assert.equal(condition(ferry, "Ready")?.status, "True", condition(ferry, "Ready")?.message);
+    await assertSameObjects(flux, ferryInventory(ferry));
+  });
+
+  test("a PersistentVolumeClaim that never binds: both wait, then both say not Ready", async () => {
+    const root = await mkdtemp(join(dir, "pvc-"));
+    const claim = { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "data", namespace: "pending" },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } }, storageClassName: "none" } };
+    await writeFile(join(root, "pvc.yaml"), yaml.dump(claim));
+    await writeFile(join(root, "kustomization.yaml"), "resources:\n  - pvc.yaml\n");
+    await Promise.all([bed.cluster.kubectl(["create", "namespace", "pending"]), fluxCluster.kubectl(["create", "namespace", "pending"])]);
+    const { flux, ferry } = await applyBoth({ root, path: "./", spec: {}, timeout: "10s" });
+    assert.equal(flux.ready, false);
+    assert.equal(condition(ferry, "Ready")?.status, "False");
+    assert.equal(condition(ferry, "Ready")?.reason, "HealthCheckFailed");
+    assert.match(condition(ferry, "Ready")?.message ?? "", /PersistentVolumeClaim\/pending\/data/);
+    assert.match(flux.message, /PersistentVolumeClaim\/pending\/data/);
+    await assertSameObjects(flux, ferryInventory(ferry));
+  });
+
+  test("kube-prometheus: CRDs, cluster roles and hundreds of objects, the same in both clusters", async () => {
+    const { flux, ferry } = await applyBoth({ root: KUBE_PROMETHEUS, path: "./", spec: {}, timeout: "3m" });
+    // On kwok nodes the workloads do not all become Available the same way in both; the verdicts must still agree.
+    assert.equal(condition(ferry, "Ready")?.status === "True", flux.ready, `Flux: ${flux.message}; Ferry: ${condition(ferry, "Ready")?.message}`);
+    await assertSameObjects(flux, ferryInventory(ferry));
+  });
+});
