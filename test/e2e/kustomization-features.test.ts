@@ -132,6 +132,24 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(condition(later, "Ready")?.reason, "BuildFailed");
   });
 
+  // Server-side apply refuses a field the structural CRD does not declare (whatever fieldValidation says), and
+  // kubectl validates strictly by default: only a client that opts out (--validate=false) has it pruned, with a warning.
+  test("a field Ferry does not know is refused by name, never dropped: applied by Ferry from an artifact, or by kubectl", async () => {
+    const ns = await namespace("unknown-field");
+    const child = {
+      apiVersion: "kustomize.ferry.dev/v1", kind: "Kustomization", metadata: { name: "child", namespace: ns },
+      spec: { interval: "1h", path: "./", prune: true, sourceRef: { kind: "OCIRepository", name: "app" }, fluxOnlyField: { enabled: true } },
+    };
+    await bed.push(await makeFixture({ "child.yaml": [child], "cm.yaml": [configMap("beside", { a: "1" })] }), "unknown-field/app");
+    await bed.deliver(ns, "app", "unknown-field/app", {});
+    const refused = await bed.waitForKustomization(ns, "app", "the apply refused", (o) => condition(o, "Ready")?.reason === "ReconciliationFailed");
+    assert.match(condition(refused, "Ready")?.message ?? "", /Kustomization\/unknown-field\/child .*\.spec\.fluxOnlyField: field not declared in schema/);
+    // The apply is planned (dry-run) as a whole before anything is written: nothing of this revision was applied.
+    await assert.rejects(bed.cluster.kubectl(["get", "kustomization", "child", "-n", ns]), /NotFound/);
+    await assert.rejects(bed.cluster.kubectl(["get", "configmap", "beside", "-n", ns]), /NotFound/);
+    await assert.rejects(bed.cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify(child) }), /unknown field "spec\.fluxOnlyField"/);
+  });
+
   test("retryInterval: a failing Kustomization is retried at that pace, not with a growing backoff", async () => {
     const ns = await namespace("retry");
     const digest = await bed.push(await makeFixture({ "cm.yaml": [configMap("settings", { region: "${region}" })] }), "retry/app");
