@@ -4,10 +4,10 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { binDir, isBuilt, MODULES_DIR, peerPinHash, shareDir, stampPath, testbedDir } from "./paths.ts";
-import { type CopiedModulePeer, isCopiedModulePeer, type ModulePeer, PEERS, type Peer } from "./peers.ts";
+import { type CopiedModulePeer, type Generated, isCopiedModulePeer, type ModulePeer, PEERS, type Peer } from "./peers.ts";
 
 const MINIMUM_GO = [1, 26];
 
@@ -82,13 +82,44 @@ async function buildModulePeer(peer: ModulePeer): Promise<void> {
     await goBuild(buildFlags(peer), pkg, name, cwd, env);
   }
   for (const [modulePath, files] of Object.entries(peer.share ?? {})) {
-    const info = JSON.parse(await run("go", ["list", "-mod=readonly", "-m", "-json", modulePath], cwd, env));
+    const dir = await moduleDir(modulePath, cwd, env);
     for (const [dest, source] of Object.entries(files)) {
       const target = join(shareDir(), dest);
       await mkdir(dirname(target), { recursive: true });
-      await cp(join(info.Dir, source), target);
+      await cp(join(dir, source), target);
       await chmod(target, 0o644);
     }
+  }
+  for (const generated of peer.generate ?? []) await generate(generated, cwd, env);
+}
+
+async function moduleDir(modulePath: string, cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const info = JSON.parse(await run("go", ["list", "-mod=readonly", "-m", "-json", modulePath], cwd, env));
+  if (!info.Dir) throw new Error(`module ${modulePath} is not in the build list of ${cwd}`);
+  return info.Dir;
+}
+
+async function generate(generated: Generated, cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const target = join(shareDir(), generated.dest);
+  await mkdir(dirname(target), { recursive: true });
+  // Written beside the target and renamed, so a failed run never leaves a partial directory.
+  const out = await mkdtemp(join(dirname(target), `.${basename(target)}.partial-`));
+  try {
+    await chmod(out, 0o755);
+    const args: string[] = [];
+    for (const arg of generated.args) {
+      let expanded = arg.replaceAll("{out}", out);
+      for (const [placeholder, modulePath] of arg.matchAll(/\{module:([^}]+)\}/g)) {
+        expanded = expanded.replace(placeholder, await moduleDir(modulePath ?? "", cwd, env));
+      }
+      args.push(expanded);
+    }
+    await run(join(binDir(), generated.binary), args, cwd, env);
+    if ((await readdir(out)).length === 0) throw new Error(`${generated.binary} ${args.join(" ")} wrote nothing`);
+    await rm(target, { recursive: true, force: true });
+    await rename(out, target);
+  } finally {
+    await rm(out, { recursive: true, force: true });
   }
 }
 
@@ -133,7 +164,12 @@ async function reusePeer(peer: Peer): Promise<boolean> {
     if (stamp.trim() !== hash) continue;
     const binaries = Object.keys(peer.binaries).map((name) => join(dir, "bin", name));
     if (!binaries.every((binary) => existsSync(binary))) continue;
-    const shared = isCopiedModulePeer(peer) ? [] : Object.values(peer.share ?? {}).flatMap((files) => Object.keys(files));
+    const shared = isCopiedModulePeer(peer)
+      ? []
+      : [
+          ...Object.values(peer.share ?? {}).flatMap((files) => Object.keys(files)),
+          ...(peer.generate ?? []).map((generated) => generated.dest),
+        ];
     if (!shared.every((dest) => existsSync(join(dir, "share", dest)))) continue;
     for (const name of Object.keys(peer.binaries)) await cp(join(dir, "bin", name), join(binDir(), name), { preserveTimestamps: true });
     for (const dest of shared) {
