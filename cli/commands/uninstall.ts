@@ -7,8 +7,8 @@ import { Applier } from "../../src/apply/apply.ts";
 import { type Disposition, FerryError } from "../../src/errors.ts";
 import { DEFAULT_NAMESPACE, otherInstallNamespaces, PART_OF_LABEL } from "../../src/install/manifests.ts";
 import {
-  CONTROLLER_POD_SELECTOR, controllerRef, CUSTOM_RESOURCES, describeInventory, installObjects, nothingToUninstall, ownedByFerry,
-  releasePatch, released, type UninstallInventory,
+  CONTROLLER_POD_SELECTOR, controllerRef, CUSTOM_RESOURCES, deliversThisInstall, describeInventory, installObjects, nothingToUninstall,
+  ownedByFerry, releasePatch, released, type UninstallInventory,
 } from "../../src/install/uninstall.ts";
 import type { ObjectRef } from "../../src/inventory/inventory.ts";
 import { httpStatusOf, type KubeClient, type ObjectMeta, type ResourceType } from "../../src/kube/client.ts";
@@ -40,12 +40,14 @@ interface Context {
   readonly deadline: number;
   /**
    * Where step 2 releases Kustomizations and OCIRepositories: everywhere (undefined) when the CRDs go; with another
-   * install keeping them, only in this install's namespace when it is deleted, else nowhere (null).
+   * install keeping them, only in this install's namespace, and of those with --keep-namespace only the ones that
+   * deliver this install (releaseOnly; the rest stay for the other controller).
    */
-  releaseIn?: string | null;
+  releaseIn?: string;
+  releaseOnly?: (object: CustomObject) => boolean;
 }
 
-type CustomObject = { metadata: ObjectMeta; spec?: { suspend?: boolean } };
+type CustomObject = { metadata: ObjectMeta & { name: string }; spec?: { suspend?: boolean } };
 const describeRef = (ref: ObjectRef) => `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`;
 
 async function waitUntil(context: Context, what: string, done: () => Promise<boolean>): Promise<void> {
@@ -57,9 +59,9 @@ async function waitUntil(context: Context, what: string, done: () => Promise<boo
 
 /** Every Kustomization and OCIRepository to release; none when the CRD is gone (a half-finished earlier run). */
 async function listCustomObjects(context: Context, type: ResourceType): Promise<CustomObject[]> {
-  if (context.releaseIn === null) return [];
   try {
-    return (await context.kube.list<CustomObject>(type, context.releaseIn)).items;
+    const items = (await context.kube.list<CustomObject>(type, context.releaseIn)).items;
+    return context.releaseOnly ? items.filter(context.releaseOnly) : items;
   } catch (error) {
     if (httpStatusOf(error) === 404) return [];
     throw error;
@@ -76,7 +78,8 @@ async function otherInstalls(context: Context): Promise<string[]> {
 async function survey(context: Context, keepNamespace: boolean): Promise<UninstallInventory> {
   const controller = (await context.applier.read(controllerRef(context.namespace))) !== undefined;
   const others = await otherInstalls(context);
-  if (others.length > 0) context.releaseIn = keepNamespace ? null : context.namespace;
+  if (others.length > 0) context.releaseIn = context.namespace;
+  if (others.length > 0 && keepNamespace) context.releaseOnly = deliversThisInstall;
   const lists = await Promise.all(CUSTOM_RESOURCES.map((type) => listCustomObjects(context, type)));
   const candidates = installObjects(context.namespace, { keepNamespace, keepCrds: others.length > 0 });
   const live = await Promise.all(candidates.map((ref) => context.applier.read(ref)));

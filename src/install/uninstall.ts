@@ -18,6 +18,7 @@ import type { ObjectRef } from "../inventory/inventory.ts";
 import { inventoryId } from "../inventory/inventory.ts";
 import type { ResourceType } from "../kube/client.ts";
 import { FINALIZER } from "../reconcilers/ocirepository.ts";
+import { BOOTSTRAP_NAME, CLUSTER_CONFIG_NAME, REGISTRY_SECRET, REGISTRY_TLS_SECRET, VERIFY_KEY_SECRET } from "./bootstrap.ts";
 import { CONTROLLER_NAME, installManifests, PART_OF_LABEL } from "./manifests.ts";
 
 export { FINALIZER };
@@ -40,21 +41,27 @@ export function controllerRef(namespace: string): ObjectRef {
 /** The controller's pods, as the install's Deployment selects them. */
 export const CONTROLLER_POD_SELECTOR = "app.kubernetes.io/name=ferry,app.kubernetes.io/component=controller";
 
-const KIND_ORDER = ["NetworkPolicy", "Service", "RoleBinding", "Role", "ServiceAccount", "ClusterRoleBinding", "ClusterRole", "CustomResourceDefinition", "Namespace"];
+const KIND_ORDER = ["Secret", "NetworkPolicy", "Service", "RoleBinding", "Role", "ServiceAccount", "ClusterRoleBinding", "ClusterRole", "CustomResourceDefinition", "Namespace"];
 
 function refOf(object: object): ObjectRef {
   const { apiVersion, kind, metadata } = object as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
   return { apiVersion, kind, name: metadata.name, ...(metadata.namespace ? { namespace: metadata.namespace } : {}) };
 }
 
+/** The Secrets bootstrap stores for the controller (registry credentials, TLS files, verification key). */
+function bootstrapSecrets(namespace: string): ObjectRef[] {
+  return [REGISTRY_SECRET, REGISTRY_TLS_SECRET, VERIFY_KEY_SECRET].map((name) => ({ apiVersion: "v1", kind: "Secret", namespace, name }));
+}
+
 /**
- * Every object but the Deployment that any install into `namespace` has, in deletion order. The install's options
+ * Every object but the Deployment that any install into `namespace` has (bootstrap's Secrets included: with
+ * --keep-namespace they would otherwise outlive it), in deletion order. The install's options
  * change which RBAC objects exist (--multi-tenant binds impersonation, --watch-all-namespaces=false a RoleBinding),
  * so each variant is rendered: what was not installed is simply not found.
  */
 export function installObjects(namespace: string, options: { keepNamespace?: boolean; keepCrds?: boolean } = {}): ObjectRef[] {
   const variants = [{}, { multiTenant: true }, { watchAllNamespaces: false }].map((variant) => installManifests({ namespace, ...variant }));
-  const refs = new Map(variants.flat().map(refOf).map((ref) => [inventoryId(ref), ref]));
+  const refs = new Map([...variants.flat().map(refOf), ...bootstrapSecrets(namespace)].map((ref) => [inventoryId(ref), ref]));
   const kept = (ref: ObjectRef) => ref.kind === "Deployment"
     || (options.keepNamespace === true && ref.kind === "Namespace")
     || (options.keepCrds === true && ref.kind === "CustomResourceDefinition");
@@ -82,6 +89,16 @@ export function releasePatch(metadata: CustomObjectMeta): Record<string, unknown
 /** Whether an object may be deleted now without Ferry finalizing it. */
 export function released(object: { metadata: CustomObjectMeta; spec?: { suspend?: boolean } }): boolean {
   return object.spec?.suspend === true && !(object.metadata.finalizers ?? []).includes(FINALIZER);
+}
+
+/**
+ * The OCIRepository and Kustomizations bootstrap made in the install's namespace, that deliver Ferry itself (and
+ * the cluster config from the same artifact). When another install keeps the CRDs and the namespace is kept, these
+ * are still released and deleted: left behind, the other controller (watching all namespaces) would go on applying
+ * the artifact and so re-create the Deployment and RBAC just uninstalled.
+ */
+export function deliversThisInstall(object: { metadata: { name: string } }): boolean {
+  return ownedByFerry(object) && [BOOTSTRAP_NAME, CLUSTER_CONFIG_NAME].includes(object.metadata.name);
 }
 
 export interface UninstallInventory {

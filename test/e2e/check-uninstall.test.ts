@@ -3,10 +3,11 @@
 // delivers podinfo with prune: true. Uninstall must leave podinfo in place although that controller keeps running
 // (and holds cluster-admin through the install's binding) until uninstall deletes its RBAC and ServiceAccount.
 import assert from "node:assert/strict";
-import { cp } from "node:fs/promises";
+import { cp, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
+import yaml from "js-yaml";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { condition, DeliveryBed } from "../harness/delivery.ts";
 import { ferry, ferryOk } from "../harness/ferry.ts";
@@ -94,6 +95,32 @@ describe("ferry check, version and uninstall", { skip: skipUnlessBuilt(...NEEDS)
     assert.notEqual(podinfo.spec.suspend, true, "uninstalling ferry-second suspended a Kustomization outside its namespace");
     assert.ok((podinfo.metadata.finalizers ?? []).length > 0, "uninstalling ferry-second released a Kustomization outside its namespace");
   };
+
+  test("uninstall --keep-namespace beside another install releases the sync objects that deliver it, and its Secrets go", async () => {
+    // As bootstrap leaves a second install: its ferry-system OCIRepository and Kustomization deliver its own Deployment
+    // and RBAC, and the other install's controller (watching all namespaces) is the one that reconciles them.
+    await ferryOk(["install", "--force", "--image=registry.example/ferry:test", "--namespace=ferry-third", kubeconfig, "--timeout=2m"]);
+    const exported = (await ferryOk(["install", "--export", "--image=registry.example/ferry:test", "--namespace=ferry-third"])).stdout;
+    const own = yaml.loadAll(exported).filter((object) => ["Deployment", "ServiceAccount", "ClusterRoleBinding"].includes((object as { kind: string }).kind));
+    const artifact = join(bed.dir, "ferry-third");
+    await mkdir(artifact, { recursive: true });
+    await writeFile(join(artifact, "ferry.yaml"), own.map((object) => yaml.dump(object)).join("---\n"));
+    await bed.push(artifact, "fleet/ferry-third");
+    await bed.deliver("ferry-third", "ferry-system", "fleet/ferry-third", { interval: "2s" });
+    await bed.cluster.kubectl(["label", "-n", "ferry-third", "ocirepository/ferry-system", "kustomization/ferry-system", "app.kubernetes.io/part-of=ferry"]);
+    await bed.cluster.kubectl(["create", "secret", "generic", "ferry-registry", "-n", "ferry-third", "--from-literal=a=b"]);
+    await bed.cluster.kubectl(["label", "-n", "ferry-third", "secret/ferry-registry", "app.kubernetes.io/part-of=ferry"]);
+    await ready("ferry-third", "ferry-system");
+
+    await ferryOk(["uninstall", "-n", "ferry-third", "--keep-namespace", "--silent", kubeconfig, "--timeout=2m"]);
+    // Time for the other controller to re-apply the artifact (every 2s), had the Kustomization been left behind.
+    await sleep(6_000);
+    for (const gone of ["deployment/ferry-controller", "serviceaccount/ferry-controller", "kustomization/ferry-system", "ocirepository/ferry-system", "secret/ferry-registry"]) {
+      assert.equal(await exists(gone, "-n", "ferry-third"), false, `${gone} is in ferry-third after uninstall --keep-namespace`);
+    }
+    assert.equal(await exists("clusterrolebinding/ferry-controller-applier-ferry-third"), false);
+    assert.ok(await exists("namespace/ferry-third"), "--keep-namespace kept the namespace");
+  });
 
   test("uninstall removes Ferry and keeps podinfo, although a controller still runs during it; a second run has nothing to do", async () => {
     await bed.cluster.kubectl(["create", "namespace", "apps"]);
