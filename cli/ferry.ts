@@ -5,7 +5,7 @@ import { enableCompileCache } from "node:module";
 import { FerryError } from "../src/errors.ts";
 import { FERRY_VERSION } from "../src/version.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
-import { CHECK_USAGE, UNINSTALL_USAGE, VERSION_USAGE } from "./help.ts";
+import { CHECK_USAGE, MIGRATE_USAGE, UNINSTALL_USAGE, VERSION_USAGE } from "./help.ts";
 
 // V8 code caching for the lazily loaded command modules: it roughly halves the start-up of repeated runs in CI.
 enableCompileCache();
@@ -168,6 +168,11 @@ Examples:
     summary: "Remove Ferry (controller, CRDs, RBAC, namespace) and keep everything it applied",
     usage: UNINSTALL_USAGE,
     load: async () => (await import("./commands/uninstall.ts")).uninstallCommand,
+  },
+  migrate: {
+    summary: "Move Flux's OCIRepositories and Kustomizations to Ferry in place (--dry-run, --export, --rollback)",
+    usage: MIGRATE_USAGE,
+    load: async () => (await import("./commands/migrate.ts")).migrateCommand,
   },
   version: {
     summary: "Print the CLI's version and the controller's and CRDs' found in the cluster (--client: the CLI's only)",

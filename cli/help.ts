@@ -53,3 +53,44 @@ Examples:
   ferry version --client
   ferry version -n ferry-system -o json
 `;
+
+export const MIGRATE_USAGE = `
+Usage: ferry migrate [-n NS | -A | --name NAME…] [-f FILE|DIR…] [--dry-run] [--export -o yaml|json] [--force]
+       ferry migrate --rollback [-n NS | -A] [--name NAME…] [--dry-run]
+
+Replaces Flux's OCIRepositories (source.toolkit.fluxcd.io/v1) and Kustomizations (kustomize.toolkit.fluxcd.io/v1)
+with Ferry's of the same names, every field carried over, and hands Ferry what Flux applied without deleting or
+re-creating anything. In order: Flux's objects are suspended (spec.suspend: true); Ferry's OCIRepositories are
+created; each Ferry Kustomization is created suspended with Flux's status.inventory, the objects in it are relabelled
+(kustomize.toolkit.fluxcd.io/name|namespace become kustomize.ferry.dev/…) and kustomize-controller's field manager
+is handed to Ferry's, and then the Kustomization is resumed. Flux's objects are left in place, suspended: delete
+them once you are satisfied (their deletion deletes nothing, they are suspended).
+
+Nothing is changed when anything selected cannot be migrated; each refusal is named: sources other than
+OCIRepository (GitRepository, Bucket, HelmRepository, ExternalArtifact), fields or values Ferry's API does not
+accept, a Kustomization whose source or dependsOn stays behind, an OCIRepository another Flux Kustomization still
+follows, and Flux objects someone already suspended (--force migrates them, suspended).
+
+--rollback suspends the Ferry objects ferry migrate wrote, hands their objects (and Ferry's inventory) back to
+kustomize-controller, deletes them with deletionPolicy Orphan (nothing they applied is deleted) and resumes Flux's.
+
+Flags:
+  -n, --namespace NS     the namespace to migrate (default: the kubeconfig's)
+  -A, --all-namespaces   every namespace
+  --name NAME            only these Kustomizations and the OCIRepositories they follow (repeatable)
+  -f, --file FILE|DIR    read Flux's objects from YAML/JSON files (multi-document; - for stdin); the live objects'
+                         status is used when they exist in the cluster
+  --dry-run              print the plan (objects to suspend, to create, inventory sizes) and change nothing
+  --export               print Ferry's objects instead of migrating (-o yaml, the default, or -o json)
+  --force                migrate Flux objects that were already suspended (Ferry's stay suspended too)
+  --rollback             back to Flux (see above)
+  --kubeconfig FILE
+
+Exit codes: 0 migrated (or planned), 1 refused or failed, 2 usage error.
+
+Examples:
+  ferry migrate -n flux-system --dry-run
+  ferry migrate -n apps --name podinfo
+  ferry migrate -f clusters/prod/ --export > ferry-objects.yaml
+  ferry migrate --rollback -n apps --name podinfo
+`;

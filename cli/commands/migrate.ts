@@ -1,0 +1,424 @@
+// `ferry migrate`: Flux's OCIRepositories and Kustomizations become Ferry's, and Ferry takes over what Flux applied
+// in place. The order keeps every object owned by exactly one controller at every step: Flux's objects are
+// suspended first, then Ferry's are created suspended, given Flux's inventory, and the applied objects are handed
+// over (owner labels, field manager); only then is Ferry's Kustomization resumed. `--rollback` walks it backwards.
+import {
+  ApiException,
+  HttpMethod,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type ResponseContext,
+} from "@kubernetes/client-node";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import yaml from "js-yaml";
+import type { InventoryEntryType } from "../../src/api/kustomize.ts";
+import { parseEntry } from "../../src/inventory/inventory.ts";
+import { httpStatusOf, type KubeClient, type ResourceType } from "../../src/kube/client.ts";
+import { FERRY_OWNER, FLUX_OWNER, handOver, type LiveObject, type Owner } from "../../src/migrate/handover.ts";
+import {
+  type DeliveryObject,
+  describe,
+  FLUX_KUSTOMIZE_GROUP,
+  FLUX_SOURCE_GROUP,
+  FLUX_WAS_SUSPENDED_ANNOTATION,
+  isFluxObject,
+  MIGRATED_FROM_ANNOTATION,
+  type MigrationItem,
+  type MigrationPlan,
+  MigrationRefused,
+  planMigration,
+  sourceKey,
+} from "../../src/migrate/translate.ts";
+import { KUSTOMIZATION } from "../../src/reconcilers/kustomization.ts";
+import { OCI_REPOSITORY } from "../../src/reconcilers/ocirepository.ts";
+import { UsageError } from "../errors.ts";
+import { parse } from "../flags.ts";
+import { kubeClient } from "../kube.ts";
+import { parseOutputFormat, status } from "../output.ts";
+
+const FLUX_OCI_REPOSITORY: ResourceType = { group: FLUX_SOURCE_GROUP, version: "v1", plural: "ocirepositories" };
+const FLUX_KUSTOMIZATION: ResourceType = { group: FLUX_KUSTOMIZE_GROUP, version: "v1", plural: "kustomizations" };
+const FLUX_REQUESTED_AT = "reconcile.fluxcd.io/requestedAt";
+
+/** A patch that lost a race with a writer is retried on a fresh read this many times. */
+const HANDOVER_ATTEMPTS = 5;
+
+const OPTIONS = {
+  kubeconfig: { type: "string" },
+  namespace: { type: "string", short: "n" },
+  "all-namespaces": { type: "boolean", short: "A" },
+  name: { type: "string", multiple: true },
+  file: { type: "string", short: "f", multiple: true },
+  "dry-run": { type: "boolean" },
+  export: { type: "boolean" },
+  output: { type: "string", short: "o" },
+  force: { type: "boolean" },
+  rollback: { type: "boolean" },
+} as const;
+
+type Values = ReturnType<typeof parse<typeof OPTIONS>>["values"];
+
+export async function migrateCommand(args: readonly string[]): Promise<boolean> {
+  const { values, positionals } = parse(args, OPTIONS);
+  if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(" ")}`);
+  checkFlags(values);
+  if (values.rollback) return rollback(values);
+  const fromFiles = (values.file?.length ?? 0) > 0;
+  const offline = fromFiles && (values.export || values["dry-run"]);
+  const kube = offline ? undefined : kubeClient(values);
+  const plan = planMigration(...await selection(values, kube));
+  if (plan.refusals.length > 0) throw new MigrationRefused(plan.refusals);
+  if (plan.sources.length + plan.kustomizations.length === 0) throw new UsageError("no Flux OCIRepository or Kustomization selected");
+  if (values.export) return printExport(plan, values.output);
+  if (values["dry-run"]) return printPlan(plan);
+  if (!kube) throw new UsageError("internal: no cluster");
+  await migrate(kube, plan);
+  return true;
+}
+
+function checkFlags(values: Values): void {
+  parseOutputFormat(values.output);
+  if (values.output && !values.export) throw new UsageError("-o/--output prints Ferry's objects: use it with --export");
+  if (values["all-namespaces"] && values.namespace) throw new UsageError("--all-namespaces and --namespace exclude each other");
+  if (values.file?.length && (values["all-namespaces"] || values.name?.length)) {
+    throw new UsageError("-f reads the objects from files: --all-namespaces and --name select them from the cluster");
+  }
+  if (values.rollback && (values.file?.length || values.export)) throw new UsageError("--rollback works on the cluster: no -f or --export");
+}
+
+// ---- selection ------------------------------------------------------------------------------------------------
+
+type Selection = Parameters<typeof planMigration>;
+
+async function selection(values: Values, kube: KubeClient | undefined): Promise<Selection> {
+  const fromFiles = (values.file?.length ?? 0) > 0;
+  const selected = fromFiles ? await withLiveStatus(kube, await readObjects(values.file ?? [])) : await fromCluster(values, kubeOf(kube));
+  if (!kube) return [selected, { force: values.force ?? false }];
+  const everyFluxKustomization = await listOrEmpty<DeliveryObject>(kube, FLUX_KUSTOMIZATION, undefined);
+  const chosen = new Set(selected.map((object) => `${object.kind}/${object.metadata.namespace ?? "default"}/${object.metadata.name}`));
+  return [selected, {
+    force: values.force ?? false,
+    existingFerrySources: await existing(kube, OCI_REPOSITORY),
+    existingFerryKustomizations: await existing(kube, KUSTOMIZATION),
+    remainingFluxKustomizations: everyFluxKustomization.filter((object) => !chosen.has(`Kustomization/${object.metadata.namespace}/${object.metadata.name}`)),
+  }];
+}
+
+function kubeOf(kube: KubeClient | undefined): KubeClient {
+  if (!kube) throw new UsageError("internal: no cluster");
+  return kube;
+}
+
+/** The Flux objects of a namespace (or all), narrowed by --name to those Kustomizations and the sources they follow. */
+async function fromCluster(values: Values, kube: KubeClient): Promise<DeliveryObject[]> {
+  const namespace = values["all-namespaces"] ? undefined : (values.namespace ?? kube.defaultNamespace());
+  const [sources, kustomizations] = await Promise.all([
+    listFlux(kube, FLUX_OCI_REPOSITORY, namespace),
+    listFlux(kube, FLUX_KUSTOMIZATION, namespace),
+  ]);
+  const names = values.name ?? [];
+  if (names.length === 0) return [...sources, ...kustomizations];
+  const chosen = kustomizations.filter((object) => names.includes(object.metadata.name));
+  const followed = new Set(chosen.map(sourceKey));
+  return [
+    ...sources.filter((object) => followed.has(`${object.metadata.namespace}/${object.metadata.name}`) || names.includes(object.metadata.name)),
+    ...chosen,
+  ];
+}
+
+async function listFlux(kube: KubeClient, type: ResourceType, namespace: string | undefined): Promise<DeliveryObject[]> {
+  try {
+    const { items } = await kube.list<DeliveryObject>(type, namespace);
+    const apiVersion = `${type.group}/${type.version}`;
+    return items.map((item) => ({ ...item, apiVersion, kind: type === FLUX_KUSTOMIZATION ? "Kustomization" : "OCIRepository" }));
+  } catch (error) {
+    if (httpStatusOf(error) === 404) throw new UsageError(`${type.plural}.${type.group} is not served: Flux's CRDs are not installed in this cluster`);
+    throw error;
+  }
+}
+
+async function listOrEmpty<T>(kube: KubeClient, type: ResourceType, namespace: string | undefined): Promise<T[]> {
+  try {
+    return (await kube.list<T>(type, namespace)).items;
+  } catch (error) {
+    if (httpStatusOf(error) === 404) return [];
+    throw error;
+  }
+}
+
+async function existing(kube: KubeClient, type: ResourceType): Promise<Set<string>> {
+  const items = await listOrEmpty<DeliveryObject>(kube, type, undefined);
+  return new Set(items.map((item) => `${item.metadata.namespace}/${item.metadata.name}`));
+}
+
+/** YAML or JSON files (multi-document, v1 Lists flattened), or every such file of a directory. */
+async function readObjects(paths: readonly string[]): Promise<DeliveryObject[]> {
+  const files = (await Promise.all(paths.map(filesOf))).flat();
+  const documents = await Promise.all(files.map(async (file) => yaml.loadAll(await readFile(file, "utf8"))));
+  return documents.flat().flatMap(flattenList).filter((object): object is DeliveryObject => isObject(object));
+}
+
+async function filesOf(path: string): Promise<string[]> {
+  if (path === "-") return ["/dev/stdin"];
+  if (!(await stat(path)).isDirectory()) return [path];
+  const entries = await readdir(path);
+  return entries.filter((entry) => /\.(ya?ml|json)$/.test(entry)).sort().map((entry) => join(path, entry));
+}
+
+function flattenList(document: unknown): unknown[] {
+  const list = document as { kind?: string; items?: unknown[] } | null;
+  return list?.kind === "List" && Array.isArray(list.items) ? list.items : [document];
+}
+
+function isObject(value: unknown): value is DeliveryObject {
+  const object = value as Partial<DeliveryObject> | null;
+  return typeof object?.apiVersion === "string" && typeof object.kind === "string" && typeof object.metadata?.name === "string";
+}
+
+/**
+ * Files describe specs; the inventory lives in the cluster. When the cluster has the Flux object, its live status
+ * (and suspension) is what the migration goes by.
+ */
+async function withLiveStatus(kube: KubeClient | undefined, objects: DeliveryObject[]): Promise<DeliveryObject[]> {
+  if (!kube) return objects;
+  return Promise.all(objects.map(async (object) => {
+    if (!isFluxObject(object)) return object;
+    const namespace = object.metadata.namespace ?? kube.defaultNamespace();
+    const live = await kube.get<DeliveryObject>(fluxType(object), namespace, object.metadata.name);
+    const metadata = { ...object.metadata, namespace };
+    if (!live) return { ...object, metadata };
+    return { ...object, metadata, status: live.status ?? {}, spec: { ...object.spec, suspend: live.spec?.suspend } };
+  }));
+}
+
+function fluxType(object: Pick<DeliveryObject, "kind">): ResourceType {
+  return object.kind === "Kustomization" ? FLUX_KUSTOMIZATION : FLUX_OCI_REPOSITORY;
+}
+
+function ferryType(object: Pick<DeliveryObject, "kind">): ResourceType {
+  return object.kind === "Kustomization" ? KUSTOMIZATION : OCI_REPOSITORY;
+}
+
+// ---- output -------------------------------------------------------------------------------------------------
+
+async function printExport(plan: MigrationPlan, output: string | undefined): Promise<boolean> {
+  const objects = [...plan.sources, ...plan.kustomizations].map((item) => item.ferry);
+  if (parseOutputFormat(output) === "json") {
+    process.stdout.write(`${JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }, null, 2)}\n`);
+  } else {
+    for (const object of objects) process.stdout.write(`---\n${yaml.dump(object, { lineWidth: -1, noRefs: true })}`);
+  }
+  return true;
+}
+
+function printPlan(plan: MigrationPlan): boolean {
+  const lines = [
+    ...[...plan.kustomizations, ...plan.sources].map((item) =>
+      `suspend ${describe(item.flux)} (${item.flux.apiVersion})${item.fluxWasSuspended ? " [already suspended]" : ""}`),
+    ...[...plan.sources, ...plan.kustomizations].map((item) =>
+      `create ${describe(item.ferry)} (${item.ferry.apiVersion})${item.kind === "Kustomization" ? `, inventory of ${item.inventory.length} object(s) handed over` : ""}`),
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+  status("✔", "dry run: nothing was changed");
+  return true;
+}
+
+// ---- migration ----------------------------------------------------------------------------------------------
+
+async function migrate(kube: KubeClient, plan: MigrationPlan): Promise<void> {
+  const api = kube.api(RawObjectApi);
+  for (const item of [...plan.kustomizations, ...plan.sources]) {
+    if (item.fluxWasSuspended) continue;
+    status("►", `suspending Flux's ${describe(item.flux)}`);
+    await kube.mergePatch(fluxType(item), item.namespace, item.name, { spec: { suspend: true } });
+  }
+  for (const item of plan.sources) {
+    status("►", `creating ${describe(item.ferry)}`);
+    await createOrKeep(kube, item.ferry);
+  }
+  for (const item of plan.kustomizations) await migrateKustomization(kube, api, item);
+  status("✔", `migrated ${plan.kustomizations.length} Kustomization(s) and ${plan.sources.length} OCIRepositor${plan.sources.length === 1 ? "y" : "ies"}; Flux's are suspended`);
+}
+
+/** Created suspended, so nothing reconciles it before it holds Flux's inventory and owns Flux's objects. */
+async function migrateKustomization(kube: KubeClient, api: RawObjectApi, item: MigrationItem): Promise<void> {
+  status("►", `creating ${describe(item.ferry)} (suspended) with Flux's inventory of ${item.inventory.length} object(s)`);
+  await createOrKeep(kube, { ...item.ferry, spec: { ...item.ferry.spec, suspend: true } });
+  await kube.patchStatus(KUSTOMIZATION, item.namespace, item.name, { inventory: { entries: item.inventory } });
+  const handed = await handOverInventory(api, item.inventory, item, FLUX_OWNER, FERRY_OWNER);
+  status("✔", `${handed} object(s) handed from kustomize-controller to Ferry`);
+  if (item.fluxWasSuspended) {
+    status("⚠", `${describe(item.ferry)} stays suspended, as Flux's was`);
+    return;
+  }
+  // null removes the field when Flux's spec did not have it; a present false is kept.
+  await kube.mergePatch(KUSTOMIZATION, item.namespace, item.name, { spec: { suspend: item.flux.spec?.suspend === false ? false : null } });
+  status("✔", `${describe(item.ferry)} resumed: Ferry reconciles it from now on`);
+}
+
+/** An object a previous, interrupted run created is kept (re-running finishes the job); anything else is refused. */
+async function createOrKeep(kube: KubeClient, object: DeliveryObject): Promise<void> {
+  const namespace = object.metadata.namespace ?? "default";
+  const current = await kube.get<DeliveryObject>(ferryType(object), namespace, object.metadata.name);
+  if (current) {
+    if (current.metadata.annotations?.[MIGRATED_FROM_ANNOTATION] === undefined) {
+      throw new UsageError(`${describe(object)} already exists in Ferry's API and was not written by ferry migrate`);
+    }
+    if (object.kind === "Kustomization") await kube.mergePatch(KUSTOMIZATION, namespace, object.metadata.name, { spec: { suspend: true } });
+    return;
+  }
+  await kube.create(ferryType(object), namespace, object);
+}
+
+async function handOverInventory(
+  api: RawObjectApi,
+  inventory: readonly InventoryEntryType[],
+  kustomization: { namespace: string; name: string },
+  from: Owner,
+  to: Owner,
+): Promise<number> {
+  let handed = 0;
+  for (const entry of inventory) {
+    const outcome = await handOverObject(api, entry, kustomization, from, to);
+    if (outcome === true) handed += 1;
+    else if (outcome) status("⚠", `${entry.id}: ${outcome}`);
+  }
+  return handed;
+}
+
+/** True when handed over; a reason when left alone; undefined when the object no longer exists. */
+async function handOverObject(
+  api: RawObjectApi,
+  entry: InventoryEntryType,
+  kustomization: { namespace: string; name: string },
+  from: Owner,
+  to: Owner,
+): Promise<true | string | undefined> {
+  const ref = parseEntry(entry);
+  const metadata = { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
+  const target: ObjectKey = { apiVersion: ref.apiVersion, kind: ref.kind, metadata };
+  for (let attempt = 1; ; attempt++) {
+    const live = await api.read(target as never).catch((error: unknown) => {
+      if (httpStatusOf(error) === 404) return undefined;
+      throw error;
+    }) as unknown as LiveObject | undefined;
+    if (!live) return undefined;
+    const handover = handOver(live, kustomization, from, to);
+    if ("skipped" in handover) return `left alone: ${handover.skipped}`;
+    try {
+      await api.jsonPatch(target, handover.patch);
+      return true;
+    } catch (error) {
+      // A failed resourceVersion test (422) or conflict (409) means someone wrote in between: read again.
+      const code = httpStatusOf(error);
+      if ((code !== 409 && code !== 422) || attempt >= HANDOVER_ATTEMPTS) throw error;
+    }
+  }
+}
+
+// ---- rollback -----------------------------------------------------------------------------------------------
+
+/** Back to Flux: Ferry's objects suspended, the applied objects handed back, Ferry's deleted orphaning, Flux's resumed. */
+async function rollback(values: Values): Promise<boolean> {
+  const kube = kubeClient(values);
+  const api = kube.api(RawObjectApi);
+  const namespace = values["all-namespaces"] ? undefined : (values.namespace ?? kube.defaultNamespace());
+  const migrated = async (type: ResourceType) => (await listOrEmpty<DeliveryObject>(kube, type, namespace))
+    .filter((object) => object.metadata.annotations?.[MIGRATED_FROM_ANNOTATION] !== undefined)
+    .filter((object) => !values.name?.length || values.name.includes(object.metadata.name));
+  const kustomizations = (await migrated(KUSTOMIZATION)).map((object) => ({ ...object, kind: "Kustomization" }));
+  const sources = (await migrated(OCI_REPOSITORY)).map((object) => ({ ...object, kind: "OCIRepository" }));
+  if (kustomizations.length + sources.length === 0) {
+    status("✔", "no Ferry object written by ferry migrate in scope; nothing to roll back");
+    return true;
+  }
+  if (values["dry-run"]) {
+    for (const object of [...kustomizations, ...sources]) process.stdout.write(`delete ${describe(object)} (orphaning its objects), resume Flux's\n`);
+    status("✔", "dry run: nothing was changed");
+    return true;
+  }
+  for (const object of kustomizations) await rollBackKustomization(kube, api, object);
+  for (const object of sources) await deleteOrphaning(kube, api, object);
+  for (const object of [...sources, ...kustomizations]) await resumeFlux(kube, object);
+  status("✔", `rolled back ${kustomizations.length} Kustomization(s) and ${sources.length} OCIRepositor${sources.length === 1 ? "y" : "ies"} to Flux`);
+  return true;
+}
+
+async function rollBackKustomization(kube: KubeClient, api: RawObjectApi, object: DeliveryObject): Promise<void> {
+  const { name } = object.metadata;
+  const namespace = object.metadata.namespace ?? "default";
+  status("►", `suspending ${describe(object)} (deletionPolicy Orphan)`);
+  await kube.mergePatch(KUSTOMIZATION, namespace, name, { spec: { suspend: true, deletionPolicy: "Orphan" } });
+  // What Ferry applied since the migration is Flux's to prune from now on.
+  const inventory = (await kube.get<DeliveryObject>(KUSTOMIZATION, namespace, name))?.status?.inventory?.entries ?? [];
+  if (await kube.get(FLUX_KUSTOMIZATION, namespace, name)) {
+    await kube.patchStatus(FLUX_KUSTOMIZATION, namespace, name, { inventory: { entries: inventory } });
+  }
+  const handed = await handOverInventory(api, inventory, { namespace, name }, FERRY_OWNER, FLUX_OWNER);
+  status("✔", `${handed} object(s) handed back to kustomize-controller`);
+  await deleteOrphaning(kube, api, object);
+}
+
+/** Suspended and orphaning, so the finalizer would do nothing: it is removed rather than waited for. */
+async function deleteOrphaning(kube: KubeClient, api: RawObjectApi, object: DeliveryObject): Promise<void> {
+  const type = ferryType(object);
+  const namespace = object.metadata.namespace ?? "default";
+  await kube.mergePatch(type, namespace, object.metadata.name, { spec: { suspend: true } });
+  type Meta = { metadata: { name: string; namespace: string; resourceVersion?: string; finalizers?: string[] } };
+  const current = await kube.get<Meta>(type, namespace, object.metadata.name);
+  if (!current) return;
+  if (current.metadata.finalizers?.length) await kube.setFinalizers(type, current.metadata, []);
+  status("►", `deleting ${describe(object)}`);
+  await api.delete({ apiVersion: `${type.group}/${type.version}`, kind: object.kind, metadata: { name: object.metadata.name, namespace } } as never)
+    .catch((error: unknown) => {
+      if (httpStatusOf(error) !== 404) throw error;
+    });
+}
+
+async function resumeFlux(kube: KubeClient, object: DeliveryObject): Promise<void> {
+  const namespace = object.metadata.namespace ?? "default";
+  const type = fluxType(object);
+  if (!(await kube.get(type, namespace, object.metadata.name))) {
+    status("⚠", `Flux's ${describe(object)} no longer exists; not resumed`);
+    return;
+  }
+  if (object.metadata.annotations?.[FLUX_WAS_SUSPENDED_ANNOTATION] === "true") {
+    status("⚠", `Flux's ${describe(object)} stays suspended, as it was before the migration`);
+    return;
+  }
+  status("►", `resuming Flux's ${describe(object)}`);
+  await kube.mergePatch(type, namespace, object.metadata.name, {
+    metadata: { annotations: { [FLUX_REQUESTED_AT]: new Date().toISOString() } },
+    spec: { suspend: false },
+  });
+}
+
+// ---- the generic object API ---------------------------------------------------------------------------------
+
+/**
+ * client-node's generic API reads built-in kinds through its typed models, which drop fields they do not name
+ * (managedFields survive, but not every CRD field does); objects travel as plain JSON here, as in the applier.
+ */
+interface ObjectKey {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}
+
+class RawObjectApi extends KubernetesObjectApi {
+  protected override async processResponse<T extends KubernetesObject>(response: ResponseContext): Promise<T> {
+    if (response.httpStatusCode >= 200 && response.httpStatusCode <= 299) return JSON.parse(await response.body.text()) as T;
+    throw new ApiException(response.httpStatusCode, "Unsuccessful HTTP Request", await response.getBodyAsAny(), response.headers);
+  }
+
+  async jsonPatch(object: ObjectKey, operations: readonly unknown[]): Promise<unknown> {
+    const context = this.configuration.baseServer.makeRequestContext(await this.specUriPath(object as KubernetesObject, "patch"), HttpMethod.PATCH);
+    context.setHeaderParam("Accept", "application/json");
+    context.setHeaderParam("Content-Type", PatchStrategy.JsonPatch);
+    context.setQueryParam("fieldManager", "ferry-migrate");
+    context.setBody(JSON.stringify(operations));
+    return this.requestPromise(context);
+  }
+}

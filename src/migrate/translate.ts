@@ -1,0 +1,252 @@
+// Translating Flux's OCIRepositories and Kustomizations into Ferry's, for `ferry migrate`. Pure: objects in, a plan
+// out, every refusal named. Ferry's schemas are the judge of what carries over: a field they do not declare, or a
+// value they refuse (Ferry is stricter than Flux in places), is a refusal rather than something silently dropped,
+// because a dropped field (a patch, a health check, a decryption block) would change what gets applied.
+import type { z } from "zod";
+import { KUSTOMIZE_GROUP, KUSTOMIZE_VERSION, KustomizationSpec, type InventoryEntryType } from "../api/kustomize.ts";
+import { OCIRepositorySpec, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
+import { FerryError } from "../errors.ts";
+import { parseEntry } from "../inventory/inventory.ts";
+
+export const FLUX_SOURCE_GROUP = "source.toolkit.fluxcd.io";
+export const FLUX_KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io";
+export const FLUX_SOURCE_API_VERSION = `${FLUX_SOURCE_GROUP}/v1`;
+export const FLUX_KUSTOMIZE_API_VERSION = `${FLUX_KUSTOMIZE_GROUP}/v1`;
+export const FERRY_SOURCE_API_VERSION = `${SOURCE_GROUP}/${SOURCE_VERSION}`;
+export const FERRY_KUSTOMIZE_API_VERSION = `${KUSTOMIZE_GROUP}/${KUSTOMIZE_VERSION}`;
+
+/** Marks Ferry objects `ferry migrate` wrote, so `--rollback` touches only those. Its value is the Flux apiVersion. */
+export const MIGRATED_FROM_ANNOTATION = "migrate.ferry.dev/from";
+/** Set when the Flux object was already suspended (migrated with --force): rollback leaves it suspended. */
+export const FLUX_WAS_SUSPENDED_ANNOTATION = "migrate.ferry.dev/flux-suspended";
+
+/** Annotations that describe the Flux object itself and would be wrong on Ferry's. */
+const DROPPED_ANNOTATIONS = new Set(["kubectl.kubernetes.io/last-applied-configuration"]);
+
+/** Flux's sources Ferry cannot follow: it delivers OCI artifacts only. */
+const UNSUPPORTED_SOURCE_KINDS: Readonly<Record<string, string>> = {
+  GitRepository: "Ferry has no Git at runtime; push the repository's manifests with `ferry push artifact` and use an OCIRepository",
+  Bucket: "Ferry reads OCI registries only; push the bucket's manifests with `ferry push artifact` and use an OCIRepository",
+  HelmRepository: "Ferry has no Helm sources",
+  ExternalArtifact: "Ferry has no ExternalArtifact source",
+  HelmChart: "Ferry has no Helm sources",
+};
+
+export class MigrationRefused extends FerryError {
+  readonly code = "MIGRATION_REFUSED";
+  readonly disposition = "stall" as const;
+  readonly refusals: readonly string[];
+
+  constructor(refusals: readonly string[]) {
+    super(`nothing was changed; ${refusals.length} object(s) cannot be migrated:\n  ${refusals.join("\n  ")}`);
+    this.refusals = refusals;
+  }
+}
+
+export interface FluxMetadata {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  uid?: string;
+  resourceVersion?: string;
+}
+
+/** A Flux (or Ferry) OCIRepository or Kustomization as read from the cluster or a file. */
+export interface DeliveryObject {
+  apiVersion: string;
+  kind: string;
+  metadata: FluxMetadata;
+  spec?: Record<string, unknown>;
+  status?: { inventory?: { entries?: InventoryEntryType[] } } & Record<string, unknown>;
+}
+
+export interface MigrationItem {
+  readonly kind: "OCIRepository" | "Kustomization";
+  readonly namespace: string;
+  readonly name: string;
+  readonly flux: DeliveryObject;
+  /** Ferry's object as it should end up (spec.suspend as Flux's was); without status. */
+  readonly ferry: DeliveryObject;
+  /** Flux's status.inventory, carried into Ferry's status (Kustomizations only). */
+  readonly inventory: readonly InventoryEntryType[];
+  /** Someone suspended the Flux object before the migration (allowed with --force). */
+  readonly fluxWasSuspended: boolean;
+}
+
+export interface MigrationPlan {
+  readonly sources: readonly MigrationItem[];
+  readonly kustomizations: readonly MigrationItem[];
+  readonly refusals: readonly string[];
+}
+
+export interface PlanOptions {
+  /** Migrate Flux objects someone already suspended. */
+  readonly force?: boolean;
+  /** "<namespace>/<name>" of Ferry OCIRepositories that already exist, which a Kustomization may point at. */
+  readonly existingFerrySources?: ReadonlySet<string>;
+  /** "<namespace>/<name>" of Ferry Kustomizations that already exist, which dependsOn may name. */
+  readonly existingFerryKustomizations?: ReadonlySet<string>;
+  /** Flux Kustomizations left behind: an OCIRepository they follow must not be suspended under them. */
+  readonly remainingFluxKustomizations?: readonly DeliveryObject[];
+}
+
+const key = (namespace: string, name: string) => `${namespace}/${name}`;
+
+export function describe(object: DeliveryObject): string {
+  return `${object.kind} ${object.metadata.namespace ?? "default"}/${object.metadata.name}`;
+}
+
+/** Whether an object is one of Flux's OCIRepositories or Kustomizations (any version `ferry migrate` reads). */
+export function isFluxObject(object: DeliveryObject): boolean {
+  return (object.apiVersion === FLUX_SOURCE_API_VERSION && object.kind === "OCIRepository")
+    || (object.apiVersion === FLUX_KUSTOMIZE_API_VERSION && object.kind === "Kustomization");
+}
+
+/** The plan for these Flux objects: Ferry's objects to create, or why each one that cannot be migrated cannot. */
+export function planMigration(objects: readonly DeliveryObject[], options: PlanOptions = {}): MigrationPlan {
+  const refusals: string[] = [];
+  const fluxObjects = objects.filter((object) => {
+    if (isFluxObject(object)) return true;
+    refusals.push(`${object.kind} ${object.metadata?.name ?? "?"} (${object.apiVersion}): ${refusalForOther(object)}`);
+    return false;
+  });
+  const items = fluxObjects.map((object) => translate(object, options, refusals))
+    .filter((item): item is MigrationItem => item !== undefined);
+  const sources = items.filter((item) => item.kind === "OCIRepository");
+  const kustomizations = items.filter((item) => item.kind === "Kustomization");
+  refusals.push(...crossReferenceRefusals(sources, kustomizations, options));
+  return { sources, kustomizations, refusals };
+}
+
+function refusalForOther(object: DeliveryObject): string {
+  const reason = UNSUPPORTED_SOURCE_KINDS[object.kind];
+  if (reason && object.apiVersion.startsWith(`${FLUX_SOURCE_GROUP}/`)) return reason;
+  if (object.apiVersion.startsWith(`${FLUX_SOURCE_GROUP}/`) || object.apiVersion.startsWith(`${FLUX_KUSTOMIZE_GROUP}/`)) {
+    return `only ${FLUX_SOURCE_API_VERSION} OCIRepository and ${FLUX_KUSTOMIZE_API_VERSION} Kustomization are migrated (upgrade Flux's objects to v1 first)`;
+  }
+  return "not a Flux object";
+}
+
+function translate(object: DeliveryObject, options: PlanOptions, refusals: string[]): MigrationItem | undefined {
+  const kind = object.kind as MigrationItem["kind"];
+  const namespace = object.metadata.namespace ?? "default";
+  const { name } = object.metadata;
+  const before = refusals.length;
+  const fluxWasSuspended = object.spec?.suspend === true;
+  if (fluxWasSuspended && !options.force) {
+    refusals.push(`${describe(object)}: already suspended by someone else; migrating it would let Ferry apply what was held back (--force to migrate it anyway, suspended)`);
+  }
+  const spec = kind === "Kustomization" ? translateKustomizationSpec(object, refusals) : { ...object.spec };
+  refusals.push(...schemaRefusals(object, spec, kind === "Kustomization" ? KustomizationSpec : OCIRepositorySpec));
+  const inventory = kind === "Kustomization" ? carriedInventory(object, refusals) : [];
+  if (refusals.length > before) return undefined;
+  const ferry: DeliveryObject = {
+    apiVersion: kind === "Kustomization" ? FERRY_KUSTOMIZE_API_VERSION : FERRY_SOURCE_API_VERSION,
+    kind,
+    metadata: { name, namespace, ...carriedMetadata(object, fluxWasSuspended) },
+    spec,
+  };
+  return { kind, namespace, name, flux: object, ferry, inventory, fluxWasSuspended };
+}
+
+function carriedMetadata(object: DeliveryObject, fluxWasSuspended: boolean): Pick<FluxMetadata, "labels" | "annotations"> {
+  const carried = Object.entries(object.metadata.annotations ?? {}).filter(([name]) => !DROPPED_ANNOTATIONS.has(name));
+  const annotations: Record<string, string> = Object.fromEntries(carried);
+  annotations[MIGRATED_FROM_ANNOTATION] = object.apiVersion;
+  if (fluxWasSuspended) annotations[FLUX_WAS_SUSPENDED_ANNOTATION] = "true";
+  return { ...(object.metadata.labels ? { labels: { ...object.metadata.labels } } : {}), annotations };
+}
+
+/** Flux's sourceRef points at Flux's API group (or none); Ferry's at its own. */
+function translateKustomizationSpec(object: DeliveryObject, refusals: string[]): Record<string, unknown> {
+  const spec = { ...object.spec };
+  const sourceRef = spec.sourceRef as Record<string, unknown> | undefined;
+  if (!sourceRef) return spec;
+  const kind = String(sourceRef.kind);
+  const reason = UNSUPPORTED_SOURCE_KINDS[kind];
+  if (reason) refusals.push(`${describe(object)}: spec.sourceRef.kind ${kind}: ${reason}`);
+  if (sourceRef.apiVersion === undefined) return spec;
+  if (typeof sourceRef.apiVersion !== "string" || !sourceRef.apiVersion.startsWith(`${FLUX_SOURCE_GROUP}/`)) {
+    refusals.push(`${describe(object)}: spec.sourceRef.apiVersion ${String(sourceRef.apiVersion)} is not Flux's source API`);
+    return spec;
+  }
+  return { ...spec, sourceRef: { ...sourceRef, apiVersion: FERRY_SOURCE_API_VERSION } };
+}
+
+/** Each value Ferry's schema refuses and each field it does not declare, by path. */
+function schemaRefusals(object: DeliveryObject, spec: Record<string, unknown>, schema: z.ZodType): string[] {
+  const result = schema.safeParse(spec);
+  if (!result.success) {
+    return result.error.issues.map((issue) => `${describe(object)}: spec.${issue.path.map(String).join(".")}: ${issue.message}`);
+  }
+  return undeclaredFields(spec, result.data, "spec").map((path) => `${describe(object)}: ${path} is a field Ferry does not have`);
+}
+
+/** Paths present in `input` that the schema's output left out (zod strips what it does not declare). */
+export function undeclaredFields(input: unknown, parsed: unknown, path: string): string[] {
+  if (Array.isArray(input)) {
+    return input.flatMap((item, index) => undeclaredFields(item, Array.isArray(parsed) ? parsed[index] : undefined, `${path}[${index}]`));
+  }
+  if (input === null || typeof input !== "object") return [];
+  const output = (parsed ?? {}) as Record<string, unknown>;
+  return Object.entries(input as Record<string, unknown>).flatMap(([field, value]) =>
+    field in output ? undeclaredFields(value, output[field], `${path}.${field}`) : [`${path}.${field}`],
+  );
+}
+
+/** Flux's status.inventory, checked entry by entry: Ferry prunes by it, so a malformed id must not slip through. */
+function carriedInventory(object: DeliveryObject, refusals: string[]): InventoryEntryType[] {
+  const entries = object.status?.inventory?.entries ?? [];
+  const valid = entries.filter((entry) => {
+    try {
+      parseEntry(entry);
+      return typeof entry.v === "string";
+    } catch {
+      refusals.push(`${describe(object)}: status.inventory entry ${JSON.stringify(entry)} is not an inventory id`);
+      return false;
+    }
+  });
+  return valid.map((entry) => ({ id: entry.id, v: entry.v }));
+}
+
+/** A Kustomization whose source or dependency stays with Flux would wait forever under Ferry, and vice versa. */
+function crossReferenceRefusals(
+  sources: readonly MigrationItem[],
+  kustomizations: readonly MigrationItem[],
+  options: PlanOptions,
+): string[] {
+  const migratedSources = new Set(sources.map((item) => key(item.namespace, item.name)));
+  const migratedKustomizations = new Set(kustomizations.map((item) => key(item.namespace, item.name)));
+  const refusals: string[] = [];
+  for (const item of kustomizations) {
+    const source = sourceKey(item.flux);
+    if (source && !migratedSources.has(source) && !options.existingFerrySources?.has(source)) {
+      refusals.push(`${describe(item.flux)}: its source OCIRepository ${source} is not migrated with it (add it to the selection)`);
+    }
+    for (const dependency of dependencies(item.flux)) {
+      if (!migratedKustomizations.has(dependency) && !options.existingFerryKustomizations?.has(dependency)) {
+        refusals.push(`${describe(item.flux)}: dependsOn Kustomization ${dependency} is not migrated with it`);
+      }
+    }
+  }
+  for (const remaining of options.remainingFluxKustomizations ?? []) {
+    const source = sourceKey(remaining);
+    const remainingKey = key(remaining.metadata.namespace ?? "default", remaining.metadata.name);
+    if (source && migratedSources.has(source) && !migratedKustomizations.has(remainingKey)) {
+      refusals.push(`OCIRepository ${source}: ${describe(remaining)} still follows it under Flux; suspending it would freeze that one (migrate both)`);
+    }
+  }
+  return refusals;
+}
+
+export function sourceKey(kustomization: DeliveryObject): string | undefined {
+  const sourceRef = kustomization.spec?.sourceRef as { kind?: string; name?: string; namespace?: string } | undefined;
+  if (sourceRef?.kind !== "OCIRepository" || !sourceRef.name) return undefined;
+  return key(sourceRef.namespace ?? kustomization.metadata.namespace ?? "default", sourceRef.name);
+}
+
+function dependencies(kustomization: DeliveryObject): string[] {
+  const dependsOn = (kustomization.spec?.dependsOn ?? []) as Array<{ name: string; namespace?: string }>;
+  return dependsOn.map((dependency) => key(dependency.namespace ?? kustomization.metadata.namespace ?? "default", dependency.name));
+}
