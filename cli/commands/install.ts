@@ -11,6 +11,8 @@ import {
   CONTROLLER_NAME, DEFAULT_NAMESPACE, type InstallOptions, installManifests, otherInstallNamespaces, PART_OF_LABEL,
 } from "../../src/install/manifests.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
+import { BOOTSTRAP_NAME } from "../../src/install/bootstrap.ts";
+import { OCI_REPOSITORY } from "../../src/reconcilers/ocirepository.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
 import type { ManifestObject } from "../../src/kustomize/build.ts";
 import { type Disposition, FerryError } from "../../src/errors.ts";
@@ -91,6 +93,7 @@ export async function installCommand(args: readonly string[]): Promise<void> {
   const namespace = options.namespace ?? DEFAULT_NAMESPACE;
   if (!values.force) await refuseSecondInstall(kube, namespace);
   if (!values.force) await refuseForeignNamespace(kube, namespace);
+  if (!values.force) await refuseBootstrapped(kube, namespace);
   await applyInstall(new Applier(kube), objects, namespace, timeoutMs);
   status("✔", "install finished");
 }
@@ -126,6 +129,19 @@ export async function refuseForeignNamespace(kube: KubeClient, namespace: string
   if (!existing || existing.metadata?.labels?.[PART_OF_LABEL] === "ferry") return;
   throw new InstallConflictError(`namespace ${namespace} exists and was not created by Ferry: the install would enforce the restricted Pod `
     + `Security Standard on what runs there, and ferry uninstall would delete it; use a namespace of its own, or pass --force`);
+}
+
+/**
+ * A bootstrapped install is the controller's to change: it applies Ferry's manifests from the artifact, and the CLI
+ * applies with the same field manager, so an install over it would strip what bootstrap marks (prune: disabled on
+ * the namespace and CRDs) and be reverted to the artifact's version at the controller's next reconcile.
+ */
+async function refuseBootstrapped(kube: KubeClient, namespace: string): Promise<void> {
+  const source = await kube.get<{ spec: { url: string } }>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
+  if (!source) return;
+  throw new InstallConflictError(`Ferry in namespace ${namespace} was bootstrapped and upgrades itself from ${source.spec.url} `
+    + `(OCIRepository ${namespace}/${BOOTSTRAP_NAME}): the controller would revert an install to the artifact's manifests; `
+    + "re-run ferry bootstrap with the new flags instead, or pass --force to install anyway");
 }
 
 /** Applies an install (staged: namespace and CRDs first) and waits until the controller is Available. */

@@ -98,6 +98,16 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     assert.deepEqual(after.metadata.annotations, before.source.metadata.annotations);
   });
 
+  test("ferry install over a bootstrapped install is refused: the controller would revert it to the artifact", async () => {
+    const before = await get("deployment", "ferry-controller");
+    const refused = await ferry(["install", "--image=registry.example/ferry:other", "--log-level=debug", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=1m"]);
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /Ferry in namespace ferry-system was bootstrapped and upgrades itself from oci:\/\/.*\/fleet\/ferry .*re-run ferry bootstrap .*or pass --force/);
+    assert.equal((await get("deployment", "ferry-controller")).metadata.generation, before.metadata.generation, "the install changed nothing");
+    const namespace = JSON.parse(await cluster.kubectl(["get", "namespace", "ferry-system", "-o", "json"])) as Observed;
+    assert.equal(namespace.metadata.annotations?.["kustomize.ferry.dev/prune"], "disabled");
+  });
+
   test("with other install flags, bootstrap pushes a new artifact and the controller upgrades its own Deployment", async () => {
     const previous = await get("deployment", "ferry-controller");
     const result = await ferryOk([...bootstrap, "--log-level=debug"], { cwd: dir, env: PASSWORD });
