@@ -12,6 +12,7 @@ import {
 } from "@kubernetes/client-node";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import yaml from "js-yaml";
 import type { InventoryEntryType } from "../../src/api/kustomize.ts";
 import { parseEntry } from "../../src/inventory/inventory.ts";
@@ -44,6 +45,8 @@ const FLUX_REQUESTED_AT = "reconcile.fluxcd.io/requestedAt";
 
 /** A patch that lost a race with a writer is retried on a fresh read this many times. */
 const HANDOVER_ATTEMPTS = 5;
+/** Lists answered 429 (storage initializing) are asked again, a second apart, this many times. */
+const LIST_ATTEMPTS = 10;
 
 const OPTIONS = {
   kubeconfig: { type: "string" },
@@ -130,7 +133,7 @@ async function fromCluster(values: Values, kube: KubeClient): Promise<DeliveryOb
 
 async function listFlux(kube: KubeClient, type: ResourceType, namespace: string | undefined): Promise<DeliveryObject[]> {
   try {
-    const { items } = await kube.list<DeliveryObject>(type, namespace);
+    const { items } = await listPatiently<DeliveryObject>(kube, type, namespace);
     const apiVersion = `${type.group}/${type.version}`;
     return items.map((item) => ({ ...item, apiVersion, kind: type === FLUX_KUSTOMIZATION ? "Kustomization" : "OCIRepository" }));
   } catch (error) {
@@ -139,9 +142,21 @@ async function listFlux(kube: KubeClient, type: ResourceType, namespace: string 
   }
 }
 
+/** The apiserver answers 429 while it (re)initializes a kind's watch cache, e.g. just after a CRD is installed. */
+async function listPatiently<T>(kube: KubeClient, type: ResourceType, namespace: string | undefined) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kube.list<T>(type, namespace);
+    } catch (error) {
+      if (httpStatusOf(error) !== 429 || attempt >= LIST_ATTEMPTS) throw error;
+      await sleep(1_000);
+    }
+  }
+}
+
 async function listOrEmpty<T>(kube: KubeClient, type: ResourceType, namespace: string | undefined): Promise<T[]> {
   try {
-    return (await kube.list<T>(type, namespace)).items;
+    return (await listPatiently<T>(kube, type, namespace)).items;
   } catch (error) {
     if (httpStatusOf(error) === 404) return [];
     throw error;

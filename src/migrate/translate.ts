@@ -138,6 +138,7 @@ function translate(object: DeliveryObject, options: PlanOptions, refusals: strin
     refusals.push(`${describe(object)}: already suspended by someone else; migrating it would let Ferry apply what was held back (--force to migrate it anyway, suspended)`);
   }
   const spec = kind === "Kustomization" ? translateKustomizationSpec(object, refusals) : { ...object.spec };
+  if (kind === "OCIRepository") refusals.push(...verificationRefusals(object));
   refusals.push(...schemaRefusals(object, spec, kind === "Kustomization" ? KustomizationSpec : OCIRepositorySpec));
   const inventory = kind === "Kustomization" ? carriedInventory(object, refusals) : [];
   if (refusals.length > before) return undefined;
@@ -172,6 +173,18 @@ function translateKustomizationSpec(object: DeliveryObject, refusals: string[]):
     return spec;
   }
   return { ...spec, sourceRef: { ...sourceRef, apiVersion: FERRY_SOURCE_API_VERSION } };
+}
+
+/**
+ * Flux's cosign verification with neither keys nor identities accepts a keyless signature by anyone the public
+ * Sigstore issued a certificate to; Ferry refuses to verify against no identity, so such a source would never become
+ * Ready under Ferry. Said before anything changes.
+ */
+function verificationRefusals(object: DeliveryObject): string[] {
+  const verify = object.spec?.verify as { provider?: string; secretRef?: unknown; matchOIDCIdentity?: unknown[] } | undefined;
+  if (!verify || (verify.provider ?? "cosign") !== "cosign" || verify.secretRef || verify.matchOIDCIdentity?.length) return [];
+  return [`${describe(object)}: spec.verify has neither secretRef nor matchOIDCIdentity; Flux accepts any Sigstore identity, Ferry requires `
+    + "the keys or the identities to trust (add matchOIDCIdentity for the signer)"];
 }
 
 /** Each value Ferry's schema refuses and each field it does not declare, by path. */

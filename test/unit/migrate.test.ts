@@ -167,6 +167,13 @@ spec: { interval: 10m, sourceRef: { kind: Bucket, name: secrets }, prune: true }
     );
   });
 
+  it("refuses cosign verification that trusts any identity, which Ferry never accepts", () => {
+    const [source, kustomization] = fluxObjects();
+    (source as DeliveryObject).spec = { ...source?.spec, verify: { provider: "cosign" } };
+    assert.match(planMigration([source as DeliveryObject, kustomization as DeliveryObject]).refusals.join("\n"),
+      /OCIRepository apps\/podinfo: spec\.verify has neither secretRef nor matchOIDCIdentity/);
+  });
+
   it("refuses v1beta2 objects and malformed inventory ids", () => {
     const [source, kustomization] = fluxObjects();
     const old = { ...source, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as DeliveryObject;

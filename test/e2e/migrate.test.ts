@@ -1,0 +1,177 @@
+// ferry migrate on a real apiserver with Flux's own CRDs: podinfo is applied as kustomize-controller applies it (Flux's
+// engine, fluxcd/pkg/ssa with kustomize-controller's field manager and owner labels; Flux's controller cannot be
+// built here), Flux's OCIRepository and Kustomization are created with that apply's inventory in status, and then
+// `ferry migrate` hands everything to Ferry's controller: same objects (uids), Flux's suspended, and a later revision
+// that drops an object and a field is pruned and applied by Ferry. --rollback hands it all back.
+import assert from "node:assert/strict";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { DeliveryBed, readyWith } from "../harness/delivery.ts";
+import { ferry, ferryOk } from "../harness/ferry.ts";
+import { FLUX_CRDS_PEER_BINARY, installFluxCrds } from "../harness/flux-crds.ts";
+import { fluxApply } from "../harness/flux-engine.ts";
+
+const PODINFO = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "podinfo", "kustomize");
+
+const FLUX_KS = "kustomizations.kustomize.toolkit.fluxcd.io";
+const FLUX_OCI = "ocirepositories.source.toolkit.fluxcd.io";
+
+interface Live {
+  metadata: {
+    uid: string;
+    labels?: Record<string, string>;
+    managedFields?: Array<{ manager: string; operation: string }>;
+  };
+  spec?: Record<string, unknown>;
+  status?: { inventory?: { entries: Array<{ id: string; v: string }> } };
+}
+
+/** kubectl arguments that read the object of a Flux inventory id. */
+function getArgs(id: string): string[] {
+  const parts = id.split("_");
+  const kind = parts.pop() ?? "";
+  const group = parts.pop() ?? "";
+  const namespace = parts.shift() ?? "";
+  return [group ? `${kind}.${group}` : kind, parts.join("_"), ...(namespace ? ["-n", namespace] : [])];
+}
+
+describe("ferry migrate: Flux's Kustomization taken over in place", {
+  skip: skipUnlessBuilt(FLUX_CRDS_PEER_BINARY, "flux-engine", "etcd", "kube-apiserver", "kube-controller-manager", "kwok", "kubectl", "zot", "kustomize"),
+}, () => {
+  let bed: DeliveryBed;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-e2e-migrate-"));
+    bed = await DeliveryBed.start();
+    await installFluxCrds(bed.cluster);
+  });
+  after(async () => {
+    await bed?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const kubeconfig = () => `--kubeconfig=${bed.cluster.kubeconfig}`;
+  const get = async (args: readonly string[]) => JSON.parse(await bed.cluster.kubectl(["get", ...args, "--show-managed-fields", "-o", "json"])) as Live;
+
+  /** podinfo applied by Flux's engine as Kustomization namespace/name, and Flux's objects for it, as Flux leaves them. */
+  async function deliveredByFlux(namespace: string, name: string, target: string) {
+    const root = join(dir, name);
+    await cp(PODINFO, root, { recursive: true });
+    await bed.cluster.kubectl(["create", "namespace", namespace]);
+    await bed.cluster.kubectl(["create", "namespace", target]);
+    const repository = `migrate/${name}`;
+    const digest = await bed.push(root, repository);
+    const applied = await fluxApply({
+      kubeconfig: bed.cluster.kubeconfig, namespace, name, root, path: root, spec: { targetNamespace: target },
+    });
+    assert.equal(applied.inventory.length, 3);
+    await bed.applyObjects([
+      {
+        apiVersion: "source.toolkit.fluxcd.io/v1",
+        kind: "OCIRepository",
+        metadata: { namespace, name },
+        spec: { url: `oci://${bed.registry.host}/${repository}`, ref: { tag: "v1" }, interval: "1h", insecure: true },
+      },
+      {
+        apiVersion: "kustomize.toolkit.fluxcd.io/v1",
+        kind: "Kustomization",
+        metadata: { namespace, name },
+        spec: { sourceRef: { kind: "OCIRepository", name }, path: "./", interval: "1h", prune: true, targetNamespace: target },
+      },
+    ]);
+    await bed.cluster.kubectl([
+      "patch", FLUX_KS, name, "-n", namespace, "--subresource=status", "--type=merge",
+      "-p", JSON.stringify({ status: { inventory: { entries: applied.inventory } } }),
+    ]);
+    return { root, digest, inventory: applied.inventory };
+  }
+
+  const uids = async (inventory: ReadonlyArray<{ id: string }>) =>
+    Promise.all(inventory.map(async (entry) => (await get(getArgs(entry.id))).metadata.uid));
+
+  test("Ferry takes over: Flux's suspended, same uids, a later revision prunes an object and removes a field", async () => {
+    const { root, digest, inventory } = await deliveredByFlux("apps", "podinfo", "web");
+    const before = await uids(inventory);
+    const deployment = await get(["deployment", "podinfo", "-n", "web"]);
+    assert.ok(deployment.metadata.managedFields?.some((entry) => entry.manager === "kustomize-controller" && entry.operation === "Apply"));
+
+    const plan = await ferryOk(["migrate", "-n", "apps", "--dry-run", kubeconfig()]);
+    assert.match(plan.stdout, /suspend Kustomization apps\/podinfo/);
+    assert.match(plan.stdout, /create Kustomization apps\/podinfo \(kustomize\.ferry\.dev\/v1\), inventory of 3 object\(s\)/);
+    assert.notEqual((await get([FLUX_KS, "podinfo", "-n", "apps"])).spec?.suspend, true, "a dry run changes nothing");
+    const exported = JSON.parse((await ferryOk(["migrate", "-n", "apps", "--export", "-o", "json", kubeconfig()])).stdout) as { items: Live[] };
+    assert.deepEqual(exported.items.map((item) => (item as unknown as { apiVersion: string }).apiVersion), ["source.ferry.dev/v1", "kustomize.ferry.dev/v1"]);
+
+    const migrated = await ferryOk(["migrate", "-n", "apps", kubeconfig()]);
+    assert.match(migrated.stderr, /3 object\(s\) handed from kustomize-controller to Ferry/);
+    assert.equal((await get([FLUX_KS, "podinfo", "-n", "apps"])).spec?.suspend, true);
+    assert.equal((await get([FLUX_OCI, "podinfo", "-n", "apps"])).spec?.suspend, true);
+    const ferryKs = await get(["kustomizations.kustomize.ferry.dev", "podinfo", "-n", "apps"]);
+    assert.deepEqual(ferryKs.status?.inventory?.entries, inventory);
+    const handed = await get(["deployment", "podinfo", "-n", "web"]);
+    assert.equal(handed.metadata.labels?.["kustomize.ferry.dev/name"], "podinfo");
+    assert.equal(handed.metadata.labels?.["kustomize.toolkit.fluxcd.io/name"], undefined);
+    assert.ok(!handed.metadata.managedFields?.some((entry) => entry.manager === "kustomize-controller"));
+
+    bed.startController();
+    await bed.waitForKustomization("apps", "podinfo", "Ready at v1", readyWith(digest), 120_000);
+    assert.deepEqual(await uids(inventory), before, "nothing was deleted or re-created");
+
+    // v2: the HPA leaves the artifact, and the Deployment loses minReadySeconds.
+    await rm(join(root, "hpa.yaml"));
+    await writeFile(join(root, "kustomization.yaml"), (await readFile(join(root, "kustomization.yaml"), "utf8")).replace("  - hpa.yaml\n", ""));
+    await writeFile(join(root, "deployment.yaml"), (await readFile(join(root, "deployment.yaml"), "utf8")).replace("  minReadySeconds: 3\n", ""));
+    const v2 = await bed.push(root, "migrate/podinfo");
+    await bed.reconcileSource("apps", "podinfo");
+    await bed.waitForKustomization("apps", "podinfo", "Ready at v2", readyWith(v2), 120_000);
+    const hpa = await bed.cluster.kubectl(["get", "hpa", "-n", "web", "-o", "name"]);
+    assert.equal(hpa.trim(), "", "Flux's HPA was pruned by Ferry");
+    const after = await get(["deployment", "podinfo", "-n", "web"]);
+    assert.equal(after.spec?.minReadySeconds, undefined, "the removed field is gone: Ferry owns what kustomize-controller applied");
+    assert.equal(after.metadata.uid, deployment.metadata.uid);
+
+    await bed.cluster.kubectl(["delete", FLUX_KS, "podinfo", "-n", "apps", "--wait=true"]);
+    await bed.cluster.kubectl(["delete", FLUX_OCI, "podinfo", "-n", "apps", "--wait=true"]);
+    assert.equal((await get(["deployment", "podinfo", "-n", "web"])).metadata.uid, deployment.metadata.uid, "deleting Flux's objects deletes no workload");
+    assert.equal((await get(["service", "podinfo", "-n", "web"])).metadata.uid, before[0]);
+  });
+
+  test("refusals change nothing; --rollback hands everything back to Flux and deletes Ferry's orphaning", async () => {
+    const { inventory } = await deliveredByFlux("team", "rollback", "web2");
+    const before = await uids(inventory);
+    await bed.applyObjects([{
+      apiVersion: "source.toolkit.fluxcd.io/v1",
+      kind: "GitRepository",
+      metadata: { namespace: "team", name: "fleet" },
+      spec: { url: "https://github.com/example/fleet", interval: "1h", ref: { branch: "main" } },
+    }, {
+      apiVersion: "kustomize.toolkit.fluxcd.io/v1",
+      kind: "Kustomization",
+      metadata: { namespace: "team", name: "from-git" },
+      spec: { sourceRef: { kind: "GitRepository", name: "fleet" }, interval: "1h", prune: true },
+    }]);
+    const refused = await ferry(["migrate", "-n", "team", kubeconfig()]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /Kustomization team\/from-git: spec\.sourceRef\.kind GitRepository/);
+    assert.notEqual((await get([FLUX_KS, "rollback", "-n", "team"])).spec?.suspend, true, "a refusal changes nothing");
+
+    await ferryOk(["migrate", "-n", "team", "--name", "rollback", kubeconfig()]);
+    await bed.waitForKustomization("team", "rollback", "Ready", (object) => object.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true, 120_000);
+    await ferryOk(["migrate", "--rollback", "-n", "team", kubeconfig()]);
+    await assert.rejects(bed.cluster.kubectl(["get", "kustomizations.kustomize.ferry.dev", "rollback", "-n", "team"]), /NotFound/);
+    await assert.rejects(bed.cluster.kubectl(["get", "ocirepositories.source.ferry.dev", "rollback", "-n", "team"]), /NotFound/);
+    assert.deepEqual(await uids(inventory), before, "rollback deletes nothing Ferry applied");
+    const flux = await get([FLUX_KS, "rollback", "-n", "team"]);
+    assert.equal(flux.spec?.suspend, false);
+    assert.deepEqual(flux.status?.inventory?.entries.map((entry) => entry.id).sort(), inventory.map((entry) => entry.id).sort());
+    const deployment = await get(["deployment", "podinfo", "-n", "web2"]);
+    assert.equal(deployment.metadata.labels?.["kustomize.toolkit.fluxcd.io/name"], "rollback");
+    assert.equal(deployment.metadata.labels?.["kustomize.ferry.dev/name"], undefined);
+    assert.ok(deployment.metadata.managedFields?.some((entry) => entry.manager === "kustomize-controller" && entry.operation === "Apply"));
+    assert.ok(!deployment.metadata.managedFields?.some((entry) => entry.manager === "ferry" && entry.operation === "Apply"));
+  });
+});
