@@ -4,7 +4,7 @@
 // They live beside Ferry's CRDs on one apiserver: the groups differ (Ferry's are *.ferry.dev), the kinds do not, so
 // name resources fully (ocirepositories.source.toolkit.fluxcd.io) where both are installed.
 import { readdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { sharedFile } from "./binaries.ts";
 import type { ControlPlane } from "./control-plane.ts";
 
@@ -45,8 +45,17 @@ export function fluxCrdNames(): string[] {
   });
 }
 
-/** Installs every Flux CRD on the cluster (server-side apply) and waits until the apiserver serves them. */
-export async function installFluxCrds(cluster: Pick<ControlPlane, "kubectl">, timeout = "60s"): Promise<void> {
-  await cluster.kubectl(["apply", "--server-side", ...fluxCrdFiles().flatMap((file) => ["-f", file])]);
-  await cluster.kubectl(["wait", "--for=condition=Established", `--timeout=${timeout}`, ...fluxCrdNames().map((name) => `crd/${name}`)]);
+/**
+ * Installs Flux's CRDs on the cluster (server-side apply) and waits until the apiserver serves them: all of them, or
+ * only one group's (`group: "source.toolkit.fluxcd.io"` for source-controller beside Ferry's Kustomizations, so that
+ * `kubectl get kustomization` still means Ferry's).
+ */
+export async function installFluxCrds(
+  cluster: Pick<ControlPlane, "kubectl">,
+  options: { group?: "source.toolkit.fluxcd.io" | "kustomize.toolkit.fluxcd.io"; timeout?: string } = {},
+): Promise<void> {
+  const files = fluxCrdFiles().filter((file) => !options.group || basename(file).startsWith(`${options.group}_`));
+  const names = fluxCrdNames().filter((name) => !options.group || name.endsWith(`.${options.group}`));
+  await cluster.kubectl(["apply", "--server-side", ...files.flatMap((file) => ["-f", file])]);
+  await cluster.kubectl(["wait", "--for=condition=Established", `--timeout=${options.timeout ?? "60s"}`, ...names.map((name) => `crd/${name}`)]);
 }
