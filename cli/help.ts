@@ -64,7 +64,8 @@ re-creating anything. In order: Flux's objects are suspended (spec.suspend: true
 created; each Ferry Kustomization is created suspended with Flux's status.inventory, the objects in it are relabelled
 (kustomize.toolkit.fluxcd.io/name|namespace become kustomize.ferry.dev/…) and kustomize-controller's field manager
 is handed to Ferry's, and then the Kustomization is resumed. Flux's objects are left in place, suspended: delete
-them once you are satisfied (their deletion deletes nothing, they are suspended).
+them once you are satisfied (their deletion deletes nothing, they are suspended). An interrupted run can be run
+again: the Flux objects it suspended carry migrate.ferry.dev/suspended, and what is done is not done twice.
 
 Nothing is changed when anything selected cannot be migrated; each refusal is named: sources other than
 OCIRepository (GitRepository, Bucket, HelmRepository, ExternalArtifact), fields or values Ferry's API does not
@@ -84,6 +85,7 @@ Flags:
   --export               print Ferry's objects instead of migrating (-o yaml, the default, or -o json)
   --force                migrate Flux objects that were already suspended (Ferry's stay suspended too)
   --rollback             back to Flux (see above)
+  --timeout 5m           how long to wait for a Flux Kustomization that was reconciling when it was suspended
   --kubeconfig FILE
 
 Exit codes: 0 migrated (or planned), 1 refused or failed, 2 usage error.

@@ -31,11 +31,13 @@ import {
   MigrationRefused,
   planMigration,
   sourceKey,
+  SUSPENDED_BY_MIGRATE_ANNOTATION,
+  carriedInventory,
 } from "../../src/migrate/translate.ts";
 import { KUSTOMIZATION } from "../../src/reconcilers/kustomization.ts";
 import { OCI_REPOSITORY } from "../../src/reconcilers/ocirepository.ts";
 import { UsageError } from "../errors.ts";
-import { parse } from "../flags.ts";
+import { parse, parseDuration } from "../flags.ts";
 import { kubeClient } from "../kube.ts";
 import { parseOutputFormat, status } from "../output.ts";
 
@@ -59,6 +61,7 @@ const OPTIONS = {
   output: { type: "string", short: "o" },
   force: { type: "boolean" },
   rollback: { type: "boolean" },
+  timeout: { type: "string" },
 } as const;
 
 type Values = ReturnType<typeof parse<typeof OPTIONS>>["values"];
@@ -77,7 +80,7 @@ export async function migrateCommand(args: readonly string[]): Promise<boolean> 
   if (values.export) return printExport(plan, values.output);
   if (values["dry-run"]) return printPlan(plan);
   if (!kube) throw new UsageError("internal: no cluster");
-  await migrate(kube, plan);
+  await migrate(kube, plan, parseDuration(values.timeout ?? "5m", "--timeout"));
   return true;
 }
 
@@ -242,23 +245,60 @@ function printPlan(plan: MigrationPlan): boolean {
 
 // ---- migration ----------------------------------------------------------------------------------------------
 
-async function migrate(kube: KubeClient, plan: MigrationPlan): Promise<void> {
+async function migrate(kube: KubeClient, plan: MigrationPlan, timeoutMs: number): Promise<void> {
   const api = kube.api(RawObjectApi);
   for (const item of [...plan.kustomizations, ...plan.sources]) {
     if (item.fluxWasSuspended) continue;
     status("►", `suspending Flux's ${describe(item.flux)}`);
-    await kube.mergePatch(fluxType(item), item.namespace, item.name, { spec: { suspend: true } });
+    await kube.mergePatch(fluxType(item), item.namespace, item.name, {
+      metadata: { annotations: { [SUSPENDED_BY_MIGRATE_ANNOTATION]: "true" } },
+      spec: { suspend: true },
+    });
   }
   for (const item of plan.sources) {
     status("►", `creating ${describe(item.ferry)}`);
     await createOrKeep(kube, item.ferry);
   }
-  for (const item of plan.kustomizations) await migrateKustomization(kube, api, item);
+  for (const item of plan.kustomizations) {
+    const inventory = await settledInventory(kube, item, Date.now() + timeoutMs);
+    await migrateKustomization(kube, api, { ...item, inventory });
+  }
   status("✔", `migrated ${plan.kustomizations.length} Kustomization(s) and ${plan.sources.length} OCIRepositor${plan.sources.length === 1 ? "y" : "ies"}; Flux's are suspended`);
+}
+
+/**
+ * Flux's inventory once Flux is done: a reconcile already running when the suspension landed finishes (and may write
+ * a newer inventory) before kustomize-controller honours it, so the inventory is read again after the Reconciling
+ * condition is gone rather than taken from the listing the plan was made from.
+ */
+async function settledInventory(kube: KubeClient, item: MigrationItem, deadline: number): Promise<readonly InventoryEntryType[]> {
+  for (;;) {
+    const live = await kube.get<DeliveryObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(
+      FLUX_KUSTOMIZATION, item.namespace, item.name);
+    if (!live) return item.inventory;
+    const reconciling = live.status?.conditions?.some((condition) => condition.type === "Reconciling" && condition.status === "True");
+    if (!reconciling) {
+      const refusals: string[] = [];
+      const inventory = carriedInventory({ ...live, kind: "Kustomization" }, refusals);
+      if (refusals.length > 0) throw new MigrationRefused(refusals);
+      return inventory;
+    }
+    if (Date.now() > deadline) {
+      throw new UsageError(`Flux's ${describe(item.flux)} is still reconciling; it is suspended: re-run ferry migrate to finish, or ferry migrate --rollback`);
+    }
+    status("◎", `waiting for kustomize-controller to finish reconciling ${describe(item.flux)}`);
+    await sleep(2_000);
+  }
 }
 
 /** Created suspended, so nothing reconciles it before it holds Flux's inventory and owns Flux's objects. */
 async function migrateKustomization(kube: KubeClient, api: RawObjectApi, item: MigrationItem): Promise<void> {
+  const current = await kube.get<DeliveryObject>(KUSTOMIZATION, item.namespace, item.name);
+  if (current?.metadata.annotations?.[MIGRATED_FROM_ANNOTATION] !== undefined && current.spec?.suspend !== true) {
+    // A finished earlier run: Ferry has reconciled since, and Flux's older inventory must not replace Ferry's.
+    status("✔", `${describe(item.ferry)} was already migrated and is Ferry's`);
+    return;
+  }
   status("►", `creating ${describe(item.ferry)} (suspended) with Flux's inventory of ${item.inventory.length} object(s)`);
   await createOrKeep(kube, { ...item.ferry, spec: { ...item.ferry.spec, suspend: true } });
   await kube.patchStatus(KUSTOMIZATION, item.namespace, item.name, { inventory: { entries: item.inventory } });
@@ -405,7 +445,7 @@ async function resumeFlux(kube: KubeClient, object: DeliveryObject): Promise<voi
   }
   status("►", `resuming Flux's ${describe(object)}`);
   await kube.mergePatch(type, namespace, object.metadata.name, {
-    metadata: { annotations: { [FLUX_REQUESTED_AT]: new Date().toISOString() } },
+    metadata: { annotations: { [FLUX_REQUESTED_AT]: new Date().toISOString(), [SUSPENDED_BY_MIGRATE_ANNOTATION]: null } },
     spec: { suspend: false },
   });
 }

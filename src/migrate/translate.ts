@@ -20,8 +20,14 @@ export const MIGRATED_FROM_ANNOTATION = "migrate.ferry.dev/from";
 /** Set when the Flux object was already suspended (migrated with --force): rollback leaves it suspended. */
 export const FLUX_WAS_SUSPENDED_ANNOTATION = "migrate.ferry.dev/flux-suspended";
 
+/**
+ * Set on the Flux objects `ferry migrate` suspends: a re-run after an interruption knows that suspension is its own
+ * (not someone holding a change back), and --rollback knows whose suspension to lift.
+ */
+export const SUSPENDED_BY_MIGRATE_ANNOTATION = "migrate.ferry.dev/suspended";
+
 /** Annotations that describe the Flux object itself and would be wrong on Ferry's. */
-const DROPPED_ANNOTATIONS = new Set(["kubectl.kubernetes.io/last-applied-configuration"]);
+const DROPPED_ANNOTATIONS = new Set(["kubectl.kubernetes.io/last-applied-configuration", SUSPENDED_BY_MIGRATE_ANNOTATION]);
 
 /** Flux's sources Ferry cannot follow: it delivers OCI artifacts only. */
 const UNSUPPORTED_SOURCE_KINDS: Readonly<Record<string, string>> = {
@@ -133,7 +139,7 @@ function translate(object: DeliveryObject, options: PlanOptions, refusals: strin
   const namespace = object.metadata.namespace ?? "default";
   const { name } = object.metadata;
   const before = refusals.length;
-  const fluxWasSuspended = object.spec?.suspend === true;
+  const fluxWasSuspended = object.spec?.suspend === true && object.metadata.annotations?.[SUSPENDED_BY_MIGRATE_ANNOTATION] === undefined;
   if (fluxWasSuspended && !options.force) {
     refusals.push(`${describe(object)}: already suspended by someone else; migrating it would let Ferry apply what was held back (--force to migrate it anyway, suspended)`);
   }
@@ -209,7 +215,7 @@ export function undeclaredFields(input: unknown, parsed: unknown, path: string):
 }
 
 /** Flux's status.inventory, checked entry by entry: Ferry prunes by it, so a malformed id must not slip through. */
-function carriedInventory(object: DeliveryObject, refusals: string[]): InventoryEntryType[] {
+export function carriedInventory(object: DeliveryObject, refusals: string[]): InventoryEntryType[] {
   const entries = object.status?.inventory?.entries ?? [];
   const valid = entries.filter((entry) => {
     try {

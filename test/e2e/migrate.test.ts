@@ -120,6 +120,8 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     bed.startController();
     await bed.waitForKustomization("apps", "podinfo", "Ready at v1", readyWith(digest), 120_000);
     assert.deepEqual(await uids(inventory), before, "nothing was deleted or re-created");
+    const again = await ferryOk(["migrate", "-n", "apps", kubeconfig()]);
+    assert.match(again.stderr, /Kustomization apps\/podinfo was already migrated and is Ferry's/, "a second run is harmless");
 
     // v2: the HPA leaves the artifact, and the Deployment loses minReadySeconds.
     await rm(join(root, "hpa.yaml"));
@@ -167,6 +169,7 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     assert.deepEqual(await uids(inventory), before, "rollback deletes nothing Ferry applied");
     const flux = await get([FLUX_KS, "rollback", "-n", "team"]);
     assert.equal(flux.spec?.suspend, false);
+    assert.equal((flux.metadata as { annotations?: Record<string, string> }).annotations?.["migrate.ferry.dev/suspended"], undefined);
     assert.deepEqual(flux.status?.inventory?.entries.map((entry) => entry.id).sort(), inventory.map((entry) => entry.id).sort());
     const deployment = await get(["deployment", "podinfo", "-n", "web2"]);
     assert.equal(deployment.metadata.labels?.["kustomize.toolkit.fluxcd.io/name"], "rollback");

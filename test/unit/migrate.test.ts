@@ -4,7 +4,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import yaml from "js-yaml";
 import { FERRY_OWNER, FLUX_OWNER, handOver, handOverManagedFields, type LiveObject } from "../../src/migrate/handover.ts";
-import { type DeliveryObject, FLUX_WAS_SUSPENDED_ANNOTATION, MIGRATED_FROM_ANNOTATION, planMigration } from "../../src/migrate/translate.ts";
+import {
+  type DeliveryObject,
+  FLUX_WAS_SUSPENDED_ANNOTATION,
+  MIGRATED_FROM_ANNOTATION,
+  planMigration,
+  SUSPENDED_BY_MIGRATE_ANNOTATION,
+} from "../../src/migrate/translate.ts";
 
 // As in Flux's OCIRepository and Kustomization docs (podinfo's manifests, keyless verification) and as
 // `flux get`/`kubectl get -o yaml` shows them: status.inventory entries in Flux's id format.
@@ -152,6 +158,18 @@ spec: { interval: 10m, sourceRef: { kind: Bucket, name: secrets }, prune: true }
     assert.equal(forced.kustomizations[0]?.fluxWasSuspended, true);
     assert.equal(forced.kustomizations[0]?.ferry.spec?.suspend, true);
     assert.equal(forced.kustomizations[0]?.ferry.metadata.annotations?.[FLUX_WAS_SUSPENDED_ANNOTATION], "true");
+  });
+
+  it("takes a suspension of its own (an interrupted run) for no suspension, and does not carry the mark", () => {
+    const objects = fluxObjects().map((object) => ({
+      ...object,
+      metadata: { ...object.metadata, annotations: { ...object.metadata.annotations, [SUSPENDED_BY_MIGRATE_ANNOTATION]: "true" } },
+      spec: { ...object.spec, suspend: true },
+    }));
+    const plan = planMigration(objects);
+    assert.deepEqual(plan.refusals, []);
+    assert.equal(plan.kustomizations[0]?.fluxWasSuspended, false);
+    assert.equal(plan.kustomizations[0]?.ferry.metadata.annotations?.[SUSPENDED_BY_MIGRATE_ANNOTATION], undefined);
   });
 
   it("refuses what would leave a reference dangling across Flux and Ferry", () => {
