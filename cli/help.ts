@@ -69,8 +69,9 @@ again: the Flux objects it suspended carry migrate.ferry.dev/suspended, and what
 
 Nothing is changed when anything selected cannot be migrated; each refusal is named: sources other than
 OCIRepository (GitRepository, Bucket, HelmRepository, ExternalArtifact), fields or values Ferry's API does not
-accept, a Kustomization whose source or dependsOn stays behind, an OCIRepository another Flux Kustomization still
-follows, and Flux objects someone already suspended (--force migrates them, suspended).
+accept, a Kustomization whose source or dependsOn stays behind, an OCIRepository another Flux Kustomization or
+HelmRelease still follows, a Kustomization applying to another cluster (kubeConfig), and Flux objects someone
+already suspended (--force migrates them, suspended).
 
 --rollback suspends the Ferry objects ferry migrate wrote, hands their objects (and Ferry's inventory) back to
 kustomize-controller, deletes them with deletionPolicy Orphan (nothing they applied is deleted) and resumes Flux's.

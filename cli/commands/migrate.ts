@@ -43,6 +43,8 @@ import { parseOutputFormat, status } from "../output.ts";
 
 const FLUX_OCI_REPOSITORY: ResourceType = { group: FLUX_SOURCE_GROUP, version: "v1", plural: "ocirepositories" };
 const FLUX_KUSTOMIZATION: ResourceType = { group: FLUX_KUSTOMIZE_GROUP, version: "v1", plural: "kustomizations" };
+/** helm-controller's HelmReleases follow OCIRepositories through chartRef; one left behind must not lose its source. */
+const FLUX_HELM_RELEASE: ResourceType = { group: "helm.toolkit.fluxcd.io", version: "v2", plural: "helmreleases" };
 const FLUX_REQUESTED_AT = "reconcile.fluxcd.io/requestedAt";
 
 /** A patch that lost a race with a writer is retried on a fresh read this many times. */
@@ -101,14 +103,20 @@ type Selection = Parameters<typeof planMigration>;
 async function selection(values: Values, kube: KubeClient | undefined): Promise<Selection> {
   const fromFiles = (values.file?.length ?? 0) > 0;
   const selected = fromFiles ? await withLiveStatus(kube, await readObjects(values.file ?? [])) : await fromCluster(values, kubeOf(kube));
-  if (!kube) return [selected, { force: values.force ?? false }];
-  const everyFluxKustomization = await listOrEmpty<DeliveryObject>(kube, FLUX_KUSTOMIZATION, undefined);
+  if (!kube) return [selected, { force: values.force ?? false, inCluster: !values.export }];
+  const everyFluxKustomization = (await listOrEmpty<DeliveryObject>(kube, FLUX_KUSTOMIZATION, undefined))
+    .map((object) => ({ ...object, kind: "Kustomization" }));
+  const helmReleases = (await listOrEmpty<DeliveryObject>(kube, FLUX_HELM_RELEASE, undefined)).map((object) => ({ ...object, kind: "HelmRelease" }));
   const chosen = new Set(selected.map((object) => `${object.kind}/${object.metadata.namespace ?? "default"}/${object.metadata.name}`));
   return [selected, {
     force: values.force ?? false,
     existingFerrySources: await existing(kube, OCI_REPOSITORY),
     existingFerryKustomizations: await existing(kube, KUSTOMIZATION),
-    remainingFluxKustomizations: everyFluxKustomization.filter((object) => !chosen.has(`Kustomization/${object.metadata.namespace}/${object.metadata.name}`)),
+    remainingFluxKustomizations: [
+      ...everyFluxKustomization.filter((object) => !chosen.has(`Kustomization/${object.metadata.namespace}/${object.metadata.name}`)),
+      ...helmReleases,
+    ],
+    inCluster: !values.export,
   }];
 }
 

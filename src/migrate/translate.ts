@@ -93,8 +93,10 @@ export interface PlanOptions {
   readonly existingFerrySources?: ReadonlySet<string>;
   /** "<namespace>/<name>" of Ferry Kustomizations that already exist, which dependsOn may name. */
   readonly existingFerryKustomizations?: ReadonlySet<string>;
-  /** Flux Kustomizations left behind: an OCIRepository they follow must not be suspended under them. */
+  /** Flux Kustomizations and HelmReleases left behind: an OCIRepository they follow must not be suspended under them. */
   readonly remainingFluxKustomizations?: readonly DeliveryObject[];
+  /** The objects are to be handed over in this cluster (not just printed): a Kustomization applying elsewhere cannot be. */
+  readonly inCluster?: boolean;
 }
 
 const key = (namespace: string, name: string) => `${namespace}/${name}`;
@@ -144,6 +146,10 @@ function translate(object: DeliveryObject, options: PlanOptions, refusals: strin
     refusals.push(`${describe(object)}: already suspended by someone else; migrating it would let Ferry apply what was held back (--force to migrate it anyway, suspended)`);
   }
   const spec = kind === "Kustomization" ? translateKustomizationSpec(object, refusals) : { ...object.spec };
+  if (kind === "Kustomization" && options.inCluster && spec.kubeConfig !== undefined) {
+    refusals.push(`${describe(object)}: spec.kubeConfig: its objects are in another cluster, where ferry migrate cannot hand them over `
+      + "(--export the objects, and relabel and hand over the field manager there)");
+  }
   if (kind === "OCIRepository") refusals.push(...verificationRefusals(object));
   refusals.push(...schemaRefusals(object, spec, kind === "Kustomization" ? KustomizationSpec : OCIRepositorySpec));
   const inventory = kind === "Kustomization" ? carriedInventory(object, refusals) : [];
@@ -252,15 +258,19 @@ function crossReferenceRefusals(
   for (const remaining of options.remainingFluxKustomizations ?? []) {
     const source = sourceKey(remaining);
     const remainingKey = key(remaining.metadata.namespace ?? "default", remaining.metadata.name);
-    if (source && migratedSources.has(source) && !migratedKustomizations.has(remainingKey)) {
-      refusals.push(`OCIRepository ${source}: ${describe(remaining)} still follows it under Flux; suspending it would freeze that one (migrate both)`);
+    const migrated = remaining.kind === "Kustomization" && migratedKustomizations.has(remainingKey);
+    if (source && migratedSources.has(source) && !migrated) {
+      const advice = remaining.kind === "Kustomization" ? "migrate both" : "Ferry has no HelmRelease; leave this source to Flux";
+      refusals.push(`OCIRepository ${source}: ${describe(remaining)} still follows it under Flux; suspending it would freeze that one (${advice})`);
     }
   }
   return refusals;
 }
 
+/** The OCIRepository a Kustomization (sourceRef) or a HelmRelease (chartRef) follows, as namespace/name. */
 export function sourceKey(kustomization: DeliveryObject): string | undefined {
-  const sourceRef = kustomization.spec?.sourceRef as { kind?: string; name?: string; namespace?: string } | undefined;
+  type Reference = { kind?: string; name?: string; namespace?: string };
+  const sourceRef = (kustomization.spec?.sourceRef ?? kustomization.spec?.chartRef) as Reference | undefined;
   if (sourceRef?.kind !== "OCIRepository" || !sourceRef.name) return undefined;
   return key(sourceRef.namespace ?? kustomization.metadata.namespace ?? "default", sourceRef.name);
 }

@@ -192,6 +192,23 @@ spec: { interval: 10m, sourceRef: { kind: Bucket, name: secrets }, prune: true }
       /OCIRepository apps\/podinfo: spec\.verify has neither secretRef nor matchOIDCIdentity/);
   });
 
+  it("refuses a source a HelmRelease follows through chartRef, and a Kustomization applying to another cluster", () => {
+    const [source, kustomization] = fluxObjects();
+    const release = {
+      apiVersion: "helm.toolkit.fluxcd.io/v2",
+      kind: "HelmRelease",
+      metadata: { name: "podinfo", namespace: "apps" },
+      spec: { interval: "10m", chartRef: { kind: "OCIRepository", name: "podinfo" } },
+    } as DeliveryObject;
+    assert.match(
+      planMigration([source as DeliveryObject, kustomization as DeliveryObject], { remainingFluxKustomizations: [release] }).refusals.join("\n"),
+      /OCIRepository apps\/podinfo: HelmRelease apps\/podinfo still follows it under Flux.*Ferry has no HelmRelease/,
+    );
+    const remote = { ...kustomization, spec: { ...kustomization?.spec, kubeConfig: { secretRef: { name: "prod-kubeconfig" } } } } as DeliveryObject;
+    assert.match(planMigration([source as DeliveryObject, remote], { inCluster: true }).refusals.join("\n"), /spec\.kubeConfig: its objects are in another cluster/);
+    assert.deepEqual(planMigration([source as DeliveryObject, remote]).refusals, [], "--export prints it as it is");
+  });
+
   it("refuses v1beta2 objects and malformed inventory ids", () => {
     const [source, kustomization] = fluxObjects();
     const old = { ...source, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as DeliveryObject;
