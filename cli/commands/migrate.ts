@@ -17,7 +17,15 @@ import yaml from "js-yaml";
 import type { InventoryEntryType } from "../../src/api/kustomize.ts";
 import { parseEntry } from "../../src/inventory/inventory.ts";
 import { httpStatusOf, type KubeClient, type ResourceType } from "../../src/kube/client.ts";
-import { FERRY_OWNER, FLUX_OWNER, handOver, type LiveObject, type Owner } from "../../src/migrate/handover.ts";
+import {
+  absorbMigrateEntry,
+  FERRY_OWNER,
+  FLUX_OWNER,
+  handOver,
+  type LiveObject,
+  MIGRATE_FIELD_MANAGER,
+  type Owner,
+} from "../../src/migrate/handover.ts";
 import {
   type DeliveryObject,
   describe,
@@ -371,7 +379,8 @@ async function handOverObject(
     const handover = handOver(live, kustomization, from, to);
     if ("skipped" in handover) return `left alone: ${handover.skipped}`;
     try {
-      await api.jsonPatch(target, handover.patch);
+      const patched = await api.jsonPatch(target, handover.patch) as LiveObject;
+      await absorbMigrateManager(api, target, patched, to);
       return true;
     } catch (error) {
       // A failed resourceVersion test (422) or conflict (409) means someone wrote in between: read again.
@@ -379,6 +388,20 @@ async function handOverObject(
       if ((code !== 409 && code !== 422) || attempt >= HANDOVER_ATTEMPTS) throw error;
     }
   }
+}
+
+/** Best effort: a writer in between only means the harmless Update entry of ferry-migrate stays. */
+async function absorbMigrateManager(api: RawObjectApi, target: ObjectKey, patched: LiveObject, to: Owner): Promise<void> {
+  const managedFields = absorbMigrateEntry(patched.metadata.managedFields, to, patched.apiVersion);
+  if (!managedFields) return;
+  const patch = [
+    { op: "test", path: "/metadata/resourceVersion", value: patched.metadata.resourceVersion },
+    { op: "replace", path: "/metadata/managedFields", value: managedFields },
+  ];
+  await api.jsonPatch(target, patch).catch((error: unknown) => {
+    const code = httpStatusOf(error);
+    if (code !== 409 && code !== 422) throw error;
+  });
 }
 
 // ---- rollback -----------------------------------------------------------------------------------------------
@@ -480,7 +503,7 @@ class RawObjectApi extends KubernetesObjectApi {
     const context = this.configuration.baseServer.makeRequestContext(await this.specUriPath(object as KubernetesObject, "patch"), HttpMethod.PATCH);
     context.setHeaderParam("Accept", "application/json");
     context.setHeaderParam("Content-Type", PatchStrategy.JsonPatch);
-    context.setQueryParam("fieldManager", "ferry-migrate");
+    context.setQueryParam("fieldManager", MIGRATE_FIELD_MANAGER);
     context.setBody(JSON.stringify(operations));
     return this.requestPromise(context);
   }

@@ -76,10 +76,39 @@ export function handOverManagedFields(
   to: Owner,
   apiVersion: string,
 ): ManagedFieldsEntry[] | undefined {
-  const isApplyOf = (manager: string) => (entry: ManagedFieldsEntry) => entry.manager === manager && entry.operation === "Apply" && !entry.subresource;
-  const taken = (entries ?? []).filter(isApplyOf(from.manager));
+  return joinEntries(entries, isEntryOf(from.manager, "Apply"), from, to, apiVersion);
+}
+
+/** The field manager of the handover patch itself; the apiserver records the relabelling under it. */
+export const MIGRATE_FIELD_MANAGER = "ferry-migrate";
+
+/**
+ * After the handover patch the apiserver credits the renamed labels to MIGRATE_FIELD_MANAGER (an Update entry); this
+ * folds that entry into `to`'s Apply entry too, so no stray manager is left co-owning the owner labels.
+ */
+export function absorbMigrateEntry(
+  entries: readonly ManagedFieldsEntry[] | undefined,
+  to: Owner,
+  apiVersion: string,
+): ManagedFieldsEntry[] | undefined {
+  return joinEntries(entries, isEntryOf(MIGRATE_FIELD_MANAGER, "Update"), to, to, apiVersion);
+}
+
+function isEntryOf(manager: string, operation: string): (entry: ManagedFieldsEntry) => boolean {
+  return (entry) => entry.manager === manager && entry.operation === operation && !entry.subresource;
+}
+
+function joinEntries(
+  entries: readonly ManagedFieldsEntry[] | undefined,
+  isTaken: (entry: ManagedFieldsEntry) => boolean,
+  from: Owner,
+  to: Owner,
+  apiVersion: string,
+): ManagedFieldsEntry[] | undefined {
+  const isApplyOf = (manager: string) => isEntryOf(manager, "Apply");
+  const taken = (entries ?? []).filter(isTaken);
   if (taken.length === 0) return undefined;
-  const kept = (entries ?? []).filter((entry) => !isApplyOf(from.manager)(entry));
+  const kept = (entries ?? []).filter((entry) => !isTaken(entry));
   const ours = kept.find(isApplyOf(to.manager));
   const fields = [...taken.map((entry) => entry.fieldsV1 ?? {}), ours?.fieldsV1 ?? {}].reduce(mergeFieldSets, {});
   const replacement: ManagedFieldsEntry = {

@@ -115,7 +115,11 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     const handed = await get(["deployment", "podinfo", "-n", "web"]);
     assert.equal(handed.metadata.labels?.["kustomize.ferry.dev/name"], "podinfo");
     assert.equal(handed.metadata.labels?.["kustomize.toolkit.fluxcd.io/name"], undefined);
-    assert.ok(!handed.metadata.managedFields?.some((entry) => entry.manager === "kustomize-controller"));
+    assert.deepEqual(
+      handed.metadata.managedFields?.filter((entry) => !("subresource" in entry)).map((entry) => `${entry.manager}/${entry.operation}`),
+      ["ferry/Apply"],
+      "kustomize-controller's fields and the relabelling are Ferry's alone",
+    );
 
     bed.startController();
     await bed.waitForKustomization("apps", "podinfo", "Ready at v1", readyWith(digest), 120_000);
@@ -175,6 +179,6 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     assert.equal(deployment.metadata.labels?.["kustomize.toolkit.fluxcd.io/name"], "rollback");
     assert.equal(deployment.metadata.labels?.["kustomize.ferry.dev/name"], undefined);
     assert.ok(deployment.metadata.managedFields?.some((entry) => entry.manager === "kustomize-controller" && entry.operation === "Apply"));
-    assert.ok(!deployment.metadata.managedFields?.some((entry) => entry.manager === "ferry" && entry.operation === "Apply"));
+    assert.ok(!deployment.metadata.managedFields?.some((entry) => entry.manager === "ferry" || entry.manager === "ferry-migrate"));
   });
 });

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import yaml from "js-yaml";
-import { FERRY_OWNER, FLUX_OWNER, handOver, handOverManagedFields, type LiveObject } from "../../src/migrate/handover.ts";
+import { absorbMigrateEntry, FERRY_OWNER, FLUX_OWNER, handOver, handOverManagedFields, type LiveObject } from "../../src/migrate/handover.ts";
 import {
   type DeliveryObject,
   FLUX_WAS_SUSPENDED_ANNOTATION,
@@ -277,6 +277,18 @@ describe("handOver", () => {
     assert.deepEqual(backOps[1]?.value, FLUX_APPLIED.metadata.labels);
     const entries = backOps[2]?.value as Array<{ manager: string; fieldsV1: unknown }>;
     assert.deepEqual(entries.at(-1)?.fieldsV1, FLUX_APPLIED.metadata.managedFields?.[0]?.fieldsV1);
+  });
+
+  it("folds the handover patch's own Update entry (the relabelling) into the new owner's Apply entry", () => {
+    const entries = [
+      { manager: "ferry", operation: "Apply", apiVersion: "apps/v1", fieldsV1: { "f:spec": { "f:replicas": {} } } },
+      { manager: "ferry-migrate", operation: "Update", apiVersion: "apps/v1", fieldsV1: { "f:metadata": { "f:labels": { "f:kustomize.ferry.dev/name": {} } } } },
+      { manager: "kube-controller-manager", operation: "Update", apiVersion: "apps/v1", subresource: "status", fieldsV1: { "f:status": {} } },
+    ];
+    const folded = absorbMigrateEntry(entries, FERRY_OWNER, "apps/v1");
+    assert.deepEqual(folded?.map((entry) => entry.manager), ["kube-controller-manager", "ferry"]);
+    assert.deepEqual(folded?.[1]?.fieldsV1, { "f:spec": { "f:replicas": {} }, "f:metadata": { "f:labels": { "f:kustomize.ferry.dev/name": {} } } });
+    assert.equal(absorbMigrateEntry([entries[0] as never], FERRY_OWNER, "apps/v1"), undefined);
   });
 
   it("merges into Ferry's own Apply entry when there is one, and is undefined when Flux owns nothing", () => {
