@@ -140,10 +140,17 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   // controller's apply.
   const drift = firstInstall ? ["first install"] : syncDrift(desiredSync, await readSyncObjects(kube, namespace));
   if (drift.length > 0 && !firstInstall) status("►", `updating the sync objects: ${drift.join(", ")}`);
-  const { changes } = await applier.apply([...stored, ...(drift.length > 0 ? desiredSync : [])] as ManifestObject[], { timeoutMs });
+  const [repository, ...kustomizations] = drift.length > 0 ? desiredSync : [];
+  const { changes } = await applier.apply([...stored, ...(repository ? [repository] : [])] as ManifestObject[], { timeoutMs });
   // A new artifact, or new credentials or keys for the same one: have the source pull and verify again now.
   const changed = changes.some((change) => change.action === "created" || change.action === "configured");
   if (pushed || changed) await requestReconcile(kube, namespace);
+  if (kustomizations.length > 0) {
+    // Not before the source holds the new artifact: a Kustomization whose spec changes is reconciled at once, with
+    // the artifact the source has then, and the old artifact's ferry-sync.yaml would undo the source's new spec.
+    await waitForSourceArtifact(kube, namespace, digest, timeoutMs);
+    await applier.apply(kustomizations as ManifestObject[], { timeoutMs });
+  }
   await waitForSelfReconcile(kube, applier, namespace, digest, timeoutMs);
   status("✔", `bootstrap finished: Ferry v${FERRY_VERSION} reconciles itself from ${options.url}:${options.tag}`);
 }
@@ -377,6 +384,27 @@ async function requestReconcile(kube: KubeClient, namespace: string): Promise<vo
 
 interface ObservedKustomization {
   status?: { lastAppliedRevision?: string; conditions?: Array<{ type: string; status: string; message?: string }> };
+}
+
+interface ObservedSource {
+  status?: { artifact?: { revision?: string }; conditions?: Array<{ type: string; status: string; message?: string }> };
+}
+
+/** Waits until the bootstrap OCIRepository has fetched (and verified) the artifact `digest`. */
+async function waitForSourceArtifact(kube: KubeClient, namespace: string, digest: string, timeoutMs: number): Promise<void> {
+  status("◎", `waiting for OCIRepository ${namespace}/${BOOTSTRAP_NAME} to fetch ${digest}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const source = await kube.get<ObservedSource>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
+    if (source?.status?.artifact?.revision?.endsWith(digest)) return;
+    if (Date.now() > deadline) {
+      const ready = source?.status?.conditions?.find((condition) => condition.type === "Ready");
+      const has = source?.status?.artifact?.revision ?? "no artifact";
+      throw new SelfUpgradeTimeoutError(`OCIRepository ${namespace}/${BOOTSTRAP_NAME} has not fetched ${digest} in time (it has ${has}): `
+        + `${ready?.message ?? "no Ready condition"}; the Kustomizations were left as they were`);
+    }
+    await sleep(500);
+  }
 }
 
 /** Waits until the controller has applied `digest` to itself and its Deployment is Available again. */

@@ -6,12 +6,15 @@ import assert from "node:assert/strict";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { binary, skipUnlessBuilt } from "../harness/binaries.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
-import { FERRY_CLI, ferry, ferryOk } from "../harness/ferry.ts";
+import { spawn } from "node:child_process";
+import { FERRY_CLI, ferry, ferryOk, type FerryResult } from "../harness/ferry.ts";
 import { type ManagedProcess, startProcess, waitUntil } from "../harness/processes.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
+import { startTcpProxy } from "../harness/tcp-proxy.ts";
 
 const PODINFO = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "podinfo", "kustomize");
 const PASSWORD = { COSIGN_PASSWORD: "ferry-e2e" };
@@ -248,5 +251,53 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
 
     for (const repository of ["bad/key", "bad/cluster", "bad/rights", "bad/second"]) assert.doesNotMatch(await tagDigest(repository), /sha256/);
     assert.equal(await namespaceCreated(), false, "no failed bootstrap created anything in the cluster");
+  });
+  test("a move that re-creates the ferry-system Kustomization: it waits until the source holds the new artifact", async () => {
+    // Before the fix the CLI applied the source and the Kustomizations at once: the new Kustomization was reconciled
+    // at once, with the artifact the source still held, whose ferry-sync.yaml moved the source back to the old
+    // repository, and the new artifact was never fetched. The proxy holds the source's fetch back for a while.
+    await cluster.kubectl(["delete", "kustomization", "ferry-system", "-n", "ferry-system", "--timeout=60s"]);
+    const proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(registry.host.split(":")[1]) });
+    try {
+      const moved = `oci://127.0.0.1:${proxy.port}/moved/ferry`;
+      const args = [...bootstrap.map((flag) => (flag === url ? moved : flag === "--timeout=3m" ? "--timeout=45s" : flag)), "--force"];
+      const result = await ferryHoldingBack(args, /pushed sha256/, () => {
+        proxy.partition(true);
+        setTimeout(() => proxy.partition(false), 8_000);
+      });
+      assert.equal(result.status, 0, result.stderr);
+      // And it stays there: the old artifact is never applied again, which would move the source back (on the old
+      // code the two artifacts took turns, each moving the source to the other's repository).
+      const digest = /applied (sha256:[0-9a-f]{64})/.exec(result.stderr)?.[1] ?? "";
+      for (let sample = 0; sample < 20; sample++) {
+        assert.equal((await get("ocirepository", "ferry-system")).spec.url, moved, `sample ${sample}`);
+        const self = await get("kustomization", "ferry-system");
+        assert.ok(self.status?.lastAppliedRevision?.endsWith(digest), `sample ${sample}: ${JSON.stringify(self.status)}`);
+        await sleep(250);
+      }
+      assert.match(result.stderr, /waiting for OCIRepository ferry-system\/ferry-system to fetch[\s\S]*bootstrap finished/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  /** Runs ferry and calls `then` once its stderr matches `when` (here: once the push is done, before any apply). */
+  const ferryHoldingBack = (args: readonly string[], when: RegExp, then: () => void) => new Promise<FerryResult>((resolve, reject) => {
+    const child = spawn(process.execPath, [FERRY_CLI, ...args], { cwd: dir, env: { ...process.env, ...PASSWORD }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let called = false;
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk;
+      if (!called && when.test(stderr)) {
+        called = true;
+        then();
+      }
+    });
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
   });
 });
