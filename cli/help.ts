@@ -84,9 +84,10 @@ Flags:
                          status is used when they exist in the cluster
   --dry-run              print the plan (objects to suspend, to create, inventory sizes) and change nothing
   --export               print Ferry's objects instead of migrating (-o yaml, the default, or -o json)
-  --force                migrate Flux objects that were already suspended (Ferry's stay suspended too)
+  --force                migrate Flux objects that were already suspended (Ferry's stay suspended too), and do
+                         not wait for a reconcile Flux reports in flight (kustomize-controller is gone)
   --rollback             back to Flux (see above)
-  --timeout 5m           how long to wait for a Flux Kustomization that was reconciling when it was suspended
+  --timeout 5m           how long to wait for a reconcile in flight when a Kustomization is suspended
   --kubeconfig FILE
 
 Exit codes: 0 migrated (or planned), 1 refused or failed, 2 usage error.

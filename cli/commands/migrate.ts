@@ -90,7 +90,8 @@ export async function migrateCommand(args: readonly string[]): Promise<boolean> 
   if (values.export) return printExport(plan, values.output);
   if (values["dry-run"]) return printPlan(plan);
   if (!kube) throw new UsageError("internal: no cluster");
-  await migrate(kube, plan, parseDuration(values.timeout ?? "5m", "--timeout"));
+  // --force: kustomize-controller may be gone, leaving a Reconciling condition nobody will clear.
+  await migrate(kube, plan, values.force ? 0 : parseDuration(values.timeout ?? "5m", "--timeout"));
   return true;
 }
 
@@ -182,9 +183,15 @@ async function listOrEmpty<T>(kube: KubeClient, type: ResourceType, namespace: s
   }
 }
 
+/** Ferry's objects of a kind; Ferry's CRDs missing is said before anything changes (Flux's would be left suspended). */
 async function existing(kube: KubeClient, type: ResourceType): Promise<Set<string>> {
-  const items = await listOrEmpty<DeliveryObject>(kube, type, undefined);
-  return new Set(items.map((item) => `${item.metadata.namespace}/${item.metadata.name}`));
+  try {
+    const { items } = await listPatiently<DeliveryObject>(kube, type, undefined);
+    return new Set(items.map((item) => `${item.metadata.namespace}/${item.metadata.name}`));
+  } catch (error) {
+    if (httpStatusOf(error) === 404) throw new UsageError(`${type.plural}.${type.group} is not served: install Ferry first (ferry install)`);
+    throw error;
+  }
 }
 
 /** YAML or JSON files (multi-document, v1 Lists flattened), or every such file of a directory. */
@@ -276,7 +283,7 @@ async function migrate(kube: KubeClient, plan: MigrationPlan, timeoutMs: number)
     await createOrKeep(kube, item.ferry);
   }
   for (const item of plan.kustomizations) {
-    const inventory = await settledInventory(kube, item, Date.now() + timeoutMs);
+    const inventory = await settledInventory(kube, item, timeoutMs === 0 ? 0 : Date.now() + timeoutMs);
     await migrateKustomization(kube, api, { ...item, inventory });
   }
   status("✔", `migrated ${plan.kustomizations.length} Kustomization(s) and ${plan.sources.length} OCIRepositor${plan.sources.length === 1 ? "y" : "ies"}; Flux's are suspended`);
@@ -288,21 +295,31 @@ async function migrate(kube: KubeClient, plan: MigrationPlan, timeoutMs: number)
  * condition is gone rather than taken from the listing the plan was made from.
  */
 async function settledInventory(kube: KubeClient, item: MigrationItem, deadline: number): Promise<readonly InventoryEntryType[]> {
+  const live = await settled(kube, FLUX_KUSTOMIZATION, item.flux, deadline, "kustomize-controller");
+  if (!live) return item.inventory;
+  const refusals: string[] = [];
+  const inventory = carriedInventory({ ...live, kind: "Kustomization" }, refusals);
+  if (refusals.length > 0) throw new MigrationRefused(refusals);
+  return inventory;
+}
+
+type WithConditions = DeliveryObject & { status?: { conditions?: Array<{ type: string; status: string; reason?: string }> } };
+
+/**
+ * The object once no reconcile is in flight: Flux and Ferry both say Reconciling=True, reason Progressing, while
+ * one runs (ProgressingWithRetry only means a retry is scheduled, which the suspension cancels).
+ */
+async function settled(kube: KubeClient, type: ResourceType, object: DeliveryObject, deadline: number, controller: string) {
   for (;;) {
-    const live = await kube.get<DeliveryObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(
-      FLUX_KUSTOMIZATION, item.namespace, item.name);
-    if (!live) return item.inventory;
-    const reconciling = live.status?.conditions?.some((condition) => condition.type === "Reconciling" && condition.status === "True");
-    if (!reconciling) {
-      const refusals: string[] = [];
-      const inventory = carriedInventory({ ...live, kind: "Kustomization" }, refusals);
-      if (refusals.length > 0) throw new MigrationRefused(refusals);
-      return inventory;
-    }
+    const live = await kube.get<WithConditions>(type, object.metadata.namespace ?? "default", object.metadata.name);
+    const inFlight = live?.status?.conditions?.some((condition) =>
+      condition.type === "Reconciling" && condition.status === "True" && condition.reason === "Progressing");
+    if (!inFlight || deadline === 0) return live;
     if (Date.now() > deadline) {
-      throw new UsageError(`Flux's ${describe(item.flux)} is still reconciling; it is suspended: re-run ferry migrate to finish, or ferry migrate --rollback`);
+      throw new UsageError(`${describe(object)} is still reconciling (${controller}); it is suspended: run ferry migrate again to finish `
+        + "(--force if the controller is gone and the condition is stale)");
     }
-    status("◎", `waiting for kustomize-controller to finish reconciling ${describe(item.flux)}`);
+    status("◎", `waiting for ${controller} to finish reconciling ${describe(object)}`);
     await sleep(2_000);
   }
 }
@@ -425,20 +442,22 @@ async function rollback(values: Values): Promise<boolean> {
     status("✔", "dry run: nothing was changed");
     return true;
   }
-  for (const object of kustomizations) await rollBackKustomization(kube, api, object);
+  const deadline = Date.now() + parseDuration(values.timeout ?? "5m", "--timeout");
+  for (const object of kustomizations) await rollBackKustomization(kube, api, object, deadline);
   for (const object of sources) await deleteOrphaning(kube, api, object);
   for (const object of [...sources, ...kustomizations]) await resumeFlux(kube, object);
   status("✔", `rolled back ${kustomizations.length} Kustomization(s) and ${sources.length} OCIRepositor${sources.length === 1 ? "y" : "ies"} to Flux`);
   return true;
 }
 
-async function rollBackKustomization(kube: KubeClient, api: RawObjectApi, object: DeliveryObject): Promise<void> {
+async function rollBackKustomization(kube: KubeClient, api: RawObjectApi, object: DeliveryObject, deadline: number): Promise<void> {
   const { name } = object.metadata;
   const namespace = object.metadata.namespace ?? "default";
   status("►", `suspending ${describe(object)} (deletionPolicy Orphan)`);
   await kube.mergePatch(KUSTOMIZATION, namespace, name, { spec: { suspend: true, deletionPolicy: "Orphan" } });
-  // What Ferry applied since the migration is Flux's to prune from now on.
-  const inventory = (await kube.get<DeliveryObject>(KUSTOMIZATION, namespace, name))?.status?.inventory?.entries ?? [];
+  // A reconcile in flight would relabel what is handed back; and what Ferry applied since the migration is Flux's to
+  // prune from now on.
+  const inventory = (await settled(kube, KUSTOMIZATION, object, deadline, "ferry controller"))?.status?.inventory?.entries ?? [];
   if (await kube.get(FLUX_KUSTOMIZATION, namespace, name)) {
     await kube.patchStatus(FLUX_KUSTOMIZATION, namespace, name, { inventory: { entries: inventory } });
   }

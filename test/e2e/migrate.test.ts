@@ -146,6 +146,28 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     assert.equal((await get(["service", "podinfo", "-n", "web"])).metadata.uid, before[0]);
   });
 
+  test("a reconcile Flux has in flight when suspended is waited for, and the inventory it leaves is the one carried", async () => {
+    const { inventory } = await deliveredByFlux("busy", "busy", "web3");
+    const inFlight = { type: "Reconciling", status: "True", reason: "Progressing", message: "Reconciliation in progress", lastTransitionTime: new Date().toISOString() };
+    const patchStatus = (status: unknown) => bed.cluster.kubectl([
+      "patch", FLUX_KS, "busy", "-n", "busy", "--subresource=status", "--type=merge", "-p", JSON.stringify({ status }),
+    ]);
+    // As listed: mid-reconcile, the HPA not yet in the inventory.
+    await patchStatus({ conditions: [inFlight], inventory: { entries: inventory.filter((entry) => !entry.id.endsWith("HorizontalPodAutoscaler")) } });
+    const migration = ferry(["migrate", "-n", "busy", kubeconfig()]);
+    for (let polls = 0; (await get([FLUX_KS, "busy", "-n", "busy"])).spec?.suspend !== true; polls++) {
+      assert.ok(polls < 100, "Flux's Kustomization was suspended");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await patchStatus({ conditions: [], inventory: { entries: inventory } });
+    const result = await migration;
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /waiting for kustomize-controller to finish reconciling Kustomization busy\/busy/);
+    const carried = await get(["kustomizations.kustomize.ferry.dev", "busy", "-n", "busy"]);
+    assert.deepEqual(carried.status?.inventory?.entries.map((entry) => entry.id).sort(), inventory.map((entry) => entry.id).sort());
+  });
+
   test("refusals change nothing; --rollback hands everything back to Flux and deletes Ferry's orphaning", async () => {
     const { inventory } = await deliveredByFlux("team", "rollback", "web2");
     const before = await uids(inventory);
