@@ -230,7 +230,12 @@ async function withLiveStatus(kube: KubeClient | undefined, objects: DeliveryObj
     const live = await kube.get<DeliveryObject>(fluxType(object), namespace, object.metadata.name);
     const metadata = { ...object.metadata, namespace };
     if (!live) return { ...object, metadata };
-    return { ...object, metadata, status: live.status ?? {}, spec: { ...object.spec, suspend: live.spec?.suspend } };
+    // Whether the live object is suspended, and by whom (an interrupted run of ours), is the cluster's to say.
+    const ours = live.metadata.annotations?.[SUSPENDED_BY_MIGRATE_ANNOTATION];
+    const annotations = { ...metadata.annotations, ...(ours === undefined ? {} : { [SUSPENDED_BY_MIGRATE_ANNOTATION]: ours }) };
+    const spec = Object.fromEntries(Object.entries(object.spec ?? {}).filter(([field]) => field !== "suspend"));
+    const suspension = live.spec?.suspend === undefined ? {} : { suspend: live.spec.suspend };
+    return { ...object, metadata: { ...metadata, annotations }, status: live.status ?? {}, spec: { ...spec, ...suspension } };
   }));
 }
 

@@ -187,9 +187,13 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     assert.match(refused.stderr, /Kustomization team\/from-git: spec\.sourceRef\.kind GitRepository/);
     assert.notEqual((await get([FLUX_KS, "rollback", "-n", "team"])).spec?.suspend, true, "a refusal changes nothing");
 
-    await ferryOk(["migrate", "-n", "team", "--name", "rollback", kubeconfig()]);
+    // From files, as kept in Git: the specs come from the file, the inventory from the live objects' status.
+    const file = join(dir, "flux-rollback.yaml");
+    await writeFile(file, await bed.cluster.kubectl(["get", `${FLUX_OCI}/rollback`, `${FLUX_KS}/rollback`, "-n", "team", "-o", "yaml"]));
+    const fromFile = await ferryOk(["migrate", "-f", file, kubeconfig()]);
+    assert.match(fromFile.stderr, /with Flux's inventory of 3 object\(s\)/);
     await bed.waitForKustomization("team", "rollback", "Ready", (object) => object.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true, 120_000);
-    await ferryOk(["migrate", "--rollback", "-n", "team", kubeconfig()]);
+    await ferryOk(["migrate", "--rollback", "-n", "team", "--name", "rollback", kubeconfig()]);
     await assert.rejects(bed.cluster.kubectl(["get", "kustomizations.kustomize.ferry.dev", "rollback", "-n", "team"]), /NotFound/);
     await assert.rejects(bed.cluster.kubectl(["get", "ocirepositories.source.ferry.dev", "rollback", "-n", "team"]), /NotFound/);
     assert.deepEqual(await uids(inventory), before, "rollback deletes nothing Ferry applied");
