@@ -81,7 +81,8 @@ Flags:
   -A, --all-namespaces   every namespace
   --name NAME            only these Kustomizations and the OCIRepositories they follow (repeatable)
   -f, --file FILE|DIR    read Flux's objects from YAML/JSON files (multi-document; - for stdin); the live objects'
-                         status is used when they exist in the cluster
+                         status is used when they exist in the cluster (with --export or --dry-run no cluster is
+                         read: the files alone are planned)
   --dry-run              print the plan (objects to suspend, to create, inventory sizes) and change nothing
   --export               print Ferry's objects instead of migrating (-o yaml, the default, or -o json)
   --force                migrate Flux objects that were already suspended (Ferry's stay suspended too), and do
