@@ -216,7 +216,8 @@ async function checkCluster(kube: KubeClient, objects: readonly object[]): Promi
 }
 
 async function readClusterState(kube: KubeClient, namespace: string): Promise<ClusterState> {
-  const repository = await kube.get<{ spec: { url: string; ref?: { tag?: string } } }>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
+  type LiveSource = { spec: { url: string; ref?: { tag?: string }; verify?: object } };
+  const repository = await kube.get<LiveSource>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
   const clusterConfig = await kube.get(KUSTOMIZATION, namespace, CLUSTER_CONFIG_NAME);
   const deployment = await new Applier(kube).read(controllerRef(namespace)) as
     { metadata: { labels?: Record<string, string> } } | undefined;
@@ -225,6 +226,7 @@ async function readClusterState(kube: KubeClient, namespace: string): Promise<Cl
     ...(repository ? { repositoryUrl: repository.spec.url, repositoryTag: repository.spec.ref?.tag ?? "latest" } : {}),
     ...(version ? { controllerVersion: version } : {}),
     clusterConfig: clusterConfig !== undefined,
+    verified: repository?.spec.verify !== undefined,
   };
 }
 

@@ -117,6 +117,8 @@ export interface ClusterState {
   readonly controllerVersion?: string;
   /** A cluster-config Kustomization exists: an earlier bootstrap delivered a --path. */
   readonly clusterConfig?: boolean;
+  /** The ferry-system OCIRepository has spec.verify: the controller applies only signed artifacts. */
+  readonly verified?: boolean;
 }
 
 /**
@@ -124,12 +126,16 @@ export interface ClusterState {
  * Ferry), every reason at once so that --force is never given for one reason while hiding another; empty when it
  * may go ahead: a first install, a re-run, or an upgrade.
  */
-export function takeoverConflicts(state: ClusterState, options: Pick<BootstrapOptions, "url" | "tag">): string[] {
+export function takeoverConflicts(state: ClusterState, options: Pick<BootstrapOptions, "url" | "tag" | "verification">): string[] {
   const conflicts: string[] = [];
   if (state.repositoryUrl !== undefined && state.repositoryUrl !== options.url) {
     conflicts.push(`Ferry in this cluster follows ${state.repositoryUrl}, not ${options.url}`);
   } else if (state.repositoryTag !== undefined && state.repositoryTag !== options.tag) {
     conflicts.push(`Ferry in this cluster follows the tag ${state.repositoryTag}, not ${options.tag}`);
+  }
+  // Turning signature verification off is a security decision, never the side effect of a forgotten flag.
+  if (state.verified && !options.verification) {
+    conflicts.push("the controller verifies the artifact's signature (OCIRepository spec.verify) and without --sign would stop verifying");
   }
   const installed = semver.valid(state.controllerVersion?.replace(/^v/, "") ?? "");
   if (installed && semver.gt(installed, FERRY_VERSION)) {

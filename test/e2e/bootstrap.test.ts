@@ -139,17 +139,26 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     await cluster.kubectl(["get", "deployment", "podinfo", "-n", "podinfo"]);
   });
 
-  test("dropping --sign reaches the source before the unsigned artifact does: the CLI re-applies sync objects that differ", async () => {
-    // Before the fix the CLI applied the sync objects only when the url or tag changed: the source kept asking for
-    // a signature, and the controller never applied the unsigned artifact that would have removed the requirement.
-    const unsigned = bootstrap.filter((flag) => flag !== "--sign" && !flag.startsWith("--key="));
-    const result = await ferryOk([...unsigned, "--log-level=debug"], { cwd: dir });
-    assert.match(result.stderr, /updating the sync objects: OCIRepository\/ferry-system spec\.verify differs/);
+  test("a changed --interval reaches the source: the CLI re-applies sync objects that differ", async () => {
+    // Before the fix the CLI applied the sync objects only when the url or tag changed: a source whose spec had to
+    // change before it could fetch the new artifact (another key, credentials) never got it.
+    const result = await ferryOk([...bootstrap, "--interval=2m", "--log-level=debug"], { cwd: dir, env: PASSWORD });
+    assert.match(result.stderr, /updating the sync objects: OCIRepository\/ferry-system spec\.interval differs/);
     const source = await get("ocirepository", "ferry-system");
-    assert.equal(source.spec.verify, undefined);
+    assert.equal(source.spec.interval, "2m");
     const digest = /applied (sha256:[0-9a-f]{64})/.exec(result.stderr)?.[1] ?? "";
     assert.ok(source.status?.conditions?.some((condition) => condition.type === "Ready" && condition.status === "True" && condition.message?.includes(digest)),
       JSON.stringify(source.status));
+  });
+
+  test("dropping --sign where the controller verifies is refused without --force: verification is never turned off by omission", async () => {
+    const unsigned = bootstrap.filter((flag) => flag !== "--sign" && !flag.startsWith("--key="));
+    const before = await tagDigest("fleet/ferry");
+    const refused = await ferry([...unsigned, "--log-level=debug"], { cwd: dir });
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /the controller verifies the artifact's signature .* without --sign would stop verifying; pass --force/);
+    assert.equal(await tagDigest("fleet/ferry"), before, "nothing was pushed");
+    assert.notEqual((await get("ocirepository", "ferry-system")).spec.verify, undefined);
   });
 
   test("signing again with another key: the same artifact is signed with it before the controller is told to verify with it", async () => {
@@ -176,7 +185,7 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     const elsewhere = ["bootstrap", `oci://${registry.host}/other/ferry`, "--insecure-registry", `--kubeconfig=${cluster.kubeconfig}`];
     const refused = await ferry([...elsewhere, `--path=${join(dir, "cluster")}`], { cwd: dir });
     assert.equal(refused.status, 1);
-    assert.match(refused.stderr, new RegExp(`follows ${url.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}, not oci://.*/other/ferry; pass --force`));
+    assert.match(refused.stderr, new RegExp(`follows ${url.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}, not oci://.*/other/ferry; the controller verifies the artifact.s signature .*; pass --force`));
     // Every reason is named, so that --force is not given for one while another is hidden.
     const withoutPath = await ferry(elsewhere, { cwd: dir });
     assert.match(withoutPath.stderr, /would be pruned; pass the same --path, or --prune-cluster-config to delete them \(and: Ferry in this cluster follows/);

@@ -52,6 +52,15 @@ test("takeover: a first install, a re-run and an upgrade go ahead; another regis
   assert.equal(takeoverConflicts({ repositoryUrl: "oci://other/repo", controllerVersion: "v99.1.0" }, options).length, 2);
 });
 
+test("takeover: dropping --sign where the cluster verifies is refused; signing where it did not is not", () => {
+  const { verification, ...unsigned } = options;
+  assert.match(takeoverConflicts({ repositoryUrl: options.url, verified: true }, unsigned).join(), /verifies the artifact's signature .* without --sign would stop verifying/);
+  assert.deepEqual(takeoverConflicts({ repositoryUrl: options.url, verified: false }, unsigned), []);
+  assert.ok(verification);
+  assert.deepEqual(takeoverConflicts({ repositoryUrl: options.url, verified: true }, options), []);
+  assert.deepEqual(takeoverConflicts({ repositoryUrl: options.url }, options), []);
+});
+
 test("dropping --path is its own refusal, whatever else differs: --force must never imply pruning the user's workloads", () => {
   assert.match(droppedClusterConfig({ clusterConfig: true }, { clusterConfig: false }) ?? "", /cluster-config.*would be pruned/);
   assert.equal(droppedClusterConfig({ clusterConfig: true }, { clusterConfig: true }), undefined);
