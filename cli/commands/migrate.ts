@@ -34,6 +34,7 @@ import {
   FLUX_WAS_SUSPENDED_ANNOTATION,
   isFluxObject,
   MIGRATED_FROM_ANNOTATION,
+  MigrationBlocked,
   type MigrationItem,
   type MigrationPlan,
   MigrationRefused,
@@ -117,10 +118,15 @@ async function selection(values: Values, kube: KubeClient | undefined): Promise<
     .map((object) => ({ ...object, kind: "Kustomization" }));
   const helmReleases = (await listOrEmpty<DeliveryObject>(kube, FLUX_HELM_RELEASE, undefined)).map((object) => ({ ...object, kind: "HelmRelease" }));
   const chosen = new Set(selected.map((object) => `${object.kind}/${object.metadata.namespace ?? "default"}/${object.metadata.name}`));
+  const [ferrySources, ferryKustomizations] = [await existing(kube, OCI_REPOSITORY), await existing(kube, KUSTOMIZATION)];
+  const names = (objects: readonly DeliveryObject[]) => new Set(objects.map((item) => `${item.metadata.namespace}/${item.metadata.name}`));
+  const foreign = [...ferrySources.map((item) => ({ ...item, kind: "OCIRepository" })), ...ferryKustomizations.map((item) => ({ ...item, kind: "Kustomization" }))]
+    .filter((item) => item.metadata.annotations?.[MIGRATED_FROM_ANNOTATION] === undefined);
   return [selected, {
     force: values.force ?? false,
-    existingFerrySources: await existing(kube, OCI_REPOSITORY),
-    existingFerryKustomizations: await existing(kube, KUSTOMIZATION),
+    existingFerrySources: names(ferrySources),
+    existingFerryKustomizations: names(ferryKustomizations),
+    foreignFerryObjects: new Set(foreign.map((item) => `${item.kind}/${item.metadata.namespace}/${item.metadata.name}`)),
     remainingFluxKustomizations: [
       ...everyFluxKustomization.filter((object) => !chosen.has(`Kustomization/${object.metadata.namespace}/${object.metadata.name}`)),
       ...helmReleases,
@@ -157,7 +163,7 @@ async function listFlux(kube: KubeClient, type: ResourceType, namespace: string 
     const apiVersion = `${type.group}/${type.version}`;
     return items.map((item) => ({ ...item, apiVersion, kind: type === FLUX_KUSTOMIZATION ? "Kustomization" : "OCIRepository" }));
   } catch (error) {
-    if (httpStatusOf(error) === 404) throw new UsageError(`${type.plural}.${type.group} is not served: Flux's CRDs are not installed in this cluster`);
+    if (httpStatusOf(error) === 404) throw new MigrationBlocked(`${type.plural}.${type.group} is not served: Flux's CRDs are not installed in this cluster`);
     throw error;
   }
 }
@@ -184,12 +190,11 @@ async function listOrEmpty<T>(kube: KubeClient, type: ResourceType, namespace: s
 }
 
 /** Ferry's objects of a kind; Ferry's CRDs missing is said before anything changes (Flux's would be left suspended). */
-async function existing(kube: KubeClient, type: ResourceType): Promise<Set<string>> {
+async function existing(kube: KubeClient, type: ResourceType): Promise<DeliveryObject[]> {
   try {
-    const { items } = await listPatiently<DeliveryObject>(kube, type, undefined);
-    return new Set(items.map((item) => `${item.metadata.namespace}/${item.metadata.name}`));
+    return (await listPatiently<DeliveryObject>(kube, type, undefined)).items;
   } catch (error) {
-    if (httpStatusOf(error) === 404) throw new UsageError(`${type.plural}.${type.group} is not served: install Ferry first (ferry install)`);
+    if (httpStatusOf(error) === 404) throw new MigrationBlocked(`${type.plural}.${type.group} is not served: install Ferry first (ferry install)`);
     throw error;
   }
 }
@@ -323,7 +328,7 @@ async function settled(kube: KubeClient, type: ResourceType, object: DeliveryObj
       condition.type === "Reconciling" && condition.status === "True" && condition.reason === "Progressing");
     if (!inFlight || deadline === 0) return live;
     if (Date.now() > deadline) {
-      throw new UsageError(`${describe(object)} is still reconciling (${controller}); it is suspended: run ferry migrate again to finish `
+      throw new MigrationBlocked(`${describe(object)} is still reconciling (${controller}); it is suspended: run ferry migrate again to finish `
         + "(--force if the controller is gone and the condition is stale)");
     }
     status("◎", `waiting for ${controller} to finish reconciling ${describe(object)}`);
@@ -359,7 +364,7 @@ async function createOrKeep(kube: KubeClient, object: DeliveryObject): Promise<v
   const current = await kube.get<DeliveryObject>(ferryType(object), namespace, object.metadata.name);
   if (current) {
     if (current.metadata.annotations?.[MIGRATED_FROM_ANNOTATION] === undefined) {
-      throw new UsageError(`${describe(object)} already exists in Ferry's API and was not written by ferry migrate`);
+      throw new MigrationBlocked(`${describe(object)} already exists in Ferry's API and was not written by ferry migrate`);
     }
     if (object.kind === "Kustomization") await kube.mergePatch(KUSTOMIZATION, namespace, object.metadata.name, { spec: { suspend: true } });
     return;

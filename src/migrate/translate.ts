@@ -49,6 +49,12 @@ export class MigrationRefused extends FerryError {
   }
 }
 
+/** The cluster is not in a state to migrate (CRDs missing, a reconcile that does not end, a name taken): exit 1. */
+export class MigrationBlocked extends FerryError {
+  readonly code = "MIGRATION_BLOCKED";
+  readonly disposition = "wait" as const;
+}
+
 export interface FluxMetadata {
   name: string;
   namespace?: string;
@@ -95,6 +101,8 @@ export interface PlanOptions {
   readonly existingFerryKustomizations?: ReadonlySet<string>;
   /** Flux Kustomizations and HelmReleases left behind: an OCIRepository they follow must not be suspended under them. */
   readonly remainingFluxKustomizations?: readonly DeliveryObject[];
+  /** "<kind>/<namespace>/<name>" of Ferry objects that exist and were not written by `ferry migrate`. */
+  readonly foreignFerryObjects?: ReadonlySet<string>;
   /** The objects are to be handed over in this cluster (not just printed): a Kustomization applying elsewhere cannot be. */
   readonly inCluster?: boolean;
 }
@@ -144,6 +152,9 @@ function translate(object: DeliveryObject, options: PlanOptions, refusals: strin
   const fluxWasSuspended = object.spec?.suspend === true && object.metadata.annotations?.[SUSPENDED_BY_MIGRATE_ANNOTATION] === undefined;
   if (fluxWasSuspended && !options.force) {
     refusals.push(`${describe(object)}: already suspended by someone else; migrating it would let Ferry apply what was held back (--force to migrate it anyway, suspended)`);
+  }
+  if (options.foreignFerryObjects?.has(`${kind}/${namespace}/${name}`)) {
+    refusals.push(`${describe(object)}: Ferry's ${kind} of that name already exists and was not written by ferry migrate`);
   }
   const spec = kind === "Kustomization" ? translateKustomizationSpec(object, refusals) : { ...object.spec };
   if (kind === "Kustomization" && options.inCluster && spec.kubeConfig !== undefined) {

@@ -209,6 +209,11 @@ spec: { interval: 10m, sourceRef: { kind: Bucket, name: secrets }, prune: true }
     assert.deepEqual(planMigration([source as DeliveryObject, remote]).refusals, [], "--export prints it as it is");
   });
 
+  it("refuses to take a name a Ferry object not written by ferry migrate already has", () => {
+    const plan = planMigration(fluxObjects(), { foreignFerryObjects: new Set(["Kustomization/apps/podinfo"]) });
+    assert.deepEqual(plan.refusals, ["Kustomization apps/podinfo: Ferry's Kustomization of that name already exists and was not written by ferry migrate"]);
+  });
+
   it("refuses v1beta2 objects and malformed inventory ids", () => {
     const [source, kustomization] = fluxObjects();
     const old = { ...source, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as DeliveryObject;
