@@ -80,6 +80,12 @@ class SelfUpgradeTimeoutError extends FerryError {
   readonly disposition: Disposition = "retry";
 }
 
+/** The signature just made does not verify with what the controller is told to verify with. */
+class UnverifiableSignatureError extends FerryError {
+  readonly code = "UNVERIFIABLE_SIGNATURE";
+  readonly disposition: Disposition = "stall";
+}
+
 const controllerRef = (namespace: string) => ({ apiVersion: "apps/v1", kind: "Deployment", namespace, name: CONTROLLER_NAME });
 
 type Values = ReturnType<typeof parse<typeof BOOTSTRAP_OPTIONS>>["values"];
@@ -185,6 +191,7 @@ async function loadSigning(values: Values): Promise<Signing | undefined> {
     if (values.key || values.keyless) throw new UsageError("--key and --keyless need --sign");
     return undefined;
   }
+  if (values.keyless) refuseUnverifiableKeyless(values);
   const signing = await (await import("./signing.ts")).signingFromFlags({ ...values, sign: true });
   if (signing && "privateKey" in signing && signing.privateKey) {
     const publicKey = createPublicKey(signing.privateKey);
@@ -196,6 +203,23 @@ async function loadSigning(values: Values): Promise<Signing | undefined> {
     throw new UsageError("--sign --keyless needs --certificate-identity and --certificate-oidc-issuer (regular expressions) for the controller to verify with");
   }
   return { signing, verification: { identity: { subject, issuer } } };
+}
+
+/**
+ * Keyless signatures the controller could never verify: the bootstrap OCIRepository verifies against the public-good
+ * Sigstore's trusted root and requires a transparency log entry (it has no trustedRootSecretRef and no way to ignore
+ * the log), so a private Fulcio or Rekor, or no log upload, would leave Ferry unable to apply its own artifact.
+ */
+function refuseUnverifiableKeyless(values: Values): void {
+  const privateSigstore = ["fulcio-url", "rekor-url"].filter((flag) => values[flag as "fulcio-url" | "rekor-url"] !== undefined);
+  if (privateSigstore.length > 0) {
+    throw new UsageError(`bootstrap --keyless signs with the public-good Sigstore only: the controller verifies against its trusted root, `
+      + `so a signature from the Sigstore at ${privateSigstore.map((flag) => `--${flag}`).join(" and ")} would never verify; sign with --key instead`);
+  }
+  if (values["tlog-upload"] === false) {
+    throw new UsageError("bootstrap --keyless needs the transparency log: the controller requires a Rekor entry for a keyless signature, "
+      + "so --tlog-upload=false would never verify; sign with --key instead");
+  }
 }
 
 /**
@@ -314,13 +338,24 @@ async function ensureSigned(client: RegistryClient, reference: Reference, signin
         "certificate-identity-regexp": signing.verification.identity?.subject,
         "certificate-oidc-issuer-regexp": signing.verification.identity?.issuer,
       });
-  try {
-    await verifyArtifact(client, reference, { ...trust, subject });
+  const verify = async () => {
+    try {
+      await verifyArtifact(client, reference, { ...trust, subject });
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof VerificationError)) throw error;
+      return error;
+    }
+  };
+  if (!(await verify())) {
     status("✔", "artifact already signed");
-  } catch (error) {
-    if (!(error instanceof VerificationError)) throw error;
-    await signWith(client, reference, signing, subject);
+    return;
   }
+  await signWith(client, reference, signing, subject);
+  // A signature that does not pass here will not pass in the controller either, and signing again on every re-run
+  // would only pile up signatures: say why now (an identity the --certificate-* flags do not match, say).
+  const failure = await verify();
+  if (failure) throw new UnverifiableSignatureError(`the artifact was signed, but the signature does not verify as the controller will verify it: ${failure.message}`);
 }
 
 async function localDigest(dir: string, request: { source: string; revision: string; reproducible: boolean }): Promise<string> {

@@ -1,5 +1,7 @@
 // What bootstrap renders and when it refuses to take a cluster over.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { test } from "node:test";
 import { type BootstrapOptions, componentFiles, selfManagedComponents, droppedClusterConfig, syncDrift, syncObjects, takeoverConflicts } from "../../src/install/bootstrap.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
@@ -90,4 +92,19 @@ test("sync drift: only bootstrap's own fields count; a removed secretRef or a ch
   assert.deepEqual(syncDrift(keyless, live(asApplied)), ["OCIRepository/ferry-system spec.verify differs"]);
   const insecureFalse = asApplied.map((object) => (object.kind === "OCIRepository" ? { ...object, spec: { ...object.spec, insecure: false } } : object));
   assert.deepEqual(syncDrift(desired, live(insecureFalse)), [], "insecure: false is the same as no insecure");
+});
+
+test("bootstrap refuses keyless signing the controller could never verify: a private Sigstore, or no transparency log", () => {
+  const bootstrap = (...flags: string[]) => spawnSync(process.execPath,
+    [join(import.meta.dirname, "..", "..", "cli", "ferry.ts"), "bootstrap", "oci://registry.example/fleet/ferry", "--sign", "--keyless",
+      "--certificate-identity=me@example.com", "--certificate-oidc-issuer=https://issuer.example", "--kubeconfig=/nonexistent", ...flags],
+    { encoding: "utf8", env: { ...process.env, SIGSTORE_ID_TOKEN: "" } });
+  const fulcio = bootstrap("--fulcio-url=https://fulcio.internal");
+  assert.equal(fulcio.status, 2, fulcio.stderr);
+  assert.match(fulcio.stderr, /public-good Sigstore only: .* the Sigstore at --fulcio-url would never verify; sign with --key/);
+  const both = bootstrap("--fulcio-url=https://fulcio.internal", "--rekor-url=https://rekor.internal");
+  assert.match(both.stderr, /--fulcio-url and --rekor-url/);
+  const noLog = bootstrap("--tlog-upload=false");
+  assert.equal(noLog.status, 2, noLog.stderr);
+  assert.match(noLog.stderr, /needs the transparency log: .* --tlog-upload=false would never verify/);
 });
