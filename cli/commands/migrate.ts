@@ -202,15 +202,22 @@ async function existing(kube: KubeClient, type: ResourceType): Promise<DeliveryO
 /** YAML or JSON files (multi-document, v1 Lists flattened), or every such file of a directory. */
 async function readObjects(paths: readonly string[]): Promise<DeliveryObject[]> {
   const files = (await Promise.all(paths.map(filesOf))).flat();
-  const documents = await Promise.all(files.map(async (file) => yaml.loadAll(await readFile(file, "utf8"))));
+  const documents = await Promise.all(files.map(async (file) => yaml.loadAll(file === "-" ? await readStdin() : await readFile(file, "utf8"))));
   return documents.flat().flatMap(flattenList).filter((object): object is DeliveryObject => isObject(object));
 }
 
 async function filesOf(path: string): Promise<string[]> {
-  if (path === "-") return ["/dev/stdin"];
+  if (path === "-") return ["-"];
   if (!(await stat(path)).isDirectory()) return [path];
   const entries = await readdir(path);
   return entries.filter((entry) => /\.(ya?ml|json)$/.test(entry)).sort().map((entry) => join(path, entry));
+}
+
+/** Read as a stream: /dev/stdin cannot be opened when stdin is a socket (as child processes often get it). */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 function flattenList(document: unknown): unknown[] {

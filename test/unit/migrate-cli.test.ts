@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import yaml from "js-yaml";
 
 const FERRY = join(import.meta.dirname, "..", "..", "cli", "ferry.ts");
 
@@ -61,6 +62,14 @@ describe("ferry migrate -f", () => {
     const list = JSON.parse(result.stdout) as { items: Array<{ apiVersion: string; kind: string; spec: Record<string, unknown> }> };
     assert.deepEqual(list.items.map((item) => `${item.apiVersion} ${item.kind}`), ["source.ferry.dev/v1 OCIRepository", "kustomize.ferry.dev/v1 Kustomization"]);
     assert.deepEqual(list.items[0]?.spec, { interval: "10m0s", ref: { tag: "6.1.6" }, url: "oci://ghcr.io/stefanprodan/manifests/podinfo" });
+  });
+
+  it("--export prints YAML documents by default, reading stdin with -f -", () => {
+    const result = spawnSync(process.execPath, [FERRY, "migrate", "-f", "-", "--export"], { encoding: "utf8", input: FLUX_EXPORT });
+    assert.equal(result.status, 0, result.stderr);
+    const documents = yaml.loadAll(result.stdout) as Array<{ apiVersion: string; metadata: { annotations: Record<string, string> } }>;
+    assert.deepEqual(documents.map((document) => document.apiVersion), ["source.ferry.dev/v1", "kustomize.ferry.dev/v1"]);
+    assert.equal(documents[1]?.metadata.annotations["migrate.ferry.dev/from"], "kustomize.toolkit.fluxcd.io/v1");
   });
 
   it("--dry-run prints the plan", () => {
