@@ -73,7 +73,8 @@ export function describeObject(object: { kind: string; metadata: { name: string;
 
 /** The API server's words for a change it refuses because the field cannot be updated in place. */
 export function isImmutableFieldError(message: string): boolean {
-  return /field is immutable|is immutable|updates to .* are forbidden|may not change once set/i.test(message);
+  // RBAC says "cannot change roleRef" of a binding's roleRef (Flux's ssa matches it too).
+  return /field is immutable|is immutable|updates to .* are forbidden|may not change once set|cannot change roleRef/i.test(message);
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -5,7 +5,7 @@ import yaml from "js-yaml";
 import semver from "semver";
 import { KUSTOMIZE_GROUP } from "../api/kustomize.ts";
 import { SOURCE_GROUP } from "../api/source.ts";
-import { PRUNE_KEY } from "../apply/policy.ts";
+import { FORCE_KEY, PRUNE_KEY } from "../apply/policy.ts";
 import { FERRY_VERSION } from "../version.ts";
 import { DEFAULT_NAMESPACE, type InstallOptions, installManifests, PART_OF_LABEL } from "./manifests.ts";
 
@@ -46,14 +46,24 @@ export interface BootstrapOptions {
 const dump = (objects: readonly object[]) => objects.map((object) => yaml.dump(object, { lineWidth: -1, noRefs: true })).join("---\n");
 
 /**
- * Ferry's install with prune disabled on the namespace and the CRDs: deleting the ferry-system Kustomization, or a
- * version that renames one, must never delete every OCIRepository and Kustomization in the cluster with them.
+ * What the controller's own apply of each kind needs: prune disabled on the namespace and the CRDs (deleting the
+ * ferry-system Kustomization, or a version that renames one, must never delete every OCIRepository and
+ * Kustomization in the cluster with them); force on the bindings, whose roleRef is immutable, so that a version
+ * binding another role recreates them instead of stalling its own upgrade.
  */
+const SELF_MANAGED_POLICY: Readonly<Record<string, Record<string, string>>> = {
+  Namespace: { [PRUNE_KEY]: "disabled" },
+  CustomResourceDefinition: { [PRUNE_KEY]: "disabled" },
+  RoleBinding: { [FORCE_KEY]: "enabled" },
+  ClusterRoleBinding: { [FORCE_KEY]: "enabled" },
+};
+
 export function selfManagedComponents(install: InstallOptions): object[] {
   return installManifests(install).map((object) => {
     const manifest = object as { kind: string; metadata: { annotations?: Record<string, string> } };
-    if (manifest.kind !== "Namespace" && manifest.kind !== "CustomResourceDefinition") return object;
-    return { ...manifest, metadata: { ...manifest.metadata, annotations: { ...manifest.metadata.annotations, [PRUNE_KEY]: "disabled" } } };
+    const policy = SELF_MANAGED_POLICY[manifest.kind];
+    if (!policy) return object;
+    return { ...manifest, metadata: { ...manifest.metadata, annotations: { ...manifest.metadata.annotations, ...policy } } };
   });
 }
 

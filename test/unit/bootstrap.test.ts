@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { type BootstrapOptions, componentFiles, selfManagedComponents, droppedClusterConfig, syncDrift, syncObjects, takeoverConflicts } from "../../src/install/bootstrap.ts";
+import { isImmutableFieldError } from "../../src/apply/policy.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
 
 const options: BootstrapOptions = {
@@ -37,6 +38,20 @@ test("the sync objects follow the tag, verify with the key Secret, pull with the
   const identity = { subject: "^ci@acme$", issuer: "^https://issuer$" };
   const keyless = syncObjects({ ...options, verification: { identity } })[0] as { spec: { verify: unknown } };
   assert.deepEqual(keyless.spec.verify, { provider: "cosign", matchOIDCIdentity: [identity] });
+});
+
+test("Ferry's own RoleBindings and ClusterRoleBindings are recreated when their roleRef changes: an upgrade binding another role is not stalled", () => {
+  type Object = { kind: string; metadata: { name: string; annotations?: Record<string, string> } };
+  for (const install of [{}, { watchAllNamespaces: false }, { multiTenant: true }]) {
+    const bindings = (selfManagedComponents(install) as Object[]).filter((object) => object.kind.endsWith("RoleBinding"));
+    assert.ok(bindings.length >= 2);
+    for (const binding of bindings) assert.equal(binding.metadata.annotations?.["kustomize.ferry.dev/force"], "enabled", binding.metadata.name);
+  }
+  const forced = (selfManagedComponents({}) as Object[]).filter((object) => object.metadata.annotations?.["kustomize.ferry.dev/force"] === "enabled");
+  assert.deepEqual([...new Set(forced.map((object) => object.kind))].sort(), ["ClusterRoleBinding", "RoleBinding"]);
+  // The apiserver's refusal of a roleRef change is what the applier must read as an immutable field to recreate.
+  assert.equal(isImmutableFieldError(`RoleBinding.rbac.authorization.k8s.io "ferry" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", `
+    + `Kind:"Role", Name:"other"}: cannot change roleRef`), true);
 });
 
 test("the artifact's files are the same for the same options: a re-run pushes nothing", () => {
