@@ -88,6 +88,7 @@ export async function migrateCommand(args: readonly string[]): Promise<boolean> 
   const plan = planMigration(...await selection(values, kube));
   if (plan.refusals.length > 0) throw new MigrationRefused(plan.refusals);
   if (plan.sources.length + plan.kustomizations.length === 0) throw new UsageError("no Flux OCIRepository or Kustomization selected");
+  for (const warning of plan.warnings) status("⚠", warning);
   if (values.export) return printExport(plan, values.output);
   if (values["dry-run"]) return printPlan(plan, kube === undefined);
   if (!kube) throw new UsageError("internal: no cluster");

@@ -90,7 +90,12 @@ export interface MigrationPlan {
   readonly sources: readonly MigrationItem[];
   readonly kustomizations: readonly MigrationItem[];
   readonly refusals: readonly string[];
+  /** What goes ahead but needs the user's attention afterwards. */
+  readonly warnings: readonly string[];
 }
+
+/** The labels kustomize-controller puts on what it applies; on a Flux object they name the Kustomization that applied it. */
+const FLUX_OWNER_LABELS = [`${FLUX_KUSTOMIZE_GROUP}/name`, `${FLUX_KUSTOMIZE_GROUP}/namespace`];
 
 export interface PlanOptions {
   /** Migrate Flux objects someone already suspended. */
@@ -132,7 +137,7 @@ export function planMigration(objects: readonly DeliveryObject[], options: PlanO
   const sources = items.filter((item) => item.kind === "OCIRepository");
   const kustomizations = items.filter((item) => item.kind === "Kustomization");
   refusals.push(...crossReferenceRefusals(sources, kustomizations, options));
-  return { sources, kustomizations, refusals };
+  return { sources, kustomizations, refusals, warnings: items.flatMap(appliedByFluxWarning) };
 }
 
 function refusalForOther(object: DeliveryObject): string {
@@ -174,12 +179,27 @@ function translate(object: DeliveryObject, options: PlanOptions, refusals: strin
   return { kind, namespace, name, flux: object, ferry, inventory, fluxWasSuspended };
 }
 
+/**
+ * A Flux object that another Flux Kustomization applied (flux bootstrap's flux-system applies the others) stays in
+ * that one's source: the suspension holds (server-side apply leaves a field it does not own alone), but the manifest
+ * in the source should say suspend: true, or be removed, before anyone edits it.
+ */
+function appliedByFluxWarning(item: MigrationItem): string[] {
+  const labels = item.flux.metadata.labels ?? {};
+  const [name, namespace] = FLUX_OWNER_LABELS.map((label) => labels[label]);
+  if (name === undefined) return [];
+  return [`${describe(item.flux)} is applied by Flux Kustomization ${namespace ?? "?"}/${name}: remove it from that source `
+    + "(or set suspend: true there), and add Ferry's to where you keep your manifests"];
+}
+
 function carriedMetadata(object: DeliveryObject, fluxWasSuspended: boolean): Pick<FluxMetadata, "labels" | "annotations"> {
   const carried = Object.entries(object.metadata.annotations ?? {}).filter(([name]) => !DROPPED_ANNOTATIONS.has(name));
   const annotations: Record<string, string> = Object.fromEntries(carried);
   annotations[MIGRATED_FROM_ANNOTATION] = object.apiVersion;
   if (fluxWasSuspended) annotations[FLUX_WAS_SUSPENDED_ANNOTATION] = "true";
-  return { ...(object.metadata.labels ? { labels: { ...object.metadata.labels } } : {}), annotations };
+  // Flux's owner labels say which Kustomization applied the Flux object; Ferry's was not applied by it.
+  const labels = Object.fromEntries(Object.entries(object.metadata.labels ?? {}).filter(([label]) => !FLUX_OWNER_LABELS.includes(label)));
+  return { ...(Object.keys(labels).length > 0 ? { labels } : {}), annotations };
 }
 
 /** Flux's sourceRef points at Flux's API group (or none); Ferry's at its own. */

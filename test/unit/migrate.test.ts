@@ -214,6 +214,19 @@ spec: { interval: 10m, sourceRef: { kind: Bucket, name: secrets }, prune: true }
     assert.deepEqual(plan.refusals, ["Kustomization apps/podinfo: Ferry's Kustomization of that name already exists and was not written by ferry migrate"]);
   });
 
+  it("warns of a Flux object applied by another Flux Kustomization (flux bootstrap's), whose owner labels are not carried", () => {
+    const [source, kustomization] = fluxObjects();
+    const applied = {
+      ...kustomization,
+      metadata: { ...kustomization?.metadata, labels: { team: "web", "kustomize.toolkit.fluxcd.io/name": "flux-system", "kustomize.toolkit.fluxcd.io/namespace": "flux-system" } },
+    } as DeliveryObject;
+    const plan = planMigration([source as DeliveryObject, applied]);
+    assert.deepEqual(plan.refusals, []);
+    assert.deepEqual(plan.kustomizations[0]?.ferry.metadata.labels, { team: "web" });
+    assert.match(plan.warnings.join("\n"), /Kustomization apps\/podinfo is applied by Flux Kustomization flux-system\/flux-system/);
+    assert.deepEqual(planMigration(fluxObjects()).warnings, []);
+  });
+
   it("refuses v1beta2 objects and malformed inventory ids", () => {
     const [source, kustomization] = fluxObjects();
     const old = { ...source, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as DeliveryObject;
