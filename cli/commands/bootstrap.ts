@@ -7,6 +7,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { artifactManifest } from "../../src/artifact/format.ts";
 import { artifactMetadata, pushArtifact } from "../../src/artifact/push.ts";
 import { buildTarball } from "../../src/artifact/tarball.ts";
@@ -157,6 +158,7 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
     await waitForSourceArtifact(kube, namespace, digest, timeoutMs);
     await applier.apply(kustomizations as ManifestObject[], { timeoutMs });
   }
+  await deleteStaleSecrets(kube, namespace, stored);
   await waitForSelfReconcile(kube, applier, namespace, digest, timeoutMs);
   status("✔", `bootstrap finished: Ferry v${FERRY_VERSION} reconciles itself from ${options.url}:${options.tag}`);
 }
@@ -413,6 +415,24 @@ async function secrets(values: Values, options: BootstrapOptions, namespace: str
   return objects;
 }
 
+/**
+ * Bootstrap's Secrets this run no longer stores (--creds, TLS files or --key dropped): the sync objects no longer
+ * name them, and registry credentials or keys must not stay behind. Only those labelled as bootstrap labels them.
+ */
+async function deleteStaleSecrets(kube: KubeClient, namespace: string, stored: readonly object[]): Promise<void> {
+  const kept = new Set(stored.map((object) => (object as { metadata: { name: string } }).metadata.name));
+  const core = kube.api(CoreV1Api);
+  for (const name of [REGISTRY_SECRET, REGISTRY_TLS_SECRET, VERIFY_KEY_SECRET].filter((secretName) => !kept.has(secretName))) {
+    const live = await core.readNamespacedSecret({ name, namespace }).catch((error: { code?: number }) => {
+      if (error.code === 404) return undefined;
+      throw error;
+    });
+    if (live?.metadata?.labels?.[PART_OF_LABEL] !== "ferry") continue;
+    await core.deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: live.metadata.uid } } });
+    status("✔", `Secret/${namespace}/${name} deleted: this bootstrap no longer uses it`);
+  }
+}
+
 /** Fetch the new artifact now rather than at the next interval. */
 async function requestReconcile(kube: KubeClient, namespace: string): Promise<void> {
   const annotations = { [REQUESTED_AT_ANNOTATION]: new Date().toISOString() };
@@ -420,6 +440,7 @@ async function requestReconcile(kube: KubeClient, namespace: string): Promise<vo
 }
 
 interface ObservedKustomization {
+  spec?: { suspend?: boolean };
   status?: { lastAppliedRevision?: string; conditions?: Array<{ type: string; status: string; message?: string }> };
 }
 
@@ -454,6 +475,11 @@ async function waitForSelfReconcile(kube: KubeClient, applier: Applier, namespac
     const applied = kustomization?.status?.lastAppliedRevision?.endsWith(digest) ?? false;
     const deployment = computeHealth(await applier.read(controllerRef(namespace)));
     if (applied && ready?.status === "True" && deployment.status === "Current") break;
+    if (kustomization?.spec?.suspend) {
+      // Nothing will be applied while it is, and the wait would only run out: bootstrap does not resume it unasked.
+      throw new SelfUpgradeTimeoutError(`Kustomization ${namespace}/${BOOTSTRAP_NAME} is suspended, so the controller will not apply ${digest}: `
+        + `resume it (kubectl patch kustomization ${BOOTSTRAP_NAME} -n ${namespace} --type=merge -p '{"spec":{"suspend":false}}') and re-run bootstrap`);
+    }
     if (Date.now() > deadline) {
       const lastApplied = kustomization?.status?.lastAppliedRevision ?? "nothing";
       const source = await kube.get<ObservedKustomization>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);

@@ -181,6 +181,21 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     assert.match(again.stderr, /artifact already signed/);
   });
 
+  test("a suspended ferry-system Kustomization is named at once, not waited on until --timeout", async () => {
+    const suspend = (suspended: boolean) =>
+      cluster.kubectl(["patch", "kustomization", "ferry-system", "-n", "ferry-system", "--type=merge", "-p", JSON.stringify({ spec: { suspend: suspended } })]);
+    await suspend(true);
+    try {
+      const started = Date.now();
+      const result = await ferry([...bootstrap.filter((flag) => !flag.startsWith("--timeout=")), "--timeout=40s", "--log-level=error"], { cwd: dir, env: PASSWORD });
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /Kustomization ferry-system\/ferry-system is suspended, so the controller will not apply sha256:[0-9a-f]{64}: resume it/);
+      assert.ok(Date.now() - started < 30_000, "it did not wait for --timeout");
+    } finally {
+      await suspend(false);
+    }
+  });
+
   test("a cluster that follows another registry is refused without --force, before anything is pushed or applied", async () => {
     const elsewhere = ["bootstrap", `oci://${registry.host}/other/ferry`, "--insecure-registry", `--kubeconfig=${cluster.kubeconfig}`];
     const refused = await ferry([...elsewhere, `--path=${join(dir, "cluster")}`], { cwd: dir });
@@ -222,6 +237,10 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
     await cluster.kubectl(["get", "deployment", "podinfo", "-n", "podinfo"]);
     const restored = await ferryOk([...bootstrap, "--force"], { cwd: dir, env: PASSWORD });
     assert.match(restored.stderr, /bootstrap finished/);
+    // Without --creds and --ca-file this time, their Secrets are no longer used, and go; the verification key stays.
+    const secrets = await cluster.kubectl(["get", "secrets", "-n", "ferry-system", "-o", "name"]);
+    assert.doesNotMatch(secrets, /secret\/ferry-registry/);
+    assert.match(secrets, /secret\/ferry-verify-key/);
     assert.equal((await get("kustomization", "ferry-system")).spec.deletionPolicy, "Orphan");
   });
 
