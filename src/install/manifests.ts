@@ -58,6 +58,14 @@ function controllerArgs(options: InstallOptions, namespace: string, memoryLimitM
   ];
 }
 
+/**
+ * Bounds of the controller's disk: the artifact cache, of many sources of up to 512 MiB each (--max-artifact-size),
+ * and /tmp, where an artifact is unpacked and built. The kubelet evicts the pod past them rather than let a flood of
+ * artifacts fill the node's disk under its other pods.
+ */
+const CACHE_SIZE_LIMIT = "4Gi";
+const TMP_SIZE_LIMIT = "1Gi";
+
 function deployment(options: InstallOptions, namespace: string) {
   const memoryLimitMiB = options.memoryLimitMiB ?? 1024;
   const probe = (path: string) => ({ httpGet: { path, port: "http-metrics" }, periodSeconds: 10, timeoutSeconds: 5 });
@@ -93,7 +101,7 @@ function deployment(options: InstallOptions, namespace: string) {
             securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
             volumeMounts: [{ name: "cache", mountPath: "/var/cache/ferry" }, { name: "tmp", mountPath: "/tmp" }],
           }],
-          volumes: [{ name: "cache", emptyDir: {} }, { name: "tmp", emptyDir: {} }],
+          volumes: [{ name: "cache", emptyDir: { sizeLimit: CACHE_SIZE_LIMIT } }, { name: "tmp", emptyDir: { sizeLimit: TMP_SIZE_LIMIT } }],
         },
       },
     },

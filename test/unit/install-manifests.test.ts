@@ -90,3 +90,9 @@ test("another install is a part-of=ferry Deployment in another namespace", () =>
   assert.deepEqual(otherInstallNamespaces(live, "ferry-system"), ["team-a"]);
   assert.deepEqual(otherInstallNamespaces([deployment("ferry-system")], "ferry-system"), []);
 });
+
+test("the controller's disk is bounded: emptyDir size limits for the cache and /tmp", () => {
+  type Pod = { volumes: Array<{ name: string; emptyDir: { sizeLimit?: string } }> };
+  const pod = deploymentOf(installManifests({})).spec.template.spec as unknown as Pod;
+  assert.deepEqual(Object.fromEntries(pod.volumes.map((volume) => [volume.name, volume.emptyDir.sizeLimit])), { cache: "4Gi", tmp: "1Gi" });
+});
