@@ -146,12 +146,19 @@ controller has applied them to itself. A re-run with the same flags changes noth
 Flags:
   --path DIR                    also deliver DIR (under cluster/, applied by Kustomization cluster-config)
   --sign --key cosign.key       sign the artifact (password from COSIGN_PASSWORD); the controller verifies it
-  --sign --keyless --certificate-identity RE --certificate-oidc-issuer RE
-                                sign keylessly; the controller accepts that identity only
+  --sign --keyless --certificate-identity ID --certificate-oidc-issuer URL
+                                sign keylessly (public-good Sigstore); the controller accepts that identity only
+                                (--certificate-identity-regexp, --certificate-oidc-issuer-regexp: regular expressions)
   --creds user:password         registry credentials for the push, and for the controller (Secret ferry-registry)
+  --ca-file FILE                the registry's CA, for the push and the controller (Secret ferry-registry-tls)
+  --cert-file FILE --key-file FILE
+                                a client certificate for the registry, for the push and the controller
   --insecure-registry           plain HTTP to the registry
   --interval 1m                 how often the controller looks for a new artifact
-  --force                       take over a cluster that follows another registry or runs a newer Ferry
+  --timeout 5m                  how long to wait for each step (the install, the source's fetch, the self-upgrade)
+  --force                       take over a cluster that follows another registry, runs a newer Ferry, or verifies
+                                signatures a run without --sign would stop verifying
+  --prune-cluster-config        without --path over an earlier --path: let the controller prune what it applied
   and every install flag (-n, --image, --registry, --multi-tenant, --log-level, …; see ferry install --help)
 
 Examples:

@@ -55,7 +55,9 @@ const BOOTSTRAP_OPTIONS = {
   ...COMPONENT_OPTIONS,
   sign: { type: "boolean" },
   "certificate-identity": { type: "string" },
+  "certificate-identity-regexp": { type: "string" },
   "certificate-oidc-issuer": { type: "string" },
+  "certificate-oidc-issuer-regexp": { type: "string" },
   path: { type: "string" },
   interval: { type: "string" },
   force: { type: "boolean" },
@@ -193,18 +195,32 @@ async function loadSigning(values: Values): Promise<Signing | undefined> {
     if (values.key || values.keyless) throw new UsageError("--key and --keyless need --sign");
     return undefined;
   }
+  // The controller reads bundles only, and bootstrap signs for the controller.
+  if (values["signature-format"] !== undefined && values["signature-format"] !== "bundle") {
+    throw new UsageError(`bootstrap signs in the bundle format, which the controller verifies; --signature-format=${values["signature-format"]} is not supported`);
+  }
   if (values.keyless) refuseUnverifiableKeyless(values);
   const signing = await (await import("./signing.ts")).signingFromFlags({ ...values, sign: true });
   if (signing && "privateKey" in signing && signing.privateKey) {
     const publicKey = createPublicKey(signing.privateKey);
     return { signing, publicKey, verification: { publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString() } };
   }
-  const subject = values["certificate-identity"];
-  const issuer = values["certificate-oidc-issuer"];
-  if (!subject || !issuer) {
-    throw new UsageError("--sign --keyless needs --certificate-identity and --certificate-oidc-issuer (regular expressions) for the controller to verify with");
-  }
+  const subject = identityPattern(values, "certificate-identity");
+  const issuer = identityPattern(values, "certificate-oidc-issuer");
   return { signing, verification: { identity: { subject, issuer } } };
+}
+
+/**
+ * The regular expression the controller matches a certificate's identity or issuer with, spelled as cosign and
+ * `ferry verify` spell it: --X exactly (escaped and anchored here), or --X-regexp as a regular expression.
+ */
+export function identityPattern(values: Values, flag: "certificate-identity" | "certificate-oidc-issuer"): string {
+  const exact = values[flag];
+  const pattern = values[`${flag}-regexp`];
+  if ((exact === undefined) === (pattern === undefined)) {
+    throw new UsageError(`--sign --keyless needs one of --${flag} or --${flag}-regexp, for the controller to verify with`);
+  }
+  return exact !== undefined ? `^${exact.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$` : (pattern ?? "");
 }
 
 /**

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { type BootstrapOptions, componentFiles, selfManagedComponents, droppedClusterConfig, syncDrift, syncObjects, takeoverConflicts } from "../../src/install/bootstrap.ts";
+import { identityPattern } from "../../cli/commands/bootstrap.ts";
 import { isImmutableFieldError } from "../../src/apply/policy.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
 
@@ -122,4 +123,24 @@ test("bootstrap refuses keyless signing the controller could never verify: a pri
   const noLog = bootstrap("--tlog-upload=false");
   assert.equal(noLog.status, 2, noLog.stderr);
   assert.match(noLog.stderr, /needs the transparency log: .* --tlog-upload=false would never verify/);
+});
+
+test("bootstrap's keyless identity flags are spelled as cosign's: exact (escaped and anchored for the controller) or -regexp", () => {
+  type Values = Parameters<typeof identityPattern>[0];
+  const exact = identityPattern({ "certificate-identity": "ci+deploy@acme.example" } as Values, "certificate-identity");
+  assert.equal(exact, "^ci\\+deploy@acme\\.example$");
+  assert.ok(new RegExp(exact).test("ci+deploy@acme.example"));
+  assert.ok(!new RegExp(exact).test("ci+deploy@acme.example.evil.test"));
+  assert.equal(identityPattern({ "certificate-oidc-issuer-regexp": "^https://token\\.actions\\." } as Values, "certificate-oidc-issuer"), "^https://token\\.actions\\.");
+  const run = (...flags: string[]) => spawnSync(process.execPath,
+    [join(import.meta.dirname, "..", "..", "cli", "ferry.ts"), "bootstrap", "oci://registry.example/fleet/ferry", "--kubeconfig=/nonexistent", ...flags],
+    { encoding: "utf8", env: { ...process.env, SIGSTORE_ID_TOKEN: "" } });
+  const both = run("--sign", "--keyless", "--certificate-identity=a", "--certificate-identity-regexp=a", "--certificate-oidc-issuer=b");
+  assert.equal(both.status, 2, both.stderr);
+  assert.match(both.stderr, /needs one of --certificate-identity or --certificate-identity-regexp/);
+  const legacy = run("--sign", "--key=cosign.key", "--signature-format=legacy");
+  assert.equal(legacy.status, 2, legacy.stderr);
+  assert.match(legacy.stderr, /bundle format.*--signature-format=legacy is not supported/);
+  const help = run("--help");
+  for (const flag of ["--ca-file", "--cert-file", "--key-file", "--timeout", "--certificate-identity-regexp", "--prune-cluster-config"]) assert.match(help.stdout + help.stderr, new RegExp(flag));
 });
