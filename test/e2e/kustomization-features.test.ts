@@ -292,6 +292,29 @@ describe("Kustomization features", { skip: skipUnlessBuilt("etcd", "kube-apiserv
     assert.equal(recreated.spec.selector.matchLabels.app, "web-v2");
   });
 
+  test("a binding whose roleRef changes is recreated under kustomize.ferry.dev/force: enabled (as bootstrap marks Ferry's own)", async () => {
+    const ns = await namespace("rolebinding");
+    const role = (name: string) => ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name }, rules: [] });
+    const binding = (roleName: string) => ({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "controller", annotations: { "kustomize.ferry.dev/force": "enabled" } },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: roleName },
+      subjects: [{ kind: "ServiceAccount", name: "default", namespace: ns }],
+    });
+    const digest = await bed.push(await makeFixture({ "rbac.yaml": [role("old"), role("new"), binding("old")] }), "rolebinding/rbac");
+    await bed.deliver(ns, "rbac", "rolebinding/rbac", {});
+    await bed.waitForKustomization(ns, "rbac", "Ready", readyWith(digest));
+    const before = await bed.getJson(["rolebinding", "controller", "-n", ns]) as { metadata: { uid: string } };
+    // The apiserver refuses the change with "cannot change roleRef", which the applier did not read as immutable.
+    const changed = await bed.push(await makeFixture({ "rbac.yaml": [role("old"), role("new"), binding("new")] }), "rolebinding/rbac");
+    await bed.reconcileSource(ns, "rbac");
+    await bed.waitForKustomization(ns, "rbac", "Ready with the new roleRef", readyWith(changed));
+    const recreated = await bed.getJson(["rolebinding", "controller", "-n", ns]) as { metadata: { uid: string }; roleRef: { name: string } };
+    assert.notEqual(recreated.metadata.uid, before.metadata.uid);
+    assert.equal(recreated.roleRef.name, "new");
+  });
+
   test("per-object policies: ssa IfNotPresent keeps live edits, ssa Ignore is never applied, prune disabled survives removal", async () => {
     const ns = await namespace("policies");
     const v1 = await makeFixture({
