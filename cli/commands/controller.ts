@@ -3,6 +3,7 @@
 import { resolve } from "node:path";
 import { ArtifactCache } from "../../src/artifact/cache.ts";
 import { LeaderElectionConfigError, LeaderElector } from "../../src/controller/leader.ts";
+import { canonicalLabelSelector, LabelSelectorError, shardLeaseName } from "../../src/controller/selector.ts";
 import { isLogLevel, LOG_LEVELS, logAt, setLogLevel } from "../../src/controller/log.ts";
 import { jsonLog, Manager } from "../../src/controller/manager.ts";
 import { startProbeServer } from "../../src/controller/probes.ts";
@@ -63,13 +64,37 @@ async function buildSandbox(values: Record<string, string | boolean | undefined>
   }
 }
 
+/** The lease replicas elect their leader on; each shard (--watch-label-selector) has its own. */
+export const LEADER_LEASE_NAME = "ferry-controller-leader";
+
+/**
+ * --watch-label-selector in canonical form, undefined for none; a selector Kubernetes would refuse is a usage error
+ * at start (exit 2), not a list the apiserver refuses over and over.
+ */
+export function watchLabelSelector(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const canonical = canonicalLabelSelector(value);
+    if (canonical === "") throw new LabelSelectorError("it is empty; leave the flag out to watch every object");
+    return canonical;
+  } catch (error) {
+    if (error instanceof LabelSelectorError) throw new UsageError(`--watch-label-selector "${value}": ${error.message}`);
+    throw error;
+  }
+}
+
 /** The elector for --leader-elect, its timings checked before anything starts (as client-go checks them). */
-function leaderElector(kube: KubeClient, values: Record<string, string | boolean | undefined>): LeaderElector {
+function leaderElector(
+  kube: KubeClient,
+  values: Record<string, string | boolean | undefined>,
+  labelSelector: string | undefined,
+): LeaderElector {
   const durationFlag = (flag: string, fallback: string) => parseDuration(String(values[flag] ?? fallback), `--${flag}`);
   try {
     return new LeaderElector(kube, {
       namespace: String(values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "ferry-system"),
-      name: "ferry-controller-leader",
+      // Replicas of one shard share a lease, and shards never contend for one (Flux's GenerateID naming).
+      name: shardLeaseName(LEADER_LEASE_NAME, labelSelector),
       leaseDurationMs: durationFlag("lease-duration", "15s"),
       renewDeadlineMs: durationFlag("renew-deadline", "10s"),
       retryPeriodMs: durationFlag("retry-period", "2s"),
@@ -87,8 +112,17 @@ function leaderElector(kube: KubeClient, values: Record<string, string | boolean
  * that also holds the applier's cluster-admin binding from reading elsewhere, so a Kustomization in the watched
  * namespace must not be able to pull another namespace's source or dependencies in through it.
  */
-function watchScope(allNamespaces: boolean): { watchNamespace?: string } {
-  if (allNamespaces) return {};
+function watchScope(allNamespaces: boolean | undefined, watchNamespace: string | undefined): { watchNamespace?: string } {
+  if (watchNamespace !== undefined) {
+    // --watch-namespace=NS names the namespace outright (Ferry's own flag; Flux's controllers only have the one above).
+    if (allNamespaces === true) throw new UsageError("--watch-namespace and --watch-all-namespaces=true contradict each other");
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(watchNamespace) || watchNamespace.length > 63) {
+      throw new UsageError(`--watch-namespace "${watchNamespace}" is not a namespace name`);
+    }
+    jsonLog("watching one namespace; references to other namespaces are refused", { namespace: watchNamespace });
+    return { watchNamespace };
+  }
+  if (allNamespaces ?? true) return {};
   const namespace = process.env.POD_NAMESPACE;
   if (!namespace) throw new UsageError("--watch-all-namespaces=false needs POD_NAMESPACE, the namespace to watch");
   jsonLog("watching one namespace; references to other namespaces are refused", { namespace });
@@ -121,23 +155,28 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
     "build-max-cpu-seconds": { type: "string" },
     "max-artifact-size": { type: "string" },
     "watch-all-namespaces": { type: "boolean" },
+    "watch-label-selector": { type: "string" },
+    "watch-namespace": { type: "string" },
     "log-level": { type: "string" },
   });
   const logLevel = values["log-level"] ?? "info";
   if (!isLogLevel(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
   setLogLevel(logLevel);
   const concurrency = positiveInteger(String(values.concurrency ?? "4"), "--concurrency");
+  const labelSelector = watchLabelSelector(values["watch-label-selector"]);
   const probes = hostPort(values["health-addr"] ?? ":9440", "--health-addr");
   const sandbox = await buildSandbox(values);
   const kube = KubeClient.fromFile(values.kubeconfig);
   const cache = new ArtifactCache(resolve(values["cache-dir"] ?? "/var/cache/ferry"));
   const watchIdleTimeoutMs = parseDuration(values["watch-idle-timeout"] ?? "90s", "--watch-idle-timeout");
   if (watchIdleTimeoutMs < 1000) throw new UsageError("--watch-idle-timeout must be at least 1s");
-  const elector = (values["leader-elect"] ?? true) ? leaderElector(kube, values) : undefined;
-  const scope = watchScope(values["watch-all-namespaces"] ?? true);
+  const elector = (values["leader-elect"] ?? true) ? leaderElector(kube, values, labelSelector) : undefined;
+  const scope = watchScope(values["watch-all-namespaces"], values["watch-namespace"]);
+  if (labelSelector) jsonLog("reconciling only the objects the label selector selects", { labelSelector });
   const manager = new Manager({
     kube,
     ...scope,
+    ...(labelSelector ? { labelSelector } : {}),
     cache,
     concurrency,
     // One tenant's slow cluster or huge build must leave workers for the others.

@@ -8,8 +8,10 @@ import { Applier } from "../../src/apply/apply.ts";
 import { computeHealth } from "../../src/health/kstatus.ts";
 import { isLogLevel, LOG_LEVELS } from "../../src/controller/log.ts";
 import {
-  CONTROLLER_NAME, DEFAULT_NAMESPACE, type InstallOptions, installManifests, otherInstallNamespaces, PART_OF_LABEL,
+  controllerName, DEFAULT_NAMESPACE, type InstallOptions, installManifests, MAX_SHARDS, otherInstallNamespaces, PART_OF_LABEL,
+  SHARD_KEY_LABEL, SHARD_LABEL, shardNames,
 } from "../../src/install/manifests.ts";
+import { CUSTOM_RESOURCES } from "../../src/install/uninstall.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { BOOTSTRAP_NAME } from "../../src/install/bootstrap.ts";
 import { OCI_REPOSITORY } from "../../src/reconcilers/ocirepository.ts";
@@ -33,6 +35,7 @@ export const COMPONENT_OPTIONS = {
   "memory-limit-mib": { type: "string" },
   "watch-all-namespaces": { type: "boolean" },
   "log-level": { type: "string" },
+  shards: { type: "string" },
 } as const;
 
 const INSTALL_OPTIONS = {
@@ -61,6 +64,10 @@ export function componentOptions(values: ComponentValues): InstallOptions {
   if (memoryLimitMiB !== undefined && !(Number.isInteger(memoryLimitMiB) && memoryLimitMiB >= 256)) {
     throw new UsageError("--memory-limit-mib must be a whole number of MiB, at least 256");
   }
+  const shards = values.shards === undefined ? undefined : Number(values.shards);
+  if (shards !== undefined && (!(Number.isInteger(shards) && shards >= 0 && shards <= MAX_SHARDS) || values.shards?.trim() === "")) {
+    throw new UsageError(`--shards must be a whole number from 0 to ${MAX_SHARDS}`);
+  }
   const logLevel = values["log-level"];
   if (logLevel !== undefined && !isLogLevel(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
   return {
@@ -73,6 +80,7 @@ export function componentOptions(values: ComponentValues): InstallOptions {
     watchAllNamespaces: values["watch-all-namespaces"] ?? true,
     ...(logLevel ? { logLevel } : {}),
     ...(memoryLimitMiB ? { memoryLimitMiB } : {}),
+    ...(shards ? { shards } : {}),
   };
 }
 
@@ -94,8 +102,47 @@ export async function installCommand(args: readonly string[]): Promise<void> {
   if (!values.force) await refuseSecondInstall(kube, namespace);
   if (!values.force) await refuseForeignNamespace(kube, namespace);
   if (!values.force) await refuseBootstrapped(kube, namespace);
-  await applyInstall(new Applier(kube), objects, namespace, timeoutMs);
+  const applier = new Applier(kube);
+  await applyInstall(applier, objects, namespace, timeoutMs, async () => {
+    await deleteRemovedShards(kube, namespace, options.shards ?? 0);
+  });
+  await warnUnservedShards(kube, options);
   status("✔", "install finished");
+}
+
+/**
+ * Shard Deployments of an earlier install with more shards (--shards lowered, or left out): deleted, so that two
+ * installs' worth of shards do not linger. Their objects are then reconciled by no controller until relabelled.
+ */
+async function deleteRemovedShards(kube: KubeClient, namespace: string, shards: number): Promise<void> {
+  const apps = kube.api(AppsV1Api);
+  const wanted = new Set(shardNames(shards));
+  const existing = await apps.listNamespacedDeployment({ namespace, labelSelector: `${PART_OF_LABEL}=ferry,${SHARD_LABEL}` });
+  for (const deployment of existing.items) {
+    const shard = deployment.metadata?.labels?.[SHARD_LABEL] ?? "";
+    if (wanted.has(shard) || deployment.metadata?.name !== controllerName(shard)) continue;
+    await apps.deleteNamespacedDeployment({ namespace, name: deployment.metadata.name, propagationPolicy: "Background" });
+    status("✔", `Deployment/${namespace}/${deployment.metadata.name} deleted (shard ${shard} is no longer installed)`);
+  }
+}
+
+/**
+ * Says which objects are labelled for a shard this install does not run: no controller reconciles them (the main
+ * one takes only unlabelled objects, and only when there are shards; without shards it takes everything).
+ */
+async function warnUnservedShards(kube: KubeClient, options: InstallOptions): Promise<void> {
+  if (!options.shards) return;
+  const installed = new Set(shardNames(options.shards));
+  for (const type of CUSTOM_RESOURCES) {
+    type Labelled = { metadata: { namespace: string; name: string; labels?: Record<string, string> } };
+    const { items } = await kube.list<Labelled>(type, undefined, SHARD_KEY_LABEL);
+    for (const item of items) {
+      const shard = item.metadata.labels?.[SHARD_KEY_LABEL] ?? "";
+      if (!installed.has(shard)) {
+        status("⚠", `${type.kind} ${item.metadata.namespace}/${item.metadata.name} is labelled ${SHARD_KEY_LABEL}=${shard}, a shard this install does not run: no controller reconciles it`);
+      }
+    }
+  }
 }
 
 /** Ferry already runs in another namespace of the cluster; --force installs beside it. */
@@ -145,12 +192,22 @@ async function refuseBootstrapped(kube: KubeClient, namespace: string): Promise<
 }
 
 /** Applies an install (staged: namespace and CRDs first) and waits until the controller is Available. */
-export async function applyInstall(applier: Applier, objects: readonly object[], namespace: string, timeoutMs: number): Promise<void> {
+export async function applyInstall(
+  applier: Applier,
+  objects: readonly object[],
+  namespace: string,
+  timeoutMs: number,
+  afterApply?: () => Promise<void>,
+): Promise<void> {
   status("►", `installing components in ${namespace} namespace`);
   const { changes } = await applier.apply(objects as ManifestObject[], { timeoutMs });
   for (const change of changes) status("✔", `${change.subject} ${change.action}`);
+  await afterApply?.();
   status("◎", "verifying installation");
-  await waitUntilAvailable(applier, namespace, timeoutMs);
+  // The main controller and every shard's.
+  const controllers = (objects as ManifestObject[]).filter((object) => object.kind === "Deployment").map((object) => object.metadata.name);
+  const deadline = Date.now() + timeoutMs;
+  for (const name of controllers) await waitUntilAvailable(applier, namespace, name, deadline);
 }
 
 /** The controller was installed but did not become Available (or failed) in time. */
@@ -159,15 +216,14 @@ class ControllerNotAvailableError extends FerryError {
   readonly disposition: Disposition = "retry";
 }
 
-/** Polls the controller's Deployment until kstatus calls it Current; a Failed one or the timeout is an error. */
-async function waitUntilAvailable(applier: Applier, namespace: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const ref = { apiVersion: "apps/v1", kind: "Deployment", namespace, name: CONTROLLER_NAME };
+/** Polls a controller Deployment until kstatus calls it Current; a Failed one or the timeout is an error. */
+async function waitUntilAvailable(applier: Applier, namespace: string, name: string, deadline: number): Promise<void> {
+  const ref = { apiVersion: "apps/v1", kind: "Deployment", namespace, name };
   for (;;) {
     const health = computeHealth(await applier.read(ref));
     if (health.status === "Current") return;
     if (health.status === "Failed" || Date.now() > deadline) {
-      throw new ControllerNotAvailableError(`the controller Deployment ${namespace}/${CONTROLLER_NAME} is not Available: ${health.message}`);
+      throw new ControllerNotAvailableError(`the controller Deployment ${namespace}/${name} is not Available: ${health.message}`);
     }
     await sleep(1_000);
   }

@@ -8,7 +8,7 @@ import { type Disposition, FerryError } from "../../src/errors.ts";
 import { DEFAULT_NAMESPACE, otherInstallNamespaces, PART_OF_LABEL } from "../../src/install/manifests.ts";
 import {
   CONTROLLER_POD_SELECTOR, controllerRef, CUSTOM_RESOURCES, deliversThisInstall, describeInventory, installObjects, nothingToUninstall,
-  ownedByFerry, releasePatch, released, type UninstallInventory,
+  ownedByFerry, releasePatch, released, SHARD_DEPLOYMENT_SELECTOR, shardsOf, type UninstallInventory,
 } from "../../src/install/uninstall.ts";
 import type { ObjectRef } from "../../src/inventory/inventory.ts";
 import { httpStatusOf, type KubeClient, type ObjectMeta, type ResourceType } from "../../src/kube/client.ts";
@@ -77,6 +77,9 @@ async function otherInstalls(context: Context): Promise<string[]> {
 /** What there is to uninstall; sets context.releaseIn, which depends on whether Ferry is installed elsewhere too. */
 async function survey(context: Context, keepNamespace: boolean): Promise<UninstallInventory> {
   const controller = (await context.applier.read(controllerRef(context.namespace))) !== undefined;
+  const apps = context.kube.api(AppsV1Api);
+  const shardDeployments = await apps.listNamespacedDeployment({ namespace: context.namespace, labelSelector: SHARD_DEPLOYMENT_SELECTOR });
+  const shards = shardsOf(shardDeployments.items);
   const others = await otherInstalls(context);
   if (others.length > 0) context.releaseIn = context.namespace;
   if (others.length > 0 && keepNamespace) context.releaseOnly = deliversThisInstall;
@@ -84,7 +87,7 @@ async function survey(context: Context, keepNamespace: boolean): Promise<Uninsta
   const candidates = installObjects(context.namespace, { keepNamespace, keepCrds: others.length > 0 });
   const live = await Promise.all(candidates.map((ref) => context.applier.read(ref)));
   const owned = candidates.filter((_, index) => ownedByFerry(live[index]));
-  return { controller, otherInstalls: others, customObjects: lists.flat().length, installObjects: owned };
+  return { controller, shards, otherInstalls: others, customObjects: lists.flat().length, installObjects: owned };
 }
 
 async function confirm(lines: readonly string[]): Promise<boolean> {
@@ -115,16 +118,17 @@ async function deleteOwned(context: Context, ref: ObjectRef): Promise<void> {
   }
 }
 
-/** Step 1: no controller of this install may act while its objects are released. */
-async function deleteController(context: Context): Promise<void> {
-  const ref = controllerRef(context.namespace);
-  await deleteOwned(context, ref);
+/** Step 1: no controller of this install (the main one, every shard's) may act while its objects are released. */
+async function deleteControllers(context: Context, shards: readonly string[]): Promise<void> {
+  const refs = [controllerRef(context.namespace), ...shards.map((shard) => controllerRef(context.namespace, shard))];
+  for (const ref of refs) await deleteOwned(context, ref);
   const core = context.kube.api(CoreV1Api);
-  await waitUntil(context, "the controller's pods are gone", async () => {
+  await waitUntil(context, "the controllers' pods are gone", async () => {
     const pods = await core.listNamespacedPod({ namespace: context.namespace, labelSelector: CONTROLLER_POD_SELECTOR });
-    return pods.items.length === 0 && (await context.applier.read(ref)) === undefined;
+    const live = await Promise.all(refs.map((ref) => context.applier.read(ref)));
+    return pods.items.length === 0 && live.every((object) => object === undefined);
   });
-  status("✔", `${describeRef(ref)} deleted, its pods are gone`);
+  for (const ref of refs) status("✔", `${describeRef(ref)} deleted, its pods are gone`);
 }
 
 async function getCustom(context: Context, type: ResourceType, metadata: ObjectMeta): Promise<CustomObject | undefined> {
@@ -215,7 +219,7 @@ export async function uninstallCommand(args: readonly string[]): Promise<boolean
     return false;
   }
   status("►", `uninstalling Ferry from namespace ${namespace}`);
-  if (inventory.controller) await deleteController(context);
+  if (inventory.controller || inventory.shards?.length) await deleteControllers(context, inventory.shards ?? []);
   await releaseCustomObjects(context);
   await deleteInstallObjects(context, inventory.installObjects);
   status("✔", "uninstall finished");

@@ -18,6 +18,8 @@ export interface InformerOptions<T> {
   readonly type: ResourceType;
   /** Only this namespace's objects; every namespace's when undefined. */
   readonly namespace?: string | undefined;
+  /** Only objects this label selector selects (--watch-label-selector), on the list and the watch alike. */
+  readonly labelSelector?: string | undefined;
   /** Called for every added or changed object, and for every object at each resync. */
   readonly onUpsert: (object: T, previous: T | undefined) => void;
   readonly onDelete: (object: T) => void;
@@ -160,8 +162,8 @@ export class Informer<T extends Keyed> {
 
   async #relist(): Promise<void> {
     // A list hangs behind a dead link as a watch does; it must not outlast the watchdog's patience either.
-    const { type, namespace, silenceMs } = this.#options;
-    const { items, resourceVersion } = await withDeadline(silenceMs, () => this.#client.list<T>(type, namespace));
+    const { type, namespace, labelSelector, silenceMs } = this.#options;
+    const { items, resourceVersion } = await withDeadline(silenceMs, () => this.#client.list<T>(type, namespace, labelSelector));
     this.#served();
     const seen = new Set<string>();
     for (const item of items) {
@@ -199,7 +201,7 @@ export class Informer<T extends Keyed> {
           events += 1;
           this.#served();
         },
-      }, this.#options.namespace);
+      }, this.#options.namespace, this.#options.labelSelector);
     } finally {
       clearInterval(watchdog);
       abort.abort();

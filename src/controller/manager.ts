@@ -28,6 +28,11 @@ export interface ManagerOptions {
   readonly resyncMs?: number;
   /** Watch only this namespace's OCIRepositories and Kustomizations (--watch-all-namespaces=false). */
   readonly watchNamespace?: string;
+  /**
+   * Reconcile only the OCIRepositories and Kustomizations this label selector selects (--watch-label-selector, in
+   * canonical form): one shard of a sharded install, as Flux's sharding.fluxcd.io/key labels divide the objects.
+   */
+  readonly labelSelector?: string;
   /** A watch with no event or bookmark for this long is restarted; /healthz fails after twice this with no answer. */
   readonly watchIdleTimeoutMs?: number;
   readonly metrics?: ControllerMetrics;
@@ -69,18 +74,43 @@ interface Watched<T> {
   readonly queue: WorkQueue;
 }
 
+/**
+ * The KubeClient a source of another shard is fetched with: it reads (Secrets, ServiceAccounts) as the controller
+ * does, and writes nothing. That source's status, finalizer and events are its own shard's to write.
+ */
+function readOnly(kube: KubeClient): KubeClient {
+  const writes = new Set<PropertyKey>(["patchStatus", "setFinalizers", "event", "mergePatch", "create", "createLease", "replaceLease"]);
+  return new Proxy(kube, {
+    get(target, property) {
+      if (writes.has(property)) return async () => {};
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 export class Manager {
   readonly #sources: Watched<OCIRepository>;
   readonly #kustomizations: Watched<Kustomization>;
+  /**
+   * Under a label selector, every OCIRepository, read-only: a Kustomization of this shard may follow a source of
+   * another, and is reconciled when that source stores a new artifact (as kustomize-controller watches every source
+   * whatever its shard). Undefined without a selector, when #sources sees them all.
+   */
+  readonly #allSources: Informer<OCIRepository & { metadata: { namespace: string; name: string } }> | undefined;
+  /** Fetches in flight of other shards' artifacts into this controller's cache, one per source. */
+  readonly #fetching = new Map<string, Promise<void>>();
   readonly metrics: ControllerMetrics;
   readonly #cache: ArtifactCache;
   readonly #watchIdleTimeoutMs: number;
+  readonly #labelSelector: string | undefined;
   #started = false;
 
   constructor(options: ManagerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
     this.#cache = options.cache;
     this.#watchIdleTimeoutMs = options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS;
+    this.#labelSelector = options.labelSelector;
     const sources = new OCIRepositoryReconciler({
       ...options.sources,
       kube: options.kube,
@@ -88,12 +118,21 @@ export class Manager {
       log: jsonLog,
       recordEvents: true,
     });
+    // The same fetch, for a source another shard reconciles: its artifact lands in this cache at the path its
+    // status names (the path is the digest and extraction options), and nothing is written to the cluster.
+    const foreignSources = new OCIRepositoryReconciler({
+      ...options.sources,
+      kube: readOnly(options.kube),
+      cache: options.cache,
+      log: jsonLog,
+    });
     const kustomizations = new KustomizationReconciler({
       ...options.kustomizations,
       kube: options.kube,
       cache: options.cache,
       log: jsonLog,
       recordEvents: true,
+      fetchArtifact: (source) => this.#fetchForeignArtifact(source, foreignSources),
     });
     this.#sources = this.#watch<OCIRepository>(options, "OCIRepository", OCI_REPOSITORY, (object) => sources.reconcile(object), (object, previous) => {
       // A new artifact revision is what Kustomizations wait for: reconcile those that use this source.
@@ -107,6 +146,43 @@ export class Manager {
         for (const key of this.#dependentsOf(object)) this.#kustomizations.queue.add(key);
       }
     });
+    this.#allSources = options.labelSelector
+      ? new Informer<OCIRepository & { metadata: { namespace: string; name: string } }>(options.kube, {
+          type: OCI_REPOSITORY,
+          namespace: options.watchNamespace,
+          resyncMs: options.resyncMs ?? 10 * 60_000,
+          silenceMs: this.#watchIdleTimeoutMs,
+          log: jsonLog,
+          onUpsert: (object, previous) => {
+            if (object !== previous && object.status?.artifact?.revision !== previous?.status?.artifact?.revision) {
+              for (const key of this.#kustomizationsOf(object)) this.#kustomizations.queue.add(key);
+            }
+          },
+          onDelete: () => {},
+        })
+      : undefined;
+  }
+
+  /**
+   * A source whose artifact is not in this controller's cache: one of another shard is fetched here (once at a
+   * time per source), exactly the revision its status names as far as its spec still resolves to it. One of this
+   * shard is this controller's own to fetch (a new leader's cache starts empty), so it is only queued.
+   */
+  async #fetchForeignArtifact(source: OCIRepository, reconciler: OCIRepositoryReconciler): Promise<void> {
+    const key = objectKey(source);
+    if (this.#sources.informer.get(key)) {
+      this.#sources.queue.add(key);
+      return;
+    }
+    const running = this.#fetching.get(key);
+    if (running) return running;
+    // A suspended source still offers its artifact, as source-controller keeps serving it.
+    const fetch = reconciler.reconcile({ ...source, spec: { ...source.spec, suspend: false } }).then(() => {
+      jsonLog("fetched the artifact of another shard's source", { object: key, revision: source.status?.artifact?.revision });
+    });
+    const tracked = fetch.finally(() => this.#fetching.delete(key));
+    this.#fetching.set(key, tracked);
+    return tracked;
   }
 
   /** One informer feeding one queue whose reconciles are timed, counted and logged. */
@@ -144,6 +220,7 @@ export class Manager {
     const informer = new Informer<T>(options.kube, {
       type,
       namespace: options.watchNamespace,
+      labelSelector: options.labelSelector,
       resyncMs: options.resyncMs ?? 10 * 60_000,
       silenceMs: options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS,
       log: jsonLog,
@@ -186,7 +263,11 @@ export class Manager {
    */
   healthProblems(now?: number): string[] {
     const limitMs = 2 * this.#watchIdleTimeoutMs;
-    const informers = { OCIRepository: this.#sources.informer, Kustomization: this.#kustomizations.informer };
+    const informers = {
+      OCIRepository: this.#sources.informer,
+      Kustomization: this.#kustomizations.informer,
+      ...(this.#allSources ? { "OCIRepository (all shards)": this.#allSources } : {}),
+    };
     return Object.entries(informers).flatMap(([kind, informer]) => {
       const idleMs = informer.idleMs(now);
       return idleMs > limitMs ? [`${kind} watch: no answer from the apiserver for ${Math.round(idleMs / 1000)}s (limit ${limitMs / 1000}s)`] : [];
@@ -195,11 +276,16 @@ export class Manager {
 
   async start(): Promise<void> {
     this.metrics.queueDepth = () => this.#sources.queue.depth + this.#kustomizations.queue.depth;
+    // Other shards' sources first: a Kustomization queued by its own informer may need one of them at once.
+    await this.#allSources?.start();
     await this.#kustomizations.informer.start();
     await this.#sources.informer.start();
     this.#started = true;
-    jsonLog("controller started", { kinds: ["OCIRepository", "Kustomization"] });
-    const removed = await this.#cache.collectGarbage("OCIRepository", (namespace, name) => this.#sources.informer.get(`${namespace}/${name}`) !== undefined)
+    jsonLog("controller started", { kinds: ["OCIRepository", "Kustomization"], ...(this.#labelSelector ? { labelSelector: this.#labelSelector } : {}) });
+    // Artifacts of other shards' sources that still exist stay: this shard's Kustomizations may be reading them.
+    const exists = (namespace: string, name: string) => this.#sources.informer.get(`${namespace}/${name}`) !== undefined
+      || this.#allSources?.get(`${namespace}/${name}`) !== undefined;
+    const removed = await this.#cache.collectGarbage("OCIRepository", exists)
       .catch((error: unknown) => {
         jsonLog("cache garbage collection failed", { error: (error as Error).message });
         return 0;
@@ -210,6 +296,7 @@ export class Manager {
   async stop(): Promise<void> {
     this.#sources.informer.stop();
     this.#kustomizations.informer.stop();
+    this.#allSources?.stop();
     await Promise.all([this.#sources.queue.shutdown(), this.#kustomizations.queue.shutdown()]);
   }
 }

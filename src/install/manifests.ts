@@ -23,6 +23,11 @@ export interface InstallOptions {
   readonly logLevel?: LogLevel;
   /** More controller flags, e.g. --concurrency=8 (bootstrap keeps them in the artifact). */
   readonly extraArgs?: readonly string[];
+  /**
+   * Shard controllers beside the main one (Flux's sharding): ferry-controller-shard1..N reconcile the objects labelled
+   * sharding.fluxcd.io/key=shardK, the main one those without the label. 0 or undefined: one controller for all.
+   */
+  readonly shards?: number;
 }
 
 export const DEFAULT_NAMESPACE = "ferry-system";
@@ -31,6 +36,33 @@ const NAME = CONTROLLER_NAME;
 const UID = 65532;
 const METRICS_PORT = 9440;
 const LABELS = { "app.kubernetes.io/name": "ferry", "app.kubernetes.io/component": "controller", "app.kubernetes.io/part-of": "ferry" };
+
+/** Flux's shard label: an object labelled sharding.fluxcd.io/key=shardK is reconciled by shard K's controller only. */
+export const SHARD_KEY_LABEL = "sharding.fluxcd.io/key";
+/** On a shard controller's Deployment and pods: which shard it is (the main controller has none). */
+export const SHARD_LABEL = "ferry.dev/shard";
+/** At most this many shards: each is a Deployment with its own cache and lease; past this, a second install. */
+export const MAX_SHARDS = 32;
+
+/** shard1..shardN, as Flux's sharding guide names them. */
+export function shardNames(count: number | undefined): string[] {
+  return Array.from({ length: count ?? 0 }, (_, index) => `shard${index + 1}`);
+}
+
+/** The Deployment that reconciles `shard`'s objects; the main controller's without one. */
+export function controllerName(shard?: string): string {
+  return shard ? `${CONTROLLER_NAME}-${shard}` : CONTROLLER_NAME;
+}
+
+/**
+ * The --watch-label-selector of the main controller (`shard` undefined) or of a shard's: with shards, the main
+ * controller takes the objects without Flux's shard label, each shard those labelled with its name. None without
+ * shards, so an unsharded install reconciles labelled objects too.
+ */
+export function shardSelector(shards: number | undefined, shard?: string): string | undefined {
+  if (shard) return `${SHARD_KEY_LABEL}=${shard}`;
+  return (shards ?? 0) > 0 ? `!${SHARD_KEY_LABEL}` : undefined;
+}
 
 function image(options: InstallOptions): string {
   if (options.image) return options.image;
@@ -43,7 +75,8 @@ function namespaceObject(namespace: string) {
   return { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace, labels: { ...restricted, "app.kubernetes.io/part-of": "ferry" } } };
 }
 
-function controllerArgs(options: InstallOptions, namespace: string, memoryLimitMiB: number): string[] {
+function controllerArgs(options: InstallOptions, namespace: string, memoryLimitMiB: number, shard: string | undefined): string[] {
+  const selector = shardSelector(options.shards, shard);
   return [
     "controller",
     "--cache-dir=/var/cache/ferry",
@@ -54,6 +87,8 @@ function controllerArgs(options: InstallOptions, namespace: string, memoryLimitM
     ...(options.multiTenant ? ["--tenant-lockdown"] : []),
     ...(options.watchAllNamespaces === false ? ["--watch-all-namespaces=false"] : []),
     ...(options.logLevel ? [`--log-level=${options.logLevel}`] : []),
+    // Each selector has its own lease (named after it), so shards elect their leaders independently.
+    ...(selector ? [`--watch-label-selector=${selector}`] : []),
     ...(options.extraArgs ?? []),
   ];
 }
@@ -66,13 +101,20 @@ function controllerArgs(options: InstallOptions, namespace: string, memoryLimitM
 const CACHE_SIZE_LIMIT = "4Gi";
 const TMP_SIZE_LIMIT = "1Gi";
 
-function deployment(options: InstallOptions, namespace: string) {
+/**
+ * The controller's Deployment, or a shard's. A shard's pods carry ferry.dev/shard, which its selector requires, so
+ * its selector matches none of the main controller's pods (the main selector, immutable since the first install,
+ * also matches the shards' pods; ReplicaSets claim pods by owner reference, so no Deployment takes another's). The
+ * Service, the NetworkPolicy and uninstall find every controller's pods by the common labels.
+ */
+function deployment(options: InstallOptions, namespace: string, shard?: string) {
   const memoryLimitMiB = options.memoryLimitMiB ?? 1024;
   const probe = (path: string) => ({ httpGet: { path, port: "http-metrics" }, periodSeconds: 10, timeoutSeconds: 5 });
+  const labels = shard ? { ...LABELS, [SHARD_LABEL]: shard } : LABELS;
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: { name: NAME, namespace, labels: LABELS },
+    metadata: { name: controllerName(shard), namespace, labels },
     spec: {
       replicas: 1,
       // The new pod starts beside the old one and takes over when the old one, stopped once the new one is Ready,
@@ -80,9 +122,9 @@ function deployment(options: InstallOptions, namespace: string) {
       // (cli/commands/controller.ts), so the rollout proceeds. A new pod that cannot start (a bad image, a crash)
       // leaves the old one running instead of no controller at all, as Recreate did.
       strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
-      selector: { matchLabels: LABELS },
+      selector: { matchLabels: labels },
       template: {
-        metadata: { labels: LABELS },
+        metadata: { labels },
         spec: {
           serviceAccountName: NAME,
           terminationGracePeriodSeconds: 60,
@@ -92,7 +134,7 @@ function deployment(options: InstallOptions, namespace: string) {
             name: "controller",
             image: image(options),
             imagePullPolicy: "IfNotPresent",
-            args: controllerArgs(options, namespace, memoryLimitMiB),
+            args: controllerArgs(options, namespace, memoryLimitMiB, shard),
             env: [{ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } }],
             ports: [{ name: "http-metrics", containerPort: METRICS_PORT, protocol: "TCP" }],
             livenessProbe: probe("/healthz"),
@@ -172,6 +214,7 @@ export function installManifests(options: InstallOptions = {}): object[] {
     { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: NAME, namespace, labels: LABELS } },
     ...rbac,
     deployment(options, namespace),
+    ...shardNames(options.shards).map((shard) => deployment(options, namespace, shard)),
     metricsService(namespace),
     ...(options.networkPolicy === false ? [] : [networkPolicy(namespace)]),
   ];

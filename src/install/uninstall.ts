@@ -19,7 +19,7 @@ import { inventoryId } from "../inventory/inventory.ts";
 import type { ResourceType } from "../kube/client.ts";
 import { FINALIZER } from "../reconcilers/ocirepository.ts";
 import { BOOTSTRAP_NAME, CLUSTER_CONFIG_NAME, REGISTRY_SECRET, REGISTRY_TLS_SECRET, VERIFY_KEY_SECRET } from "./bootstrap.ts";
-import { CONTROLLER_NAME, installManifests, PART_OF_LABEL } from "./manifests.ts";
+import { CONTROLLER_NAME, controllerName, installManifests, PART_OF_LABEL, SHARD_LABEL } from "./manifests.ts";
 
 export { FINALIZER };
 
@@ -34,12 +34,25 @@ export function ownedByFerry(object: unknown): boolean {
   return (object as { metadata?: { labels?: Record<string, string> } } | undefined)?.metadata?.labels?.[PART_OF_LABEL] === "ferry";
 }
 
-export function controllerRef(namespace: string): ObjectRef {
-  return { apiVersion: "apps/v1", kind: "Deployment", namespace, name: CONTROLLER_NAME };
+export function controllerRef(namespace: string, shard?: string): ObjectRef {
+  return { apiVersion: "apps/v1", kind: "Deployment", namespace, name: shard ? controllerName(shard) : CONTROLLER_NAME };
 }
 
-/** The controller's pods, as the install's Deployment selects them. */
+/** The controller's pods, as the install's Deployment selects them: every shard's too (install --shards). */
 export const CONTROLLER_POD_SELECTOR = "app.kubernetes.io/name=ferry,app.kubernetes.io/component=controller";
+
+/** The shard controller Deployments of an install (install --shards), found by their label, named as install names them. */
+export const SHARD_DEPLOYMENT_SELECTOR = `${PART_OF_LABEL}=ferry,${SHARD_LABEL}`;
+
+/** The shards whose Deployments these are: each labelled ferry.dev/shard and named after it (someone else's are not). */
+export function shardsOf(deployments: readonly unknown[]): string[] {
+  type Meta = { metadata?: { name?: string; labels?: Record<string, string> } };
+  return (deployments as readonly Meta[])
+    .map((deployment) => ({ name: deployment.metadata?.name, shard: deployment.metadata?.labels?.[SHARD_LABEL] ?? "" }))
+    .filter(({ name, shard }) => shard !== "" && name === controllerName(shard))
+    .map(({ shard }) => shard)
+    .sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+}
 
 const KIND_ORDER = ["Secret", "NetworkPolicy", "Service", "RoleBinding", "Role", "ServiceAccount", "ClusterRoleBinding", "ClusterRole", "CustomResourceDefinition", "Namespace"];
 
@@ -103,6 +116,8 @@ export function deliversThisInstall(object: { metadata: { name: string } }): boo
 
 export interface UninstallInventory {
   readonly controller: boolean;
+  /** Shard controllers (install --shards), deleted with the main one. */
+  readonly shards?: readonly string[];
   /** Namespaces of other installs: the CRDs and their namespaces' custom objects stay. */
   readonly otherInstalls: readonly string[];
   readonly customObjects: number;
@@ -110,13 +125,14 @@ export interface UninstallInventory {
 }
 
 export function nothingToUninstall(inventory: UninstallInventory): boolean {
-  return !inventory.controller && inventory.customObjects === 0 && inventory.installObjects.length === 0;
+  return !inventory.controller && !inventory.shards?.length && inventory.customObjects === 0 && inventory.installObjects.length === 0;
 }
 
 /** One line per thing found, for the confirmation prompt and --dry-run. */
 export function describeInventory(inventory: UninstallInventory, namespace: string): string[] {
   return [
     ...(inventory.controller ? [`Deployment ${namespace}/${CONTROLLER_NAME} (the controller, deleted first)`] : []),
+    ...(inventory.shards ?? []).map((shard) => `Deployment ${namespace}/${controllerName(shard)} (the controller of ${shard}, deleted first)`),
     ...(inventory.customObjects > 0 ? [`${inventory.customObjects} Kustomizations and OCIRepositories (suspended and released: what they applied stays)`] : []),
     ...inventory.installObjects.map((ref) => `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`),
     ...(inventory.otherInstalls.length > 0

@@ -149,12 +149,13 @@ export class KubeClient {
     return new KubeClient(config);
   }
 
-  /** Every object of `type`, in one namespace or (namespace undefined) in all of them. */
-  async list<T>(type: ResourceType, namespace?: string): Promise<{ items: T[]; resourceVersion: string }> {
+  /** Every object of `type`, in one namespace or (namespace undefined) in all of them; only those labelSelector selects. */
+  async list<T>(type: ResourceType, namespace?: string, labelSelector?: string): Promise<{ items: T[]; resourceVersion: string }> {
     const { group, version, plural } = type;
+    const selected = labelSelector ? { labelSelector } : {};
     const list = namespace === undefined
-      ? await this.#custom.listClusterCustomObject({ group, version, plural })
-      : await this.#custom.listNamespacedCustomObject({ group, version, plural, namespace });
+      ? await this.#custom.listClusterCustomObject({ group, version, plural, ...selected })
+      : await this.#custom.listNamespacedCustomObject({ group, version, plural, namespace, ...selected });
     return { items: list.items as T[], resourceVersion: list.metadata?.resourceVersion ?? "" };
   }
 

@@ -87,12 +87,15 @@ export async function watchResource(
   signal: AbortSignal,
   handlers: WatchHandlers,
   namespace?: string,
+  labelSelector?: string,
 ): Promise<void> {
   const server = config.getCurrentCluster()?.server;
   if (!server) throw new WatchFailedError("the kubeconfig has no current cluster");
   const scope = namespace === undefined ? "" : `/namespaces/${encodeURIComponent(namespace)}`;
   const url = new URL(`${server.replace(/\/$/, "")}/apis/${type.group}/${type.version}${scope}/${type.plural}`);
-  url.search = new URLSearchParams({ watch: "true", allowWatchBookmarks: "true", timeoutSeconds: "300", resourceVersion }).toString();
+  url.search = new URLSearchParams({
+    watch: "true", allowWatchBookmarks: "true", timeoutSeconds: "300", resourceVersion, ...(labelSelector ? { labelSelector } : {}),
+  }).toString();
   const what = `watch ${type.plural}.${type.group}`;
   const options = await requestOptions(config);
   signal.throwIfAborted();

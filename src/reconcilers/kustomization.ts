@@ -69,6 +69,11 @@ export interface KustomizationReconcilerOptions {
   readonly requeueDependencyMs?: number;
   /** How often health is polled while waiting. */
   readonly healthPollMs?: number;
+  /**
+   * Brings a source's stored artifact into this controller's cache when it is not there: a source another shard
+   * reconciles (--watch-label-selector) stores its artifact in that controller's cache, not this one's.
+   */
+  readonly fetchArtifact?: (source: OCIRepository) => Promise<void>;
 }
 
 type PruneFailure = { entry: InventoryEntryType; error: string };
@@ -321,7 +326,23 @@ export class KustomizationReconciler {
       const why = ready?.status === "False" ? `has no artifact: ${ready.message}` : "has no artifact yet";
       throw new KustomizationFailure("ArtifactFailed", `${name} ${why}`, "wait");
     }
+    await this.#localArtifact(source, name, artifact);
     return artifact;
+  }
+
+  /** Fetches the source's artifact into this controller's cache when it is missing there (fetchArtifact). */
+  async #localArtifact(source: OCIRepository, name: string, artifact: ArtifactType): Promise<void> {
+    const { cache, fetchArtifact } = this.#options;
+    const entry = cache.entryOf("OCIRepository", source.metadata.namespace, source.metadata.name, artifact.path);
+    if (!fetchArtifact || !entry || (await cache.has(entry))) return;
+    try {
+      await fetchArtifact(source);
+    } catch (error) {
+      throw new KustomizationFailure("ArtifactFailed", `${name}: fetching its artifact ${artifact.revision} into this controller's cache failed: ${(error as Error).message}`, "wait");
+    }
+    if (!(await cache.has(entry))) {
+      throw new KustomizationFailure("ArtifactFailed", `${name}: its artifact ${artifact.revision} is not in this controller's cache yet`, "wait");
+    }
   }
 
   async #checkDependencies(object: Kustomization, spec: KustomizationSpecType, revision: string, reader: KubeClient): Promise<void> {
