@@ -1,7 +1,7 @@
 // `ferry check [--pre]`: before installing, whether the cluster is new enough and the caller may install Ferry;
 // after, whether the install is healthy (CRDs, controller, versions, leader). What it concludes is decided in
 // src/install/check.ts; here the cluster is read.
-import { AuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
+import { AppsV1Api, AuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
 import { Applier } from "../../src/apply/apply.ts";
 import { mapBounded } from "../../src/concurrency.ts";
 import {
@@ -9,7 +9,9 @@ import {
   evaluatePermissions, installRequirements, type InstallReport,
 } from "../../src/install/check.ts";
 import { DEFAULT_NAMESPACE, installManifests } from "../../src/install/manifests.ts";
-import { controllerRef } from "../../src/install/uninstall.ts";
+import { controllerLeaseName, type ShardObservation } from "../../src/install/check.ts";
+import { controllerName } from "../../src/install/manifests.ts";
+import { controllerRef, SHARD_DEPLOYMENT_SELECTOR, shardsOf } from "../../src/install/uninstall.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
 import { parse } from "../flags.ts";
@@ -69,12 +71,21 @@ export async function preflightFor(kube: KubeClient, objects: readonly object[])
 export async function readInstall(kube: KubeClient, namespace: string): Promise<InstallReport> {
   const applier = new Applier(kube);
   const crd = (name: string) => applier.read({ apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", name });
-  const [crds, deployment, lease] = await Promise.all([
+  const lease = (name: string | undefined) => (name ? applier.read({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace, name }) : undefined);
+  const [crds, deployment, shardDeployments] = await Promise.all([
     Promise.all(CRD_NAMES.map(async (name) => [name, await crd(name)] as const)),
     applier.read(controllerRef(namespace)),
-    applier.read({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace, name: "ferry-controller-leader" }),
+    kube.api(AppsV1Api).listNamespacedDeployment({ namespace, labelSelector: SHARD_DEPLOYMENT_SELECTOR }),
   ]);
-  return evaluateInstall({ cliVersion: FERRY_VERSION, namespace, crds: new Map(crds), deployment, lease, now: new Date() });
+  // Each controller's Lease is named after its --watch-label-selector (a sharded install's main controller too).
+  const shards: ShardObservation[] = await Promise.all(shardsOf(shardDeployments.items).map(async (shard) => {
+    const live = shardDeployments.items.find((item) => item.metadata?.name === controllerName(shard));
+    const leaseName = controllerLeaseName(live);
+    return { name: controllerName(shard), deployment: live, leaseName, lease: await lease(leaseName) };
+  }));
+  const mainLease = await lease(deployment === undefined ? undefined : controllerLeaseName(deployment));
+  const now = new Date();
+  return evaluateInstall({ cliVersion: FERRY_VERSION, namespace, crds: new Map(crds), deployment, lease: mainLease, shards, now });
 }
 
 function printChecks(checks: readonly CheckResult[], verbose: boolean): void {

@@ -3,7 +3,7 @@
 import { resolve } from "node:path";
 import { ArtifactCache } from "../../src/artifact/cache.ts";
 import { LeaderElectionConfigError, LeaderElector } from "../../src/controller/leader.ts";
-import { canonicalLabelSelector, LabelSelectorError, shardLeaseName } from "../../src/controller/selector.ts";
+import { canonicalLabelSelector, CONTROLLER_LEASE_NAME, LabelSelectorError, shardLeaseName } from "../../src/controller/selector.ts";
 import { isLogLevel, LOG_LEVELS, logAt, setLogLevel } from "../../src/controller/log.ts";
 import { jsonLog, Manager } from "../../src/controller/manager.ts";
 import { startProbeServer } from "../../src/controller/probes.ts";
@@ -64,9 +64,6 @@ async function buildSandbox(values: Record<string, string | boolean | undefined>
   }
 }
 
-/** The lease replicas elect their leader on; each shard (--watch-label-selector) has its own. */
-export const LEADER_LEASE_NAME = "ferry-controller-leader";
-
 /**
  * --watch-label-selector in canonical form, undefined for none; a selector Kubernetes would refuse is a usage error
  * at start (exit 2), not a list the apiserver refuses over and over.
@@ -94,7 +91,7 @@ function leaderElector(
     return new LeaderElector(kube, {
       namespace: String(values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "ferry-system"),
       // Replicas of one shard share a lease, and shards never contend for one (Flux's GenerateID naming).
-      name: shardLeaseName(LEADER_LEASE_NAME, labelSelector),
+      name: shardLeaseName(CONTROLLER_LEASE_NAME, labelSelector),
       leaseDurationMs: durationFlag("lease-duration", "15s"),
       renewDeadlineMs: durationFlag("renew-deadline", "10s"),
       retryPeriodMs: durationFlag("retry-period", "2s"),

@@ -121,6 +121,9 @@ export function selectorMatches(
   });
 }
 
+/** The Lease an unsharded controller's replicas elect their leader on; a shard's adds its selector's hash. */
+export const CONTROLLER_LEASE_NAME = "ferry-controller-leader";
+
 /**
  * The lease a controller watching `selector` elects its leader on, as Flux's leaderelection.GenerateID names it:
  * `<base>-<first 8 hex of sha256(selector)>`, the base alone without a selector. Replicas of one shard share a

@@ -3,7 +3,8 @@
 import { CRDS } from "../api/crd.ts";
 import { computeHealth } from "../health/kstatus.ts";
 import { groupOf } from "../inventory/inventory.ts";
-import { VERSION_LABEL } from "./manifests.ts";
+import { CONTROLLER_LEASE_NAME, shardLeaseName } from "../controller/selector.ts";
+import { CONTROLLER_NAME, VERSION_LABEL } from "./manifests.ts";
 
 export interface CheckResult {
   readonly name: string;
@@ -207,8 +208,28 @@ function crdCheck(name: string, crd: unknown, cliVersion: string): CheckResult {
   return { name: "crd", ok: true, message: `CRD ${name} Established (v${cliVersion})` };
 }
 
-function controllerCheck(deployment: unknown, namespace: string, now: Date): CheckResult {
-  const subject = `Deployment ${namespace}/ferry-controller`;
+/**
+ * The Lease a controller Deployment's replicas elect their leader on: named after its --watch-label-selector when
+ * it has one (a sharded install), as the controller names it; undefined when that selector is not valid.
+ */
+export function controllerLeaseName(deployment: unknown): string | undefined {
+  type Shape = { spec?: { template?: { spec?: { containers?: Array<{ name?: string; args?: string[] }> } } } } | undefined;
+  const containers = (deployment as Shape)?.spec?.template?.spec?.containers;
+  const args = (containers?.find((container) => container.name === "controller") ?? containers?.[0])?.args ?? [];
+  let selector: string | undefined;
+  args.forEach((arg, index) => {
+    if (arg.startsWith("--watch-label-selector=")) selector = arg.slice("--watch-label-selector=".length);
+    else if (arg === "--watch-label-selector") selector = args[index + 1];
+  });
+  try {
+    return shardLeaseName(CONTROLLER_LEASE_NAME, selector);
+  } catch {
+    return undefined;
+  }
+}
+
+function controllerCheck(deployment: unknown, namespace: string, now: Date, name = CONTROLLER_NAME): CheckResult {
+  const subject = `Deployment ${namespace}/${name}`;
   if (deployment === undefined) return { name: "controller", ok: false, message: `${subject} not found: is Ferry installed in ${namespace}?` };
   const health = computeHealth(deployment, now);
   const ok = health.status === "Current";
@@ -225,8 +246,8 @@ function versionCheck(versions: InstalledVersions): CheckResult {
   return { name: "version", ok, message };
 }
 
-function leaderCheck(leader: LeaderReport | undefined, namespace: string): CheckResult {
-  const lease = `Lease ${namespace}/ferry-controller-leader`;
+function leaderCheck(leader: LeaderReport | undefined, namespace: string, leaseName = CONTROLLER_LEASE_NAME): CheckResult {
+  const lease = `Lease ${namespace}/${leaseName}`;
   if (!leader || leader.holder === "") return { name: "leader", ok: false, message: `${lease} has no holder: no controller is leading` };
   const ok = leader.fresh;
   const renewed = `renewed ${leader.renewTime ?? "never"}, lease ${leader.leaseDurationSeconds ?? "?"}s`;
@@ -240,7 +261,16 @@ export interface InstallObservation {
   readonly crds: ReadonlyMap<string, unknown>;
   readonly deployment: unknown;
   readonly lease: unknown;
+  /** The shard controllers (install --shards): each one's Deployment and the Lease its args name. */
+  readonly shards?: readonly ShardObservation[];
   readonly now: Date;
+}
+
+export interface ShardObservation {
+  readonly name: string;
+  readonly deployment: unknown;
+  readonly leaseName: string | undefined;
+  readonly lease: unknown;
 }
 
 export interface InstallReport {
@@ -253,12 +283,18 @@ export interface InstallReport {
 
 export function evaluateInstall(observation: InstallObservation): InstallReport {
   const { cliVersion, namespace, crds, deployment, lease, now } = observation;
+  const leaseName = deployment === undefined ? CONTROLLER_LEASE_NAME : (controllerLeaseName(deployment) ?? "(invalid --watch-label-selector)");
   const versions = installedVersions(cliVersion, deployment, crds);
   const leader = leaderOf(lease, now);
   const checks = [
     ...CRD_NAMES.map((name) => crdCheck(name, crds.get(name), cliVersion)),
     controllerCheck(deployment, namespace, now),
-    ...(deployment === undefined ? [] : [versionCheck(versions), leaderCheck(leader, namespace)]),
+    ...(deployment === undefined ? [] : [versionCheck(versions), leaderCheck(leader, namespace, leaseName)]),
+    // Each shard has its own Deployment and its own Lease: a shard with no leader reconciles none of its objects.
+    ...(observation.shards ?? []).flatMap((shard) => [
+      controllerCheck(shard.deployment, namespace, now, shard.name),
+      leaderCheck(leaderOf(shard.lease, now), namespace, shard.leaseName ?? "(invalid --watch-label-selector)"),
+    ]),
   ];
   return { ok: checks.every((check) => check.ok), namespace, checks, versions, ...(leader ? { leader } : {}) };
 }

@@ -12,10 +12,12 @@ import { componentOptions } from "../../cli/commands/install.ts";
 import { UsageError } from "../../cli/errors.ts";
 import { Informer } from "../../src/controller/informer.ts";
 import { canonicalLabelSelector, LabelSelectorError, parseLabelSelector, selectorMatches, shardLeaseName } from "../../src/controller/selector.ts";
+import { controllerLeaseName, evaluateInstall } from "../../src/install/check.ts";
 import { installManifests } from "../../src/install/manifests.ts";
 import { describeInventory, shardsOf } from "../../src/install/uninstall.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { OCI_REPOSITORY } from "../../src/reconcilers/ocirepository.ts";
+import { FERRY_VERSION } from "../../src/version.ts";
 import { waitUntil } from "../harness/processes.ts";
 
 const FERRY = join(import.meta.dirname, "..", "..", "cli", "ferry.ts");
@@ -152,4 +154,26 @@ test("the informer sends the selector with its list and its watch (the apiserver
     server.closeAllConnections();
     server.close();
   }
+});
+
+test("ferry check reads each controller's lease by its selector: a sharded main controller's, and one per shard", () => {
+  const objects = installManifests({ shards: 1, image: "example/ferry:1" }) as Deployment[];
+  const [main, shard1] = deployments(objects);
+  assert.equal(controllerLeaseName(main), shardLeaseName("ferry-controller-leader", "!sharding.fluxcd.io/key"));
+  assert.equal(controllerLeaseName(shard1), shardLeaseName("ferry-controller-leader", "sharding.fluxcd.io/key=shard1"));
+  assert.equal(controllerLeaseName(deployments(installManifests({}))[0]), "ferry-controller-leader");
+  const now = new Date("2026-01-01T00:00:30Z");
+  const fresh = { spec: { holderIdentity: "pod-a", leaseDurationSeconds: 15, renewTime: "2026-01-01T00:00:25.000000Z" } };
+  const ready = (deployment: Deployment | undefined) => ({
+    ...deployment,
+    status: { observedGeneration: 1, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1, conditions: [{ type: "Available", status: "True" }] },
+    metadata: { ...deployment?.metadata, generation: 1 },
+  });
+  const report = evaluateInstall({
+    cliVersion: FERRY_VERSION, namespace: "ferry-system", now, crds: new Map(), deployment: ready(main), lease: fresh,
+    shards: [{ name: "ferry-controller-shard1", deployment: ready(shard1), leaseName: controllerLeaseName(shard1), lease: undefined }],
+  });
+  const messages = report.checks.map((check) => check.message);
+  assert.ok(messages.includes("Deployment ferry-system/ferry-controller-shard1 Ready"), messages.join("\n"));
+  assert.ok(messages.includes(`Lease ferry-system/${controllerLeaseName(shard1)} has no holder: no controller is leading`), messages.join("\n"));
 });
