@@ -12,7 +12,7 @@ import {
   SHARD_KEY_LABEL, SHARD_LABEL, shardNames,
 } from "../../src/install/manifests.ts";
 import { CUSTOM_RESOURCES } from "../../src/install/uninstall.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
+import { httpStatusOf, type KubeClient } from "../../src/kube/client.ts";
 import { BOOTSTRAP_NAME } from "../../src/install/bootstrap.ts";
 import { OCI_REPOSITORY } from "../../src/reconcilers/ocirepository.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
@@ -135,8 +135,17 @@ async function warnUnservedShards(kube: KubeClient, options: InstallOptions): Pr
   const installed = new Set(shardNames(options.shards));
   for (const type of CUSTOM_RESOURCES) {
     type Labelled = { metadata: { namespace: string; name: string; labels?: Record<string, string> } };
-    const { items } = await kube.list<Labelled>(type, undefined, SHARD_KEY_LABEL);
-    for (const item of items) {
+    // A CRD created moments ago answers 429 while its storage initialises: retried briefly; the warning is advice,
+    // so an install is never failed for want of it.
+    let items: Labelled[] | undefined;
+    for (let attempt = 0; items === undefined && attempt < 20; attempt++) {
+      items = await kube.list<Labelled>(type, undefined, SHARD_KEY_LABEL).then((list) => list.items, async (error: unknown) => {
+        if (httpStatusOf(error) !== 429) throw error;
+        await sleep(500);
+        return undefined;
+      });
+    }
+    for (const item of items ?? []) {
       const shard = item.metadata.labels?.[SHARD_KEY_LABEL] ?? "";
       if (!installed.has(shard)) {
         status("⚠", `${type.kind} ${item.metadata.namespace}/${item.metadata.name} is labelled ${SHARD_KEY_LABEL}=${shard}, a shard this install does not run: no controller reconciles it`);
