@@ -17,6 +17,7 @@ import {
 import { jsonLog, logAt } from "./log.ts";
 import { Informer, objectKey } from "./informer.ts";
 import { ControllerMetrics } from "./metrics.ts";
+import { parseLabelSelector, type SelectorRequirement, selectorMatches } from "./selector.ts";
 import { WorkQueue } from "./queue.ts";
 
 export interface ManagerOptions {
@@ -104,6 +105,7 @@ export class Manager {
   readonly #cache: ArtifactCache;
   readonly #watchIdleTimeoutMs: number;
   readonly #labelSelector: string | undefined;
+  readonly #selector: SelectorRequirement[] | undefined;
   #started = false;
 
   constructor(options: ManagerOptions) {
@@ -111,6 +113,7 @@ export class Manager {
     this.#cache = options.cache;
     this.#watchIdleTimeoutMs = options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS;
     this.#labelSelector = options.labelSelector;
+    this.#selector = options.labelSelector ? parseLabelSelector(options.labelSelector) : undefined;
     const sources = new OCIRepositoryReconciler({
       ...options.sources,
       kube: options.kube,
@@ -170,8 +173,10 @@ export class Manager {
    */
   async #fetchForeignArtifact(source: OCIRepository, reconciler: OCIRepositoryReconciler): Promise<void> {
     const key = objectKey(source);
-    if (this.#sources.informer.get(key)) {
-      this.#sources.queue.add(key);
+    // By its labels, not by this shard's informer, which may not have listed it yet: one fetch per source at a time
+    // in this cache (the queue's), never the OCIRepository reconcile and this one side by side.
+    if (!this.#selector || selectorMatches(this.#selector, (source.metadata as { labels?: Record<string, string> }).labels)) {
+      if (this.#sources.informer.get(key)) this.#sources.queue.add(key);
       return;
     }
     const running = this.#fetching.get(key);

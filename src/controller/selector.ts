@@ -124,15 +124,24 @@ export function selectorMatches(
 /** The Lease an unsharded controller's replicas elect their leader on; a shard's adds its selector's hash. */
 export const CONTROLLER_LEASE_NAME = "ferry-controller-leader";
 
+/** The main controller's selector in a sharded install (Flux's): the objects no shard claims. */
+export const UNSHARDED_SELECTOR = "!sharding.fluxcd.io/key";
+
 /**
  * The lease a controller watching `selector` elects its leader on, as Flux's leaderelection.GenerateID names it:
- * `<base>-<first 8 hex of sha256(selector)>`, the base alone without a selector. Replicas of one shard share a
- * lease and shards never contend for one; the selector is hashed in canonical form, so two spellings of one shard
- * (`key==a` and `key=a`) still share it. For the forms Flux documents (`!sharding.fluxcd.io/key`,
- * `sharding.fluxcd.io/key=shard1`) the canonical form is the text as written, so the names equal Flux's.
+ * `<base>-<first 8 hex of sha256(selector)>`. Replicas of one shard share a lease and shards never contend for
+ * one; the selector is hashed in canonical form, so two spellings of one shard (`key==a` and `key=a`) still share
+ * it. For the shard form Flux documents (`sharding.fluxcd.io/key=shard1`) the canonical form is the text as
+ * written, so the names equal Flux's.
+ *
+ * Without a selector, and for the main controller of a sharded install (`!sharding.fluxcd.io/key`), it is the
+ * base alone (here Ferry differs from Flux): an unsharded controller reconciles everything the main one does, so
+ * they must never lead at once. Going from one controller to shards (install --shards) rolls the Deployment, and
+ * with one lease the new main pod waits until the old one hands it over, as any rollout does, instead of both
+ * reconciling every object until the old pod is gone.
  */
 export function shardLeaseName(base: string, selector: string | undefined): string {
   const canonical = selector === undefined ? "" : canonicalLabelSelector(selector);
-  if (canonical === "") return base;
+  if (canonical === "" || canonical === UNSHARDED_SELECTOR) return base;
   return `${base}-${createHash("sha256").update(canonical).digest("hex").slice(0, 8)}`;
 }

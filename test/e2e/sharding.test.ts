@@ -85,6 +85,8 @@ describe("sharding", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kubectl"
     }
     // Started once shard1-a leads, so that it is the standby.
     const shard1b = await start("shard1-b", SELECTORS.shard1);
+    // An unsharded controller (as before install --shards) reconciles what the main one does: it shares its lease.
+    const unsharded = await bed.startController("unsharded", ELECTION, { env: { FERRY_KUSTOMIZE: binary("kustomize") } });
 
     await apply([
       source("main", "apps/main", "v1"),
@@ -104,9 +106,9 @@ describe("sharding", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kubectl"
       await bed.cluster.kubectl(["get", "configmap", name as string, "-n", namespace as string]);
     }
 
-    // Three leases, one per selector, each held by that shard's leader; none under the unsharded name.
+    // Three leases, one per selector, each held by that shard's leader; the main controller's is the unsharded name.
     const leaseNames = {
-      main: shardLeaseName("ferry-controller-leader", SELECTORS.main),
+      main: "ferry-controller-leader",
       shard1: shardLeaseName("ferry-controller-leader", SELECTORS.shard1),
       shard2: shardLeaseName("ferry-controller-leader", SELECTORS.shard2),
     };
@@ -120,6 +122,10 @@ describe("sharding", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kubectl"
     const leases = leaseList.trim().split("\n").map((name) => name.replace(/^.*\//, ""));
     assert.deepEqual(leases.sort(), Object.values(leaseNames).sort(), "one lease per shard, and no other");
     assert.equal(identityOf(shard1bLogs), undefined, "shard1's standby led while shard1's leader renewed");
+    const unshardedLogs = await unsharded.logs();
+    assert.equal(identityOf(unshardedLogs), undefined, "an unsharded controller led beside the main one");
+    assert.deepEqual([...reconciled(unshardedLogs)], []);
+    await unsharded.process.stop();
 
     // Each controller reconciled its own objects and nothing else.
     assert.deepEqual([...reconciled(mainLogs)].sort(), ["Kustomization default/main", "OCIRepository default/main"]);
