@@ -121,6 +121,8 @@ Flags:
   --image-pull-secret NAME      a Secret in the namespace the kubelet pulls the image with
   --multi-tenant                no cluster-admin: the controller applies only as tenants' ServiceAccounts
   --watch-all-namespaces=false  reconcile (and read Secrets in) the controller's own namespace only
+  --shards N                    add ferry-controller-shard1..N for objects labelled sharding.fluxcd.io/key=shardK
+                                (the main controller keeps the unlabelled ones); fewer than before deletes the rest
   --network-policy=false        leave out the NetworkPolicy
   --memory-limit-mib N          the controller's memory limit (default 1024); its heap gets three quarters
   --log-level debug|info|error  the controller's log level (default info)
@@ -130,6 +132,7 @@ Flags:
 Examples:
   ferry install
   ferry install --multi-tenant --registry=registry.internal/ferry --image-pull-secret=regcred
+  ferry install --shards=2
   ferry install --export > ferry.yaml`,
     load: async () => (await import("./commands/install.ts")).installCommand,
   },
