@@ -161,6 +161,7 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
   setLogLevel(logLevel);
   const concurrency = positiveInteger(String(values.concurrency ?? "4"), "--concurrency");
   const labelSelector = watchLabelSelector(values["watch-label-selector"]);
+  const scope = watchScope(values["watch-all-namespaces"], values["watch-namespace"]);
   const probes = hostPort(values["health-addr"] ?? ":9440", "--health-addr");
   const sandbox = await buildSandbox(values);
   const kube = KubeClient.fromFile(values.kubeconfig);
@@ -168,7 +169,6 @@ export async function controllerCommand(args: readonly string[]): Promise<void> 
   const watchIdleTimeoutMs = parseDuration(values["watch-idle-timeout"] ?? "90s", "--watch-idle-timeout");
   if (watchIdleTimeoutMs < 1000) throw new UsageError("--watch-idle-timeout must be at least 1s");
   const elector = (values["leader-elect"] ?? true) ? leaderElector(kube, values, labelSelector) : undefined;
-  const scope = watchScope(values["watch-all-namespaces"], values["watch-namespace"]);
   if (labelSelector) jsonLog("reconciling only the objects the label selector selects", { labelSelector });
   const manager = new Manager({
     kube,

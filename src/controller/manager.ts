@@ -161,7 +161,11 @@ export class Manager {
               for (const key of this.#kustomizationsOf(object)) this.#kustomizations.queue.add(key);
             }
           },
-          onDelete: () => {},
+          // Another shard's source that is gone leaves nothing in this cache (its own shard removes its own entries).
+          onDelete: (object) => {
+            if (this.#selector && selectorMatches(this.#selector, (object.metadata as { labels?: Record<string, string> }).labels)) return;
+            void this.#cache.remove("OCIRepository", object.metadata.namespace, object.metadata.name).catch(() => undefined);
+          },
         })
       : undefined;
   }

@@ -182,4 +182,17 @@ describe("sharding", { skip: skipUnlessBuilt("etcd", "kube-apiserver", "kubectl"
     // Its source stays in shard2, which still reconciles it; shard1 follows it as another shard's source.
     assert.ok(!reconciled(after(await shard1.logs())).has("OCIRepository default/two"));
   });
+
+  test("--watch-namespace with a selector: one namespace's objects of one shard", async () => {
+    const scoped = await bed.startController("scoped", ["--watch-namespace=cross", `--watch-label-selector=${SHARD_KEY}=shard3`]);
+    const inCross = { ...source("scoped", "apps/one", "v1", "shard3"), metadata: { namespace: "cross", name: "scoped", labels: { [SHARD_KEY]: "shard3" } } };
+    await apply([inCross, source("elsewhere", "apps/one", "v1", "shard3")]);
+    await waitUntil("the scoped controller to reconcile cross/scoped", async () => reconciled(await scoped.logs()).has("OCIRepository cross/scoped"), {
+      timeoutMs: 30_000, process: scoped.process,
+    });
+    // default/elsewhere is in shard3 but outside the namespace: never listed, never reconciled.
+    const untouched = await bed.cluster.kubectl(["get", "ocirepository", "elsewhere", "-n", "default", "-o", "jsonpath={.status.conditions}{.metadata.finalizers}"]);
+    assert.equal(untouched.trim(), "", "default/elsewhere has conditions or a finalizer");
+    assert.deepEqual([...reconciled(await scoped.logs())], ["OCIRepository cross/scoped"]);
+  });
 });

@@ -180,3 +180,13 @@ test("ferry check reads each controller's lease by its selector: a sharded main 
   assert.ok(messages.includes("Deployment ferry-system/ferry-controller-shard1 Ready"), messages.join("\n"));
   assert.ok(messages.includes(`Lease ferry-system/${controllerLeaseName(shard1)} has no holder: no controller is leading`), messages.join("\n"));
 });
+
+test("--watch-namespace names one namespace, checked at start (exit 2), and contradicts --watch-all-namespaces=true", () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [FERRY, "controller", "--kubeconfig=/nonexistent", ...args], { encoding: "utf8", timeout: 60_000 });
+  const bad = run("--watch-namespace=Team_A");
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--watch-namespace "Team_A" is not a namespace name/);
+  const contradiction = run("--watch-namespace=team-a", "--watch-all-namespaces=true");
+  assert.equal(contradiction.status, 2, contradiction.stderr);
+  assert.match(contradiction.stderr, /contradict/);
+});
