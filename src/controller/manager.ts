@@ -77,15 +77,22 @@ interface Watched<T> {
 
 /**
  * The KubeClient a source of another shard is fetched with: it reads (Secrets, ServiceAccounts) as the controller
- * does, and writes nothing. That source's status, finalizer and events are its own shard's to write.
+ * does, and writes nothing: that source's status, finalizer and events are its own shard's to write. Reads are
+ * allowed by name and the known writes do nothing; any other method throws, so a request the reconciler starts
+ * making one day fails loudly here rather than writing to another shard's object.
  */
-function readOnly(kube: KubeClient): KubeClient {
+export function readOnlyKube(kube: KubeClient): KubeClient {
+  const reads = new Set<PropertyKey>(["get", "list", "listNamespaced", "secretData", "configMapData", "imagePullSecrets", "serviceAccountExists", "defaultNamespace"]);
   const writes = new Set<PropertyKey>(["patchStatus", "setFinalizers", "event", "mergePatch", "create", "createLease", "replaceLease"]);
   return new Proxy(kube, {
     get(target, property) {
       if (writes.has(property)) return async () => {};
       const value: unknown = Reflect.get(target, property, target);
-      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      if (typeof value !== "function") return value;
+      if (reads.has(property)) return (value as (...args: unknown[]) => unknown).bind(target);
+      return () => {
+        throw new Error(`KubeClient.${String(property)} is not allowed when fetching another shard's source`);
+      };
     },
   });
 }
@@ -125,7 +132,7 @@ export class Manager {
     // status names (the path is the digest and extraction options), and nothing is written to the cluster.
     const foreignSources = new OCIRepositoryReconciler({
       ...options.sources,
-      kube: readOnly(options.kube),
+      kube: readOnlyKube(options.kube),
       cache: options.cache,
       log: jsonLog,
     });

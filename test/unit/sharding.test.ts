@@ -11,6 +11,7 @@ import { watchLabelSelector } from "../../cli/commands/controller.ts";
 import { componentOptions } from "../../cli/commands/install.ts";
 import { UsageError } from "../../cli/errors.ts";
 import { Informer } from "../../src/controller/informer.ts";
+import { readOnlyKube } from "../../src/controller/manager.ts";
 import { canonicalLabelSelector, LabelSelectorError, parseLabelSelector, selectorMatches, shardLeaseName } from "../../src/controller/selector.ts";
 import { controllerLeaseName, evaluateInstall } from "../../src/install/check.ts";
 import { installManifests } from "../../src/install/manifests.ts";
@@ -189,4 +190,27 @@ test("--watch-namespace names one namespace, checked at start (exit 2), and cont
   const contradiction = run("--watch-namespace=team-a", "--watch-all-namespaces=true");
   assert.equal(contradiction.status, 2, contradiction.stderr);
   assert.match(contradiction.stderr, /contradict/);
+});
+
+test("another shard's source is fetched through a client that reads and never writes", async () => {
+  const calls: string[] = [];
+  const fake = {
+    config: { marker: true },
+    secretData: async (namespace: string, name: string) => {
+      calls.push(`secretData ${namespace}/${name}`);
+      return {};
+    },
+    patchStatus: async () => calls.push("patchStatus"),
+    setFinalizers: async () => calls.push("setFinalizers"),
+    event: async () => calls.push("event"),
+    api: () => calls.push("api"),
+  } as unknown as KubeClient;
+  const kube = readOnlyKube(fake);
+  await kube.secretData("ns", "auth");
+  await kube.patchStatus(OCI_REPOSITORY, "ns", "x", {});
+  await kube.setFinalizers(OCI_REPOSITORY, { namespace: "ns", name: "x" }, []);
+  await kube.event({ apiVersion: "v1", kind: "X", metadata: { namespace: "ns", name: "x" } }, "Normal", "R", "m");
+  assert.throws(() => (kube as unknown as { api: () => void }).api(), /not allowed when fetching another shard's source/);
+  assert.deepEqual(calls, ["secretData ns/auth"]);
+  assert.deepEqual((kube as unknown as { config: unknown }).config, { marker: true });
 });
