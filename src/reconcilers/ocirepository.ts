@@ -16,7 +16,8 @@ import { deadlineExceeded, deadlineSignal, outsideDeadline, withDeadline } from 
 import { FerryError } from "../errors.ts";
 import { GoRegexp } from "../go-regexp.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
-import { RegistryClient } from "../registry/client.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import { clientKey, type KeyPart, RegistryClientCache } from "../registry/client-cache.ts";
 import { highestMatchingTag, SemverConstraints } from "../registry/masterminds-semver.ts";
 import type { ClientOptions } from "../registry/client.ts";
 import { type CredentialSource, credentialsFromDockerConfig, type DockerConfig, parseDockerConfig } from "../registry/credentials.ts";
@@ -54,6 +55,8 @@ export interface ReconcilerDeps {
   readonly recordEvents?: boolean;
   /** The largest layer downloaded, and the most its tree may expand to (--max-artifact-size); default 512 MiB. */
   readonly maxArtifactBytes?: number;
+  /** Registry clients shared across reconciles; the reconciler keeps its own when not given. */
+  readonly registryClients?: RegistryClientCache;
 }
 
 /**
@@ -166,11 +169,24 @@ function providerNotSupported(provider: string): ReconcileFailure {
   );
 }
 
+/** What #transport read: the client options, and the material they were made from, for the shared client's key. */
+interface Transport {
+  readonly options: Partial<ClientOptions>;
+  readonly keyParts: readonly KeyPart[];
+}
+
 export class OCIRepositoryReconciler {
   readonly #deps: ReconcilerDeps;
+  readonly #clients: RegistryClientCache;
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
+    this.#clients = deps.registryClients ?? new RegistryClientCache();
+  }
+
+  /** Closes the registry connections this reconciler keeps. */
+  async close(): Promise<void> {
+    await this.#clients.close();
   }
 
   /**
@@ -188,6 +204,7 @@ export class OCIRepositoryReconciler {
     const { metadata } = object;
     const { kube, cache } = this.#deps;
     if (metadata.deletionTimestamp) {
+      this.#clients.forget(`${metadata.namespace}/${metadata.name}`);
       await cache.remove(KIND, metadata.namespace, metadata.name);
       if (metadata.finalizers?.includes(FINALIZER)) {
         await kube.setFinalizers(OCI_REPOSITORY, metadata, metadata.finalizers.filter((finalizer) => finalizer !== FINALIZER));
@@ -303,7 +320,7 @@ export class OCIRepositoryReconciler {
   }
 
   /** Registry credentials (secretRef, then the ServiceAccount's imagePullSecrets), TLS material and proxy. */
-  async #transport(namespace: string, spec: OCIRepositorySpecType): Promise<Partial<ClientOptions>> {
+  async #transport(namespace: string, spec: OCIRepositorySpecType): Promise<Transport> {
     const secretNames = [
       ...(spec.secretRef ? [spec.secretRef.name] : []),
       ...(spec.serviceAccountName ? await this.#deps.kube.imagePullSecrets(namespace, spec.serviceAccountName) : []),
@@ -311,10 +328,13 @@ export class OCIRepositoryReconciler {
     // As source-controller: a cloud provider is asked for credentials only when no static ones are configured.
     if (secretNames.length === 0 && spec.provider !== "generic") throw providerNotSupported(spec.provider);
     const configs: DockerConfig[] = [];
+    // The shared client's key: every byte that decides what the client sends and trusts (hashed, never logged).
+    const keyParts: KeyPart[] = [];
     for (const name of secretNames) {
       const text = (await this.#secret(namespace, name, "auth"))[".dockerconfigjson"]?.toString("utf8");
       if (!text) throw new ReconcileFailure("AuthenticationFailed", `auth secret '${namespace}/${name}' has no .dockerconfigjson`);
       configs.push(parseDockerConfig(text, `secret ${name}`));
+      keyParts.push("auth", text);
     }
     const credentials: CredentialSource | undefined = configs.length === 0
       ? undefined
@@ -336,6 +356,7 @@ export class OCIRepositoryReconciler {
         throw new ReconcileFailure("AuthenticationFailed", `TLS secret '${spec.certSecretRef.name}' needs both tls.crt and tls.key`);
       }
       Object.assign(options, { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
+      keyParts.push("tls", ca, cert, key);
     }
     if (spec.proxySecretRef) {
       const data = await this.#secret(namespace, spec.proxySecretRef.name, "proxy");
@@ -344,8 +365,9 @@ export class OCIRepositoryReconciler {
       const username = data.username?.toString("utf8");
       const password = data.password?.toString("utf8");
       options.proxy = { url: address, ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
+      keyParts.push("proxy", address, username, password);
     }
-    return options;
+    return { options, keyParts };
   }
 
   /**
@@ -401,13 +423,19 @@ export class OCIRepositoryReconciler {
     }
     const transport = await this.#transport(metadata.namespace, spec);
     const deadline = deadlineSignal();
-    const client = new RegistryClient({
-      insecure: spec.insecure ?? false,
-      timeoutMs: specTimerMs(spec.timeout),
-      ...(deadline ? { signal: deadline } : {}),
+    const insecure = spec.insecure ?? false;
+    const timeoutMs = specTimerMs(spec.timeout);
+    // One client per registry, credentials and transport settings, shared by every reconcile that uses the same:
+    // its connections and tokens outlive a reconcile, so an unchanged source costs one manifest request. The
+    // reconcile's deadline bounds its own requests through the lease.
+    const key = clientKey(base.registry, ["insecure", insecure, "timeout", timeoutMs, ...transport.keyParts]);
+    const lease = this.#clients.acquire(`${metadata.namespace}/${metadata.name}`, key, () => ({
+      insecure,
+      timeoutMs,
       userAgent: "ferry-controller",
-      ...transport,
-    });
+      ...transport.options,
+    }), deadline);
+    const client = lease.client;
     try {
       const signal = deadline;
       let reference: Reference;
@@ -491,7 +519,7 @@ export class OCIRepositoryReconciler {
         } as unknown as Partial<OCIRepositoryStatusType>,
       };
     } finally {
-      await client.close();
+      lease.release();
     }
   }
 

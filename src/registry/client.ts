@@ -83,21 +83,35 @@ function repositoryScope(repository: string, push = false): string {
 export class RegistryClient {
   readonly #options: ClientOptions;
   readonly #connections = new Map<string, Http>();
+  /** For a view made by withSignal: the client whose connections it uses. */
+  readonly #parent: RegistryClient | undefined;
+  readonly #signal: AbortSignal | undefined;
 
-  constructor(options: ClientOptions = {}) {
+  constructor(options: ClientOptions = {}, view?: { parent: RegistryClient; signal: AbortSignal | undefined }) {
     this.#options = options;
+    this.#parent = view?.parent;
+    this.#signal = view?.signal;
   }
 
   http(registry: string): Http {
     let http = this.#connections.get(registry);
     if (!http) {
-      http = new RegistryHttp(registry, this.#options);
+      http = this.#parent ? this.#parent.http(registry).withSignal(this.#signal) : new RegistryHttp(registry, this.#options);
       this.#connections.set(registry, http);
     }
     return http;
   }
 
+  /**
+   * This client's connections, tokens and credentials, with every request also ended by `signal`: how reconciles
+   * share one client, each bounded by its own deadline. Closing the view leaves the connections open.
+   */
+  withSignal(signal: AbortSignal | undefined): RegistryClient {
+    return new RegistryClient(this.#options, { parent: this, signal });
+  }
+
   async close(): Promise<void> {
+    if (this.#parent) return;
     await Promise.all([...this.#connections.values()].map((http) => http.close()));
   }
 

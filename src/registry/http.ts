@@ -122,6 +122,9 @@ function createDispatcher(options: TransportOptions): Dispatcher {
   return new Agent({ ...timeouts, connect: tls });
 }
 
+/** Tokens one registry connection keeps (one per repository and actions): enough for every source on a registry. */
+const MAX_CACHED_TOKENS = 1024;
+
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 
@@ -166,27 +169,46 @@ function tokenDocument(bytes: Buffer, origin: string): { token?: string; access_
   }
 }
 
+/** What the views of one registry connection share: its connection pool, tokens and what it learned of the auth scheme. */
+interface Session {
+  readonly dispatcher: Dispatcher;
+  /** Token requests by realm, service and scopes; concurrent requests for the same scopes share one fetch. */
+  readonly tokens: Map<string, Promise<CachedToken>>;
+  credentials: Promise<Credentials | undefined> | undefined;
+  /** The registry's Bearer challenge, once seen: later scopes get tokens without a 401 round trip first. */
+  bearer: { realm: string; service?: string } | undefined;
+  basic: boolean;
+}
+
 export class RegistryHttp {
   readonly registry: string;
   readonly baseUrl: string;
-  readonly #dispatcher: Dispatcher;
+  readonly #session: Session;
   readonly #options: TransportOptions;
-  /** Token requests by realm, service and scopes; concurrent requests for the same scopes share one fetch. */
-  readonly #tokens = new Map<string, Promise<CachedToken>>();
-  #credentials: Promise<Credentials | undefined> | undefined;
-  /** The registry's Bearer challenge, once seen: later scopes get tokens without a 401 round trip first. */
-  #bearer: { realm: string; service?: string } | undefined;
-  #basic = false;
+  /** Views made by withSignal share the session and leave closing it to the connection they were made from. */
+  readonly #view: boolean;
 
-  constructor(registry: string, options: TransportOptions = {}) {
+  constructor(registry: string, options: TransportOptions = {}, session?: Session) {
     this.registry = registry;
     this.baseUrl = `${options.insecure ? "http" : "https"}://${apiHost({ registry })}`;
     this.#options = options;
-    this.#dispatcher = createDispatcher(options);
+    this.#view = session !== undefined;
+    this.#session = session
+      ?? { dispatcher: createDispatcher(options), tokens: new Map(), credentials: undefined, bearer: undefined, basic: false };
+  }
+
+  /**
+   * The same connection pool, tokens and credentials, with every request also ended by `signal` (a reconcile's
+   * deadline): one connection shared by many reconciles, each bounded by its own deadline. Closing a view does nothing.
+   */
+  withSignal(signal: AbortSignal | undefined): RegistryHttp {
+    const own = this.#options.signal;
+    const combined = own && signal ? AbortSignal.any([own, signal]) : (signal ?? own);
+    return new RegistryHttp(this.registry, { ...this.#options, ...(combined ? { signal: combined } : {}) }, this.#session);
   }
 
   async close(): Promise<void> {
-    await this.#dispatcher.close();
+    if (!this.#view) await this.#session.dispatcher.close();
   }
 
   /**
@@ -196,19 +218,22 @@ export class RegistryHttp {
    */
   async #dispatch(options: RequestOptions): Promise<RegistryResponse> {
     await nextTurn();
-    return this.#dispatcher.request(options);
+    // undici closes the connection after every HEAD (nodejs/undici#258: some servers send a body with it), so each
+    // tag resolve, the one request of an unchanged reconcile, paid a new TCP and TLS handshake. Registries answer
+    // HEAD as HTTP says; the connection is kept (undici still closes it unless the answer allows keep-alive).
+    return this.#session.dispatcher.request(options.method === "HEAD" ? { ...options, reset: false } : options);
   }
 
   #credentialsFor(): Promise<Credentials | undefined> {
-    this.#credentials ??= this.#options.credentials?.(this.registry) ?? Promise.resolve(undefined);
-    return this.#credentials;
+    this.#session.credentials ??= this.#options.credentials?.(this.registry) ?? Promise.resolve(undefined);
+    return this.#session.credentials;
   }
 
   async #authorization(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     const credentials = await this.#credentialsFor();
     if (credentials?.kind === "token") return `Bearer ${credentials.token}`;
-    if (this.#bearer) return this.#token(this.#bearer, scopes, credentials, signal);
-    if (this.#basic && credentials?.kind === "basic") return basicHeader(credentials.username, credentials.password);
+    if (this.#session.bearer) return this.#token(this.#session.bearer, scopes, credentials, signal);
+    if (this.#session.basic && credentials?.kind === "basic") return basicHeader(credentials.username, credentials.password);
     return undefined;
   }
 
@@ -219,15 +244,22 @@ export class RegistryHttp {
     signal?: AbortSignal,
   ): Promise<string> {
     const key = `${challenge.realm}|${challenge.service ?? ""}|${[...scopes].sort().join(" ")}`;
-    const pending = this.#tokens.get(key);
+    const pending = this.#session.tokens.get(key);
     if (pending) {
       const cached = await pending.catch(() => undefined);
       if (cached && cached.expiresAt > Date.now()) return cached.header;
     }
     const fetching = this.#fetchToken(challenge, scopes, credentials, signal);
-    this.#tokens.set(key, fetching);
+    const tokens = this.#session.tokens;
+    tokens.delete(key);
+    tokens.set(key, fetching);
+    // A client shared by many reconciles holds a token per repository: the oldest go first past the bound.
+    for (const oldest of tokens.keys()) {
+      if (tokens.size <= MAX_CACHED_TOKENS) break;
+      tokens.delete(oldest);
+    }
     fetching.catch(() => {
-      if (this.#tokens.get(key) === fetching) this.#tokens.delete(key);
+      if (this.#session.tokens.get(key) === fetching) this.#session.tokens.delete(key);
     });
     return (await fetching).header;
   }
@@ -292,18 +324,18 @@ export class RegistryHttp {
     const credentials = await this.#credentialsFor();
     const bearer = challenges.find((challenge) => challenge.scheme === "bearer");
     if (bearer?.params.realm) {
-      this.#bearer = { realm: bearer.params.realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) };
+      this.#session.bearer = { realm: bearer.params.realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) };
       // A 401 despite a token means it expired early, was revoked or lacks a scope: drop it and fetch a new one.
       // The caller allows two such rounds per request, so a token that is refused again ends in an error.
       if (hadAuthorization) {
         const suffix = `|${[...scopes].sort().join(" ")}`;
-        for (const key of [...this.#tokens.keys()]) if (key.endsWith(suffix)) this.#tokens.delete(key);
+        for (const key of [...this.#session.tokens.keys()]) if (key.endsWith(suffix)) this.#session.tokens.delete(key);
       }
       return true;
     }
     if (challenges.some((challenge) => challenge.scheme === "basic") && credentials?.kind === "basic") {
-      const first = !this.#basic;
-      this.#basic = true;
+      const first = !this.#session.basic;
+      this.#session.basic = true;
       return first || !hadAuthorization;
     }
     return false;
