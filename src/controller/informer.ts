@@ -6,6 +6,7 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { withDeadline } from "../deadline.ts";
+import { trimForCache } from "./cache-trim.ts";
 import type { KubeClient, ResourceType } from "../kube/client.ts";
 import type { Log } from "./log.ts";
 import { watchResource, WatchFailedError } from "../kube/watch.ts";
@@ -170,7 +171,7 @@ export class Informer<T extends Keyed> {
       const key = objectKey(item);
       seen.add(key);
       const previous = this.#store.get(key);
-      this.#store.set(key, item);
+      this.#store.set(key, trimForCache(item));
       this.#options.onUpsert(item, previous);
     }
     for (const [key, object] of this.#store) {
@@ -228,7 +229,7 @@ export class Informer<T extends Keyed> {
       return true;
     }
     const previous = this.#store.get(key);
-    this.#store.set(key, object);
+    this.#store.set(key, trimForCache(object));
     this.#options.onUpsert(object, previous);
     return true;
   }
