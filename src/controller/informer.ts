@@ -164,7 +164,7 @@ export class Informer<T extends Keyed> {
   async #relist(): Promise<void> {
     // A list hangs behind a dead link as a watch does; it must not outlast the watchdog's patience either.
     const { type, namespace, labelSelector, silenceMs } = this.#options;
-    const { items, resourceVersion } = await withDeadline(silenceMs, () => this.#client.list<T>(type, namespace, labelSelector));
+    const { items, resourceVersion } = await withDeadline(silenceMs, () => this.#client.list<T>(type, namespace, labelSelector, { resourceVersion: "0" }));
     this.#served();
     const seen = new Set<string>();
     for (const item of items) {

@@ -14,6 +14,9 @@ import {
 } from "@kubernetes/client-node";
 import { boundedTransport, MAX_KUBE_RESPONSE_BYTES } from "./transport.ts";
 
+/** Objects per page of a list: a few MiB of custom resources per answer. */
+export const LIST_PAGE_SIZE = 500;
+
 /** The largest answer read from a cluster named by a tenant's kubeConfig. */
 export const TENANT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 import { FerryError } from "../errors.ts";
@@ -149,14 +152,38 @@ export class KubeClient {
     return new KubeClient(config);
   }
 
-  /** Every object of `type`, in one namespace or (namespace undefined) in all of them; only those labelSelector selects. */
-  async list<T>(type: ResourceType, namespace?: string, labelSelector?: string): Promise<{ items: T[]; resourceVersion: string }> {
+  /**
+   * Every object of `type`, in one namespace or (namespace undefined) in all of them; only those labelSelector selects.
+   * Read in pages of `limit` (LIST_PAGE_SIZE) objects, so a big list is not one answer the apiserver builds and this
+   * process parses whole. `resourceVersion` as the API reads it: unset is a consistent read; "0" is any version,
+   * served from the apiserver's watch cache rather than etcd (as client-go's informers list); another version is
+   * one at least that new (resourceVersionMatch=NotOlderThan), also from the cache.
+   */
+  async list<T>(
+    type: ResourceType,
+    namespace?: string,
+    labelSelector?: string,
+    options: { resourceVersion?: string; limit?: number } = {},
+  ): Promise<{ items: T[]; resourceVersion: string }> {
     const { group, version, plural } = type;
     const selected = labelSelector ? { labelSelector } : {};
-    const list = namespace === undefined
-      ? await this.#custom.listClusterCustomObject({ group, version, plural, ...selected })
-      : await this.#custom.listNamespacedCustomObject({ group, version, plural, namespace, ...selected });
-    return { items: list.items as T[], resourceVersion: list.metadata?.resourceVersion ?? "" };
+    const { resourceVersion } = options;
+    const atVersion = resourceVersion === undefined || resourceVersion === ""
+      ? {}
+      : { resourceVersion, ...(resourceVersion === "0" ? {} : { resourceVersionMatch: "NotOlderThan" }) };
+    const items: T[] = [];
+    let token: string | undefined;
+    for (;;) {
+      // A continued page carries its version in the token: the first page's resourceVersion is not sent again.
+      const limit = options.limit ?? LIST_PAGE_SIZE;
+      const page = { group, version, plural, ...selected, limit, ...(token ? { _continue: token } : atVersion) };
+      const list = namespace === undefined
+        ? await this.#custom.listClusterCustomObject(page)
+        : await this.#custom.listNamespacedCustomObject({ ...page, namespace });
+      for (const item of list.items as T[]) items.push(item);
+      token = list.metadata?._continue || list.metadata?.continue || undefined;
+      if (!token) return { items, resourceVersion: list.metadata?.resourceVersion ?? "" };
+    }
   }
 
   async get<T>(type: ResourceType, namespace: string, name: string): Promise<T | undefined> {
