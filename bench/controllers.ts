@@ -23,6 +23,8 @@ const { values } = parseArgs({
     "idle-minutes": { type: "string", default: "2" },
     pushes: { type: "string", default: "20" },
     rows: { type: "string", default: ROWS.join(",") },
+    /** Ferry,Flux by default; one of them to check a row's setup quickly. */
+    tools: { type: "string", default: "Ferry,Flux" },
   },
 });
 const counts = (values.count ?? "").split(",").map(Number);
@@ -56,7 +58,7 @@ const HALF: Goal = { kind: "ratio-at-most", value: 0.5 };
 async function alternate(what: string, measure: (tool: Tool, run: number) => Promise<void>) {
   for (let run = 0; run < runs; run++) {
     const order = run % 2 === 0 ? TOOLS : [...TOOLS].reverse();
-    for (const tool of order) {
+    for (const tool of order.filter((one) => (values.tools ?? "").split(",").includes(one.name))) {
       log(`${what}: run ${run + 1}/${runs}, ${tool.name} (load ${load()})`);
       await measure(tool, run);
     }

@@ -79,7 +79,11 @@ interface KustomizeControllerHandle {
   readonly process: ManagedProcess;
   stop(): Promise<void>;
 }
-type StartKustomizeController = (options: { kubeconfig: string; dir: string }) => Promise<KustomizeControllerHandle>;
+type StartKustomizeController = (options: {
+  kubeconfig: string;
+  dir: string;
+  extraArgs?: readonly string[];
+}) => Promise<KustomizeControllerHandle>;
 
 let kustomizeControllerStarter: StartKustomizeController | undefined;
 
@@ -112,7 +116,11 @@ export const fluxTool: Tool = {
       await source.stop();
       throw new Error("Flux's kustomize-controller harness is missing");
     }
-    const kustomizeController = await kustomizeControllerStarter({ kubeconfig: cluster.kubeconfig, dir });
+    const kustomizeController = await kustomizeControllerStarter({
+      kubeconfig: cluster.kubeconfig,
+      dir,
+      extraArgs: ["--log-level=info", `--concurrent=${CONCURRENCY}`],
+    });
     return {
       roots: [source.process, kustomizeController.process],
       async stop() {
