@@ -65,24 +65,48 @@ function fingerprint(value: unknown): string {
   return createHash("sha256").update(Buffer.isBuffer(value) ? value : String(value)).digest("hex").slice(0, 16);
 }
 
+/** Keep-alive agents kept at once: one per API server and TLS identity the controller talks to. */
+export const MAX_SHARED_AGENTS = 64;
+
+/**
+ * Keep-alive agents by server, proxy and TLS settings, shared by every KubeClient in the process, least recently used
+ * first. Credentials other than a client certificate (tokens, basic auth) and impersonation travel in headers, so the
+ * clients of many tenants' ServiceAccounts on one cluster share one connection pool instead of each keeping its own.
+ */
+const sharedAgents = new Map<string, unknown>();
+
+/** Closes an evicted agent's idle connections; those in use close when their request ends, not kept for reuse. */
+function retire(agent: unknown): void {
+  const pooled = agent as { keepAlive?: boolean; freeSockets?: Record<string, Array<{ destroy(): void }> | undefined> };
+  if (typeof pooled.keepAlive === "boolean") pooled.keepAlive = false;
+  for (const sockets of Object.values(pooled.freeSockets ?? {})) for (const socket of sockets ?? []) socket.destroy();
+}
+
 /**
  * client-node builds a new https.Agent for every request, so every request pays a TCP and TLS handshake (and the
- * CA is parsed again). One keep-alive agent per server, TLS settings and client certificate is reused instead.
+ * CA is parsed again). One keep-alive agent per server, TLS settings and client certificate is reused instead,
+ * across KubeClients (impersonating ones included).
  */
 function reuseAgents(config: KubeConfig): void {
   const target = config as unknown as { createAgent: AgentFactory };
   const create = target.createAgent.bind(config);
-  const agents = new Map<string, unknown>();
   target.createAgent = (cluster, options) => {
     const key = [
-      cluster?.server, cluster?.proxyUrl, options.rejectUnauthorized, options.servername,
-      fingerprint(options.ca), fingerprint(options.cert), fingerprint(options.key), fingerprint(options.pfx),
+      cluster?.server, cluster?.proxyUrl, options.rejectUnauthorized, options.servername, fingerprint(options.ca),
+      fingerprint(options.cert), fingerprint(options.key), fingerprint(options.pfx), fingerprint(options.passphrase),
     ].join("|");
-    let agent = agents.get(key);
-    if (!agent) {
+    let agent = sharedAgents.get(key);
+    if (agent) {
+      sharedAgents.delete(key);
+    } else {
       agent = create(cluster, { ...options, keepAlive: true });
-      agents.set(key, agent);
+      for (const [oldest, evicted] of sharedAgents) {
+        if (sharedAgents.size < MAX_SHARED_AGENTS) break;
+        sharedAgents.delete(oldest);
+        retire(evicted);
+      }
     }
+    sharedAgents.set(key, agent);
     return agent;
   };
 }

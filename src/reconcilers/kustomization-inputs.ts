@@ -56,6 +56,9 @@ export interface Target {
 
 const serviceAccountUser = (namespace: string, name: string) => `system:serviceaccount:${namespace}:${name}`;
 
+/** Targets kept: one per tenant identity and kubeconfig; each holds an Applier and its discovery cache. */
+export const MAX_TARGETS = 2048;
+
 /** Appliers keep a discovery cache, so one is kept per identity and kubeconfig rather than made per reconcile. */
 export class Targets {
   readonly #kube: KubeClient;
@@ -102,12 +105,26 @@ export class Targets {
   #target(cluster: string, base: () => KubeClient, user: string | undefined): Target {
     const key = `${cluster}|${user ?? ""}`;
     const cached = this.#cache.get(key);
-    if (cached) return cached;
+    if (cached) {
+      // Least recently used first out: a busy tenant's target (and its discovery) is never dropped for an idle one.
+      this.#cache.delete(key);
+      this.#cache.set(key, cached);
+      return cached;
+    }
     const kube = user ? base().impersonating(user) : base();
     const target = { kube, applier: new Applier(kube) };
-    if (this.#cache.size > 256) this.#cache.clear();
+    // Was: cleared whole past 256, so with more tenants than that every reconcile rebuilt its Applier and ran discovery.
+    for (const oldest of this.#cache.keys()) {
+      if (this.#cache.size < MAX_TARGETS) break;
+      this.#cache.delete(oldest);
+    }
     this.#cache.set(key, target);
     return target;
+  }
+
+  /** How many targets are cached; for tests. */
+  get size(): number {
+    return this.#cache.size;
   }
 
   /** The kubeconfig text of a kubeConfig.secretRef. Secrets are not watched, so problems are retried, not stalled. */
