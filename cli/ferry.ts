@@ -153,6 +153,9 @@ Flags:
                                 sign keylessly (public-good Sigstore); the controller accepts that identity only
                                 (--certificate-identity-regexp, --certificate-oidc-issuer-regexp: regular expressions)
   --creds user:password         registry credentials for the push, and for the controller (Secret ferry-registry)
+  --pull-creds user:password    read-only credentials for the controller instead (the cluster then holds no push right)
+  --pull-url oci://HOST/REPO    where the cluster reaches the same repository, when not at the push's address
+                                (kind/k3d local registries: push to localhost:5001, pull from kind-registry:5000)
   --ca-file FILE                the registry's CA, for the push and the controller (Secret ferry-registry-tls)
   --cert-file FILE --key-file FILE
                                 a client certificate for the registry, for the push and the controller
@@ -166,7 +169,8 @@ Flags:
 
 Examples:
   ferry bootstrap oci://ghcr.io/acme/fleet/prod --path=clusters/prod
-  COSIGN_PASSWORD=… ferry bootstrap oci://registry.internal/ferry:stable --sign --key=cosign.key`,
+  COSIGN_PASSWORD=… ferry bootstrap oci://registry.internal/ferry:stable --sign --key=cosign.key
+  ferry bootstrap oci://localhost:5001/ferry --insecure-registry --pull-url=oci://kind-registry:5000/ferry`,
     load: async () => (await import("./commands/bootstrap.ts")).bootstrapCommand,
   },
   check: {

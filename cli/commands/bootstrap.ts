@@ -62,6 +62,8 @@ const BOOTSTRAP_OPTIONS = {
   interval: { type: "string" },
   force: { type: "boolean" },
   "prune-cluster-config": { type: "boolean" },
+  "pull-url": { type: "string" },
+  "pull-creds": { type: "string" },
   kubeconfig: { type: "string" },
 } as const;
 
@@ -104,19 +106,17 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   }
   const namespace = install.namespace ?? DEFAULT_NAMESPACE;
   const timeoutMs = parseDuration(values.timeout ?? "5m", "--timeout");
-  if (values.creds !== undefined && parseCreds(values.creds).kind !== "basic") {
-    throw new UsageError("--creds must be user:password here: bootstrap stores them for the controller as a docker config Secret");
-  }
+  const pullCreds = controllerCredentials(values);
   const clusterConfig = values.path ? await checkedDirectory(values.path) : undefined;
   // A wrong key or password fails here, before the cluster or the registry is touched.
   const signing = await loadSigning(values);
   const options: BootstrapOptions = {
-    url: `oci://${reference.registry}/${reference.repository}`,
+    url: pullUrl(values["pull-url"]) ?? `oci://${reference.registry}/${reference.repository}`,
     tag: reference.tag ?? "latest",
     install,
     insecure: values["insecure-registry"] ?? false,
     interval: checkedInterval(values.interval ?? "1m"),
-    registryCredentials: values.creds !== undefined,
+    registryCredentials: pullCreds !== undefined,
     registryTls: Object.keys(tlsFiles(values)).length > 0,
     ...(signing ? { verification: signing.verification } : {}),
     clusterConfig: clusterConfig !== undefined,
@@ -125,7 +125,7 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   const kube = kubeClient(values);
   const components = selfManagedComponents(install);
   const desiredSync = syncObjects(options);
-  const stored = await secrets(values, options, namespace, signing?.publicKey);
+  const stored = await secrets(values, options, namespace, pullCreds, signing?.publicKey);
   await checkCluster(kube, [...components, ...desiredSync, ...stored]);
   const state = await readClusterState(kube, namespace);
   const conflicts = takeoverConflicts(state, options);
@@ -170,6 +170,43 @@ function artifactReference(positionals: readonly string[]): Reference {
   const reference = parseReference(positionals[0] ?? "", { requireScheme: true });
   if (reference.digest) throw new UsageError("bootstrap pushes to a tag, not a digest: oci://registry/repository[:tag]");
   return reference;
+}
+
+/**
+ * Where the controller pulls the artifact from, when the cluster reaches the registry at another address than the
+ * push did (kind's or k3d's local registry: localhost:5001 outside, kind-registry:5000 inside). Same repository.
+ */
+function pullUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  const reference = (() => {
+    try {
+      return parseReference(url, { requireScheme: true });
+    } catch (error) {
+      throw new UsageError(`--pull-url ${url}: ${(error as Error).message}`);
+    }
+  })();
+  if (reference.tag || reference.digest) {
+    throw new UsageError(`--pull-url ${url}: give the repository only (oci://host/repository); the controller follows the tag the push names`);
+  }
+  return `oci://${reference.registry}/${reference.repository}`;
+}
+
+/**
+ * The credentials the controller pulls with: --pull-creds (read-only ones, so that the cluster holds no right to
+ * push), else the push's --creds, with a warning that the cluster then holds push rights.
+ */
+function controllerCredentials(values: Values): string | undefined {
+  for (const flag of ["creds", "pull-creds"] as const) {
+    const value = values[flag];
+    if (value !== undefined && parseCreds(value).kind !== "basic") {
+      throw new UsageError(`--${flag} must be user:password here: bootstrap stores the controller's as a docker config Secret`);
+    }
+  }
+  if (values["pull-creds"] !== undefined) return values["pull-creds"];
+  if (values.creds !== undefined) {
+    status("⚠", "the controller pulls with the push credentials (--creds), so the cluster holds them: pass --pull-creds with read-only ones to keep push rights out of it");
+  }
+  return values.creds;
 }
 
 /** Kept as the user wrote it, for the OCIRepository, once it is known to be a duration the controller accepts. */
@@ -413,11 +450,18 @@ const secret = (name: string, namespace: string, data: Record<string, string | B
  * What the controller needs to pull and verify as the push did, as Secrets it reads: registry credentials, TLS
  * files and the verification key. Never in the artifact, which anyone who can pull it can read.
  */
-async function secrets(values: Values, options: BootstrapOptions, namespace: string, publicKey: KeyObject | undefined): Promise<object[]> {
+async function secrets(
+  values: Values,
+  options: BootstrapOptions,
+  namespace: string,
+  pullCreds: string | undefined,
+  publicKey: KeyObject | undefined,
+): Promise<object[]> {
   const objects: object[] = [];
-  if (values.creds !== undefined) {
+  if (pullCreds !== undefined) {
+    // Keyed by the host the controller pulls from (--pull-url's, when given), which is the one it looks up.
     const registry = options.url.slice("oci://".length).split("/")[0] ?? "";
-    const auth = Buffer.from(values.creds).toString("base64");
+    const auth = Buffer.from(pullCreds).toString("base64");
     const config = JSON.stringify({ auths: { [registry]: { auth } } });
     objects.push(secret(REGISTRY_SECRET, namespace, { ".dockerconfigjson": config }, "kubernetes.io/dockerconfigjson"));
   }

@@ -209,21 +209,50 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
   });
 
   test("--force moves Ferry to a registry that needs credentials and TLS; the controller pulls with the Secrets bootstrap stored", async () => {
-    const secured = await startRegistry({ kind: "zot", auth: "htpasswd", tls: true });
+    const secured = await startRegistry({ kind: "zot", auth: "htpasswd", tls: true, readOnlyUser: true });
+    // The address the cluster reaches the registry at, as kind's in-cluster name for a local registry would be.
+    const inCluster = await startTcpProxy({ host: "127.0.0.1", port: Number(secured.host.split(":")[1]) });
     try {
       const { username, password } = secured.credentials ?? { username: "", password: "" };
       const moved = `oci://${secured.host}/fleet/ferry`;
       const flags = [`--creds=${username}:${password}`, `--ca-file=${secured.caFile}`, "--sign", "--key=bootstrap.key", `--path=${join(dir, "cluster")}`];
-      const result = await ferryOk(["bootstrap", moved, ...flags, "--force", "--image=registry.example/ferry:test", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=3m"],
-        { cwd: dir, env: PASSWORD });
+      const common = [...flags, "--force", "--image=registry.example/ferry:test", `--kubeconfig=${cluster.kubeconfig}`, "--timeout=3m"];
+      const result = await ferryOk(["bootstrap", moved, ...common], { cwd: dir, env: PASSWORD });
       assert.match(result.stderr, /bootstrap finished/);
+      assert.match(result.stderr, /the controller pulls with the push credentials \(--creds\).*pass --pull-creds/);
       const source = await get("ocirepository", "ferry-system");
       assert.equal(source.spec.url, moved);
       assert.deepEqual([source.spec.secretRef, source.spec.certSecretRef], [{ name: "ferry-registry" }, { name: "ferry-registry-tls" }]);
       const stored = JSON.parse(await cluster.kubectl(["get", "secret", "ferry-registry", "-n", "ferry-system", "-o", "json"])) as { type: string };
       assert.equal(stored.type, "kubernetes.io/dockerconfigjson");
       assert.equal(source.status?.conditions?.find((condition) => condition.type === "Ready")?.status, "True");
+
+      // Read-only credentials for the controller, at the cluster's address of the same repository: the cluster
+      // then holds no right to push.
+      const reader = secured.readerCredentials ?? { username: "", password: "" };
+      const pullUrl = `oci://127.0.0.1:${inCluster.port}/fleet/ferry`;
+      const split = await ferryOk(["bootstrap", moved, ...common, `--pull-url=${pullUrl}`, `--pull-creds=${reader.username}:${reader.password}`],
+        { cwd: dir, env: PASSWORD });
+      assert.match(split.stderr, /bootstrap finished/);
+      assert.doesNotMatch(split.stderr, /pulls with the push credentials/);
+      const pulling = await get("ocirepository", "ferry-system");
+      assert.equal(pulling.spec.url, pullUrl);
+      assert.equal(pulling.status?.conditions?.find((condition) => condition.type === "Ready")?.status, "True");
+      const secret = JSON.parse(await cluster.kubectl(["get", "secret", "ferry-registry", "-n", "ferry-system", "-o", "json"])) as { data: Record<string, string> };
+      const config = JSON.parse(Buffer.from(secret.data[".dockerconfigjson"] ?? "", "base64").toString()) as { auths: Record<string, { auth: string }> };
+      assert.deepEqual(Object.keys(config.auths), [`127.0.0.1:${inCluster.port}`], "keyed by the host the controller pulls from");
+      assert.equal(Buffer.from(config.auths[`127.0.0.1:${inCluster.port}`]?.auth ?? "", "base64").toString(), `${reader.username}:${reader.password}`);
+      // What the cluster holds cannot push (zot's access control gives the reader pull only).
+      const pushAsReader = await ferry(["push", "artifact", `${moved}:reader`, `--path=${PODINFO}`, "--source=t", "--revision=t",
+        `--creds=${reader.username}:${reader.password}`, `--ca-file=${secured.caFile}`]);
+      assert.notEqual(pushAsReader.status, 0, "the reader must not be able to push");
+      assert.match(pushAsReader.stderr, /denied|unauthori[sz]ed|forbidden|403/i);
+
+      const badPullUrl = await ferry(["bootstrap", moved, ...common, `--pull-url=${pullUrl}:v2`], { cwd: dir, env: PASSWORD });
+      assert.equal(badPullUrl.status, 2);
+      assert.match(badPullUrl.stderr, /--pull-url .*repository only/);
     } finally {
+      await inCluster.stop();
       await secured.stop();
     }
   });

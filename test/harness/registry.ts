@@ -20,6 +20,11 @@ export interface RegistryOptions {
   /** htpasswd (Basic) on either registry; token (the Docker bearer-token flow) on distribution only. */
   readonly auth?: "htpasswd" | "token";
   readonly tls?: boolean;
+  /**
+   * With htpasswd on zot: a second user, `reader`, who may only pull (zot's access control), for tests of
+   * credentials that must not be able to push.
+   */
+  readonly readOnlyUser?: boolean;
   /** Require client certificates (distribution only; implies TLS). */
   readonly mutualTls?: boolean;
   /** Answer blob GET and HEAD with a redirect to a separate storage server (distribution only), as S3-backed registries do. */
@@ -40,6 +45,8 @@ export interface Registry {
   readonly clientCertificate?: { readonly certFile: string; readonly keyFile: string };
   /** Present when auth is on. */
   readonly credentials?: { readonly username: string; readonly password: string };
+  /** The pull-only user, when readOnlyUser is on. */
+  readonly readerCredentials?: { readonly username: string; readonly password: string };
   /** The token service issuing bearer tokens, when auth is "token". */
   readonly tokenService?: TokenService;
   /** The storage blob downloads are redirected to, when redirectBlobs is on. */
@@ -54,6 +61,8 @@ interface Launch {
   readonly port: number;
   readonly dir: string;
   readonly htpasswd?: string;
+  /** zot's accessControl: the admin may do everything, these users only read. */
+  readonly readers?: { readonly admin: string; readonly users: readonly string[] };
   readonly token?: { realm: string; issuer: string; rootCertBundle: string };
   readonly cert?: { certFile: string; keyFile: string; caFile: string };
   readonly mutualTls?: boolean;
@@ -84,6 +93,15 @@ async function writeConfig(kind: RegistryKind, launch: Launch): Promise<void> {
         port: String(launch.port),
         realm: "ferry-testbed",
         ...(launch.htpasswd ? { auth: { htpasswd: { path: launch.htpasswd }, failDelay: 0 } } : {}),
+        ...(launch.readers
+          ? {
+              // zot v1.4's layout: repository globs directly under accessControl (v2 moved them under repositories).
+              accessControl: {
+                "**": { policies: [{ users: launch.readers.users, actions: ["read"] }], defaultPolicy: [] },
+                adminPolicy: { users: [launch.readers.admin], actions: ["read", "create", "update", "delete"] },
+              },
+            }
+          : {}),
         ...(launch.cert ? { tls: { cert: launch.cert.certFile, key: launch.cert.keyFile } } : {}),
       },
       log: { level: "error" },
@@ -147,6 +165,7 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
   try {
     let credentials: Registry["credentials"];
     let htpasswd: string | undefined;
+    let readerCredentials: Registry["readerCredentials"];
     let token: Launch["token"];
     if (options.auth === "token") {
       credentials = { username: "ferry", password: randomBytes(12).toString("hex") };
@@ -164,7 +183,10 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       credentials = { username: "ferry", password: randomBytes(12).toString("hex") };
       htpasswd = join(dir, "htpasswd");
       // Both registries accept bcrypt only; cost 5 keeps per-request verification cheap.
-      await writeFile(htpasswd, `${credentials.username}:${bcrypt.hashSync(credentials.password, 5)}\n`);
+      if (options.readOnlyUser && options.kind !== "zot") throw new Error("a read-only user is available on zot only");
+      if (options.readOnlyUser) readerCredentials = { username: "reader", password: randomBytes(12).toString("hex") };
+      const users = [credentials, ...(readerCredentials ? [readerCredentials] : [])];
+      await writeFile(htpasswd, users.map((user) => `${user.username}:${bcrypt.hashSync(user.password, 5)}\n`).join(""));
     }
     if (options.mutualTls && options.kind !== "distribution") throw new Error("mutual TLS is available on the distribution registry only");
     const cert = options.tls || options.mutualTls ? await createServingCertificate(dir, `ferry-${options.kind}`) : undefined;
@@ -179,6 +201,7 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       port,
       dir,
       ...(htpasswd ? { htpasswd } : {}),
+      ...(readerCredentials && credentials ? { readers: { admin: credentials.username, users: [readerCredentials.username] } } : {}),
       ...(token ? { token } : {}),
       ...(cert ? { cert } : {}),
       ...(options.mutualTls ? { mutualTls: true } : {}),
@@ -215,6 +238,7 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       tls: Boolean(cert),
       ...(cert ? { caFile: cert.caFile } : {}),
       ...(credentials ? { credentials } : {}),
+      ...(readerCredentials ? { readerCredentials } : {}),
       ...(tokenService ? { tokenService } : {}),
       ...(clientCertificate ? { clientCertificate } : {}),
       ...(blobStorage ? { blobStorage } : {}),
