@@ -58,9 +58,10 @@ const builtinsAsModules: Plugin = {
 };
 
 // The bundle's chunks are named by content hash, so old ones are removed; the sandbox binary (built by
-// build-sandbox.ts, which needs Go) stays, or every bundle would force a Go build before the controller can start.
+// build-sandbox.ts, which needs Go) stays, or every bundle would force a Go build before the controller can start,
+// and so does the single executable (npm run sea, cli/sea/build.ts), which is built from sources, not from dist/.
 for (const entry of await readdir(outdir).catch(() => [] as string[])) {
-  if (entry !== "ferry-sandbox") await rm(join(outdir, entry), { recursive: true, force: true });
+  if (entry !== "ferry-sandbox" && entry !== "ferry") await rm(join(outdir, entry), { recursive: true, force: true });
 }
 const result = await build({
   // The workers that read kustomize output (src/kustomize/output.ts) and evaluate CEL (src/cel/evaluate-in-worker.ts)
