@@ -2,11 +2,12 @@
 // Ferry's controller against Flux's real controllers (test-bed peers run out of cluster), each on a fresh apiserver
 // and registry per tool and run, alternating which tool goes first, medians of the runs. Prints one table: row,
 // Ferry, Flux, ratio (Ferry/Flux) and the issue's goals. Progress and per-run detail go to stderr.
+import { rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { buildTestbed } from "../test/testbed/build.ts";
 import { PEERS } from "../test/testbed/peers.ts";
-import { fluxTool, loadKustomizeController, type Tool, TOOLS, type ToolName } from "./controllers/beds.ts";
+import { fluxTool, loadKustomizeController, pinBundle, type Tool, TOOLS, type ToolName } from "./controllers/beds.ts";
 import { kubePrometheusRun, pushRun } from "./controllers/delivery.ts";
 import { kustomizationsRun } from "./controllers/kustomizations.ts";
 import { sourcesRun } from "./controllers/sources.ts";
@@ -25,6 +26,8 @@ const { values } = parseArgs({
     rows: { type: "string", default: ROWS.join(",") },
     /** Ferry,Flux by default; one of them to check a row's setup quickly. */
     tools: { type: "string", default: "Ferry,Flux" },
+    /** Also write every sample, by row and tool, to this file. */
+    json: { type: "string" },
   },
 });
 const counts = (values.count ?? "").split(",").map(Number);
@@ -52,6 +55,7 @@ function missing(label: string, tool: ToolName, reason: string, options: { digit
   meta.set(label, { ...meta.get(label), ...options, ...(tool === "Flux" ? { fluxMissing: reason } : {}) });
 }
 
+const failures: string[] = [];
 const HALF: Goal = { kind: "ratio-at-most", value: 0.5 };
 
 /** Runs `measure` once per tool per run, alternating which tool goes first. */
@@ -60,7 +64,13 @@ async function alternate(what: string, measure: (tool: Tool, run: number) => Pro
     const order = run % 2 === 0 ? TOOLS : [...TOOLS].reverse();
     for (const tool of order.filter((one) => (values.tools ?? "").split(",").includes(one.name))) {
       log(`${what}: run ${run + 1}/${runs}, ${tool.name} (load ${load()})`);
-      await measure(tool, run);
+      try {
+        await measure(tool, run);
+      } catch (error) {
+        // One failed run costs its samples, not the table of everything measured so far.
+        failures.push(`${what}, run ${run + 1}, ${tool.name}: ${(error as Error).message.split("\n")[0]}`);
+        log(`FAILED ${failures.at(-1)}\n${(error as Error).message}`);
+      }
     }
   }
 }
@@ -154,16 +164,26 @@ async function main() {
     only: ["k8s", "etcd", "kwok", "zot", "kustomize", "source-controller", "flux-crds", ...(kustomizeController ? ["kustomize-controller"] : [])],
     quiet: true,
   });
+  const pinned = await pinBundle();
   await loadKustomizeController();
   const fluxKustomize = fluxTool.kustomizeMissing();
   console.log(`bench:controllers: ${process.argv.slice(2).join(" ") || "(defaults)"}; ${runs} run(s) per tool, alternating which goes first; `
     + `${cpus().length} cores; load average before: ${load()}`);
   console.log(`Flux: source-controller v1.9.5 (test-bed peer)${fluxKustomize ? `; kustomize-controller: ${fluxKustomize}` : " + kustomize-controller (test-bed peer)"}`);
-  if (rows.includes("sources")) await sourcesRows();
-  if (rows.includes("kustomizations")) await kustomizationRows();
-  if (rows.includes("kube-prometheus")) await kubePrometheusRows();
-  if (rows.includes("push")) await pushRows();
+  try {
+    if (rows.includes("sources")) await sourcesRows();
+    if (rows.includes("kustomizations")) await kustomizationRows();
+    if (rows.includes("kube-prometheus")) await kubePrometheusRows();
+    if (rows.includes("push")) await pushRows();
+  } finally {
+    await rm(pinned, { recursive: true, force: true });
+  }
   console.log(`load average after: ${load()}`);
+  for (const failure of failures) console.log(`failed run (left out of the medians): ${failure}`);
+  if (values.json) {
+    const all = Object.fromEntries([...samples].map(([label, byTool]) => [label, Object.fromEntries(byTool)]));
+    await writeFile(values.json, JSON.stringify(all, null, 2));
+  }
   const table: Row[] = [...samples].map(([label, byTool]) => {
     const info = meta.get(label) ?? {};
     return {

@@ -2,9 +2,11 @@
 // `ferry controller` process, and Flux's real controllers as test-bed peers run out of cluster (source-controller;
 // kustomize-controller once test/harness/kustomize-controller.ts exists). Plus what every row needs: listing objects
 // straight from the apiserver, the apiserver's request counter, and memory and CPU of the controllers' processes.
+import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { cp, mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { pushArtifact } from "../../src/artifact/push.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
@@ -49,6 +51,28 @@ export interface Tool {
 
 const CONCURRENCY = process.env.BENCH_CONTROLLER_CONCURRENCY ?? "4";
 
+/**
+ * The bundle every Ferry run uses: a private copy of dist/ taken once at the start, so that a `npm run build` elsewhere
+ * in the worktree during a long bench neither breaks a run nor changes the code measured half-way.
+ */
+let bundle = FERRY_BUNDLE;
+export async function pinBundle(): Promise<string> {
+  const copy = await mkdtemp(join(tmpdir(), "ferry-bench-controllers-dist-"));
+  await cp(dirname(FERRY_BUNDLE), copy, { recursive: true });
+  bundle = join(copy, basename(FERRY_BUNDLE));
+  return copy;
+}
+
+/** `ferry <args>` from the pinned bundle; resolves with stdout, fails with stderr. */
+export function ferryBundle(args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [bundle, ...args], { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`ferry ${args.join(" ")} failed: ${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
 export const ferryTool: Tool = {
   name: "Ferry",
   sourceApiVersion: "source.ferry.dev/v1",
@@ -68,7 +92,7 @@ export const ferryTool: Tool = {
     // wrapper and its child are both counted).
     const controller = startProcess("ferry controller", process.execPath, [
       ...(process.env.BENCH_NODE_OPTIONS ? process.env.BENCH_NODE_OPTIONS.split(" ") : []),
-      FERRY_BUNDLE, "controller", `--kubeconfig=${cluster.kubeconfig}`, `--cache-dir=${join(dir, "ferry-cache")}`, "--health-addr=127.0.0.1:0",
+      bundle, "controller", `--kubeconfig=${cluster.kubeconfig}`, `--cache-dir=${join(dir, "ferry-cache")}`, "--health-addr=127.0.0.1:0",
       "--leader-elect=false", `--concurrency=${CONCURRENCY}`,
     ], { logFile: join(dir, "ferry-controller.log"), env: { FERRY_KUSTOMIZE: binary("kustomize") } });
     return { roots: [controller], stop: () => controller.stop() };

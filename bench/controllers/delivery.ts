@@ -7,9 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import yaml from "js-yaml";
 import { type ControlPlane, startControlPlane } from "../../test/harness/control-plane.ts";
-import { ferryOk } from "../../test/harness/ferry.ts";
 import { type Registry, startRegistry } from "../../test/harness/registry.ts";
-import { apiserverRequests, applyObjects, type Controllers, isReady, type Item, requestReconcile, sleep, type Tool, waitForAll } from "./beds.ts";
+import { apiserverRequests, applyObjects, type Controllers, ferryBundle, isReady, type Item, requestReconcile, sleep, type Tool, waitForAll } from "./beds.ts";
 import { percentile } from "./stats.ts";
 
 const KUBE_PROMETHEUS = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "kube-prometheus");
@@ -63,8 +62,8 @@ async function withBed<T>(
 
 /** `ferry push artifact` (the bundled CLI, as a user runs it); returns the pushed digest. */
 async function push(registry: Registry, repository: string, path: string): Promise<string> {
-  const pushed = await ferryOk(["push", "artifact", `oci://${registry.host}/${repository}:v1`, `--path=${path}`, "--source=bench", "--revision=bench", "--insecure-registry"], { bundle: true });
-  return pushed.stdout.trim();
+  const pushed = await ferryBundle(["push", "artifact", `oci://${registry.host}/${repository}:v1`, `--path=${path}`, "--source=bench", "--revision=bench", "--insecure-registry"]);
+  return pushed.trim();
 }
 
 function kustomization(tool: Tool, path: string, timeout: string) {
