@@ -57,9 +57,12 @@ const CONCURRENCY = process.env.BENCH_CONTROLLER_CONCURRENCY ?? "4";
  */
 let bundle = FERRY_BUNDLE;
 export async function pinBundle(): Promise<string> {
+  // The bundle reads ../package.json (its version): keep dist/ beside a copy of it.
   const copy = await mkdtemp(join(tmpdir(), "ferry-bench-controllers-dist-"));
-  await cp(dirname(FERRY_BUNDLE), copy, { recursive: true });
-  bundle = join(copy, basename(FERRY_BUNDLE));
+  const dist = dirname(FERRY_BUNDLE);
+  await cp(dist, join(copy, basename(dist)), { recursive: true });
+  await cp(join(dist, "..", "package.json"), join(copy, "package.json"));
+  bundle = join(copy, basename(dist), basename(FERRY_BUNDLE));
   return copy;
 }
 
