@@ -84,7 +84,7 @@ export async function buildSea(
     // Fixed seeds, so the snapshot's heap is the same on every build (V8 rehashes with a random seed on restore).
     const { stderr } = await exec(process.execPath, ["--hash-seed=1", "--random-seed=1", "--experimental-sea-config", config], {
       cwd: work,
-      env: { PATH: process.env.PATH ?? "" },
+      env: { PATH: process.env.PATH ?? "", ...(process.env.FERRY_SEA_WARM_UP ? { FERRY_SEA_WARM_UP: process.env.FERRY_SEA_WARM_UP } : {}) },
       maxBuffer: 16 * 1024 * 1024,
     });
     const unexpected = stderr.split("\n").filter((line) => line && !/ExperimentalWarning: Single executable|not yet fully verified|may still work|out-of-sync|issue tracker|--trace-warnings|Wrote single executable/.test(line));

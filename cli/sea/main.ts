@@ -4,6 +4,7 @@
 import { main } from "ferry-sea:cli";
 import { type Main, start } from "./start.ts";
 
-start(main as Main, () => Promise.all([
-  import("../commands/artifact.ts"),
-]));
+start(main as Main, async () => {
+  await import("../commands/artifact.ts");
+  if (process.env.FERRY_SEA_WARM_UP !== "0") await (await import("./warm-up.ts")).warmUp();
+});
