@@ -125,6 +125,8 @@ Flags:
                                 (the main controller keeps the unlabelled ones); fewer than before deletes the rest
   --network-policy=false        leave out the NetworkPolicy
   --memory-limit-mib N          the controller's memory limit (default 1024); its heap gets three quarters
+  --cache-volume-size 4Gi       bound of the artifact cache volume (0: none); past it the pod is evicted
+  --tmp-volume-size 2Gi         bound of /tmp, where artifacts are unpacked and built (0: none)
   --log-level debug|info|error  the controller's log level (default info)
   --version vX.Y.Z              must be this CLI's version: a CLI installs its own manifests
   --kubeconfig PATH, --timeout 5m

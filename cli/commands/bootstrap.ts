@@ -13,6 +13,7 @@ import { artifactMetadata, pushArtifact } from "../../src/artifact/push.ts";
 import { buildTarball } from "../../src/artifact/tarball.ts";
 import { Applier } from "../../src/apply/apply.ts";
 import { type Disposition, FerryError } from "../../src/errors.ts";
+import { GoRegexp } from "../../src/go-regexp.ts";
 import { computeHealth } from "../../src/health/kstatus.ts";
 import {
   BOOTSTRAP_NAME,
@@ -36,8 +37,8 @@ import type { ManifestObject } from "../../src/kustomize/build.ts";
 import { KUSTOMIZATION } from "../../src/reconcilers/kustomization.ts";
 import { OCI_REPOSITORY, REQUESTED_AT_ANNOTATION } from "../../src/reconcilers/ocirepository.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
-import { parseCreds } from "../../src/registry/credentials.ts";
-import { NotFoundError } from "../../src/registry/errors.ts";
+import { credentialChain, parseCreds } from "../../src/registry/credentials.ts";
+import { AccessDeniedError, AuthenticationError, NotFoundError } from "../../src/registry/errors.ts";
 import { type Descriptor, sha256Digest } from "../../src/registry/oci.ts";
 import { formatReference, parseReference, type Reference } from "../../src/registry/reference.ts";
 import { FERRY_VERSION } from "../../src/version.ts";
@@ -76,6 +77,12 @@ class ClusterAccessError extends FerryError {
 /** Another registry or a newer Ferry is in charge of the cluster; --force takes it over. */
 class TakeoverRefusedError extends FerryError {
   readonly code = "TAKEOVER_REFUSED";
+  readonly disposition: Disposition = "stall";
+}
+
+/** The registry refuses the pull the controller will make: with the credentials stored for it, or anonymously. */
+class ControllerPullRefusedError extends FerryError {
+  readonly code = "CONTROLLER_PULL_REFUSED";
   readonly disposition: Disposition = "stall";
 }
 
@@ -138,6 +145,7 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   if (!values.force) await refuseSecondInstall(kube, namespace);
   if (!values.force && state.controllerVersion === undefined) await refuseForeignNamespace(kube, namespace);
 
+  if (values["pull-url"] === undefined) await checkControllerPull(values, { ...reference, tag: options.tag }, pullCreds);
   const { digest, pushed } = await pushBootstrapArtifact(values, reference, options, clusterConfig, signing);
   const applier = new Applier(kube);
   const firstInstall = state.controllerVersion === undefined || (values.force ?? false);
@@ -153,13 +161,15 @@ export async function bootstrapCommand(args: readonly string[]): Promise<void> {
   const { changes } = await applier.apply([...stored, ...(repository ? [repository] : [])] as ManifestObject[], { timeoutMs });
   // A new artifact, or new credentials or keys for the same one: have the source pull and verify again now.
   const changed = changes.some((change) => change.action === "created" || change.action === "configured");
-  if (pushed || changed) await requestReconcile(kube, namespace);
-  if (kustomizations.length > 0) {
-    // Not before the source holds the new artifact: a Kustomization whose spec changes is reconciled at once, with
-    // the artifact the source has then, and the old artifact's ferry-sync.yaml would undo the source's new spec.
-    await waitForSourceArtifact(kube, namespace, digest, timeoutMs);
-    await applier.apply(kustomizations as ManifestObject[], { timeoutMs });
+  // Until the source has pulled and verified with what was just stored, nothing says the controller can: new
+  // credentials, TLS files or keys are only proved by its next fetch.
+  if (pushed || changed || kustomizations.length > 0) {
+    await waitForSourceArtifact(kube, namespace, digest, await requestReconcile(kube, namespace), timeoutMs);
   }
+  // Kustomizations not before the source holds the new artifact: a Kustomization whose spec changes is reconciled
+  // at once, with the artifact the source has then, and the old artifact's ferry-sync.yaml would undo the source's
+  // new spec.
+  if (kustomizations.length > 0) await applier.apply(kustomizations as ManifestObject[], { timeoutMs });
   await deleteStaleSecrets(kube, namespace, stored);
   await waitForSelfReconcile(kube, applier, namespace, digest, timeoutMs);
   status("✔", `bootstrap finished: Ferry v${FERRY_VERSION} reconciles itself from ${options.url}:${options.tag}`);
@@ -196,13 +206,22 @@ function pullUrl(url: string | undefined): string | undefined {
  * push), else the push's --creds, with a warning that the cluster then holds push rights.
  */
 function controllerCredentials(values: Values): string | undefined {
-  for (const flag of ["creds", "pull-creds"] as const) {
-    const value = values[flag];
-    if (value !== undefined && parseCreds(value).kind !== "basic") {
-      throw new UsageError(`--${flag} must be user:password here: bootstrap stores the controller's as a docker config Secret`);
+  // Only the value stored for the controller must be user:password; a --creds token for the push is fine beside
+  // --pull-creds.
+  const flag = values["pull-creds"] !== undefined ? "pull-creds" : "creds";
+  const value = values[flag];
+  if (value === undefined) return undefined;
+  const parsed = (() => {
+    try {
+      return parseCreds(value, `--${flag}`);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
     }
+  })();
+  if (parsed.kind !== "basic") {
+    throw new UsageError(`--${flag} must be user:password here: bootstrap stores the controller's as a docker config Secret`);
   }
-  if (values["pull-creds"] !== undefined) return values["pull-creds"];
+  if (flag === "pull-creds") return value;
   if (values.creds !== undefined) {
     status("⚠", "the controller pulls with the push credentials (--creds), so the cluster holds them: pass --pull-creds with read-only ones to keep push rights out of it");
   }
@@ -257,7 +276,14 @@ export function identityPattern(values: Values, flag: "certificate-identity" | "
   if ((exact === undefined) === (pattern === undefined)) {
     throw new UsageError(`--sign --keyless needs one of --${flag} or --${flag}-regexp, for the controller to verify with`);
   }
-  return exact !== undefined ? `^${exact.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$` : (pattern ?? "");
+  if (exact !== undefined) return `^${exact.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`;
+  // The controller compiles it as Go does: one it would refuse must not reach the cluster's spec.verify.
+  try {
+    GoRegexp.compile(pattern ?? "");
+  } catch (error) {
+    throw new UsageError(`--${flag}-regexp: ${(error as Error).message}`);
+  }
+  return pattern ?? "";
 }
 
 /**
@@ -363,7 +389,7 @@ async function pushBootstrapArtifact(
     }
     status("►", `pushing Ferry v${FERRY_VERSION} manifests to ${formatReference(target)}`);
     // Signed before it is tagged: the controller follows the tag and verifies, and must never find it unsigned.
-    const sign = signing?.signing ? { beforeTag: (manifest: Descriptor) => signWith(client, target, signing, manifest) } : {};
+    const sign = signing?.signing ? { beforeTag: (manifest: Descriptor) => signVerified(client, target, signing, manifest) } : {};
     const pushed = await pushArtifact(client, target, { ...request, ...sign });
     status("✔", `pushed ${pushed.digest}`);
     return { digest: pushed.digest, pushed: true };
@@ -379,12 +405,13 @@ async function signWith(client: RegistryClient, target: Reference, signing: Sign
   status("✔", "artifact signed");
 }
 
-/**
- * A re-run with --sign over an artifact that is already there: an earlier run may have pushed it unsigned, or been
- * cut off between push and signature. Sign it unless a signature this bootstrap's key or identity accepts is there.
- */
-async function ensureSigned(client: RegistryClient, reference: Reference, signing: Signing): Promise<void> {
-  const subject = await client.resolve(reference);
+/** Why the controller would refuse the signatures `subject` has now, or undefined when it would accept them. */
+async function verificationFailure(
+  client: RegistryClient,
+  reference: Reference,
+  signing: Signing,
+  subject: Descriptor,
+): Promise<Error | undefined> {
   const { verifyArtifact } = await import("../../src/signing/verify.ts");
   const { VerificationError } = await import("../../src/signing/errors.ts");
   const trust = signing.publicKey
@@ -393,15 +420,35 @@ async function ensureSigned(client: RegistryClient, reference: Reference, signin
         "certificate-identity-regexp": signing.verification.identity?.subject,
         "certificate-oidc-issuer-regexp": signing.verification.identity?.issuer,
       });
-  const verify = async () => {
-    try {
-      await verifyArtifact(client, reference, { ...trust, subject });
-      return undefined;
-    } catch (error) {
-      if (!(error instanceof VerificationError)) throw error;
-      return error;
-    }
-  };
+  try {
+    await verifyArtifact(client, { ...reference, digest: subject.digest }, { ...trust, subject });
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof VerificationError)) throw error;
+    return error;
+  }
+}
+
+/**
+ * Signs a new push before its tag moves, and checks the signature as the controller will (a mistyped
+ * --certificate-identity would otherwise move the tag to an artifact no cluster following it can apply).
+ */
+async function signVerified(client: RegistryClient, target: Reference, signing: Signing, manifest: Descriptor): Promise<void> {
+  await signWith(client, target, signing, manifest);
+  const failure = await verificationFailure(client, target, signing, manifest);
+  if (failure) {
+    throw new UnverifiableSignatureError(`the artifact was signed, but the signature does not verify as the controller will verify it, `
+      + `so the tag was not moved: ${failure.message}`);
+  }
+}
+
+/**
+ * A re-run with --sign over an artifact that is already there: an earlier run may have pushed it unsigned, or been
+ * cut off between push and signature. Sign it unless a signature this bootstrap's key or identity accepts is there.
+ */
+async function ensureSigned(client: RegistryClient, reference: Reference, signing: Signing): Promise<void> {
+  const subject = await client.resolve(reference);
+  const verify = () => verificationFailure(client, reference, signing, subject);
   if (!(await verify())) {
     status("✔", "artifact already signed");
     return;
@@ -428,6 +475,31 @@ async function currentDigest(client: RegistryClient, reference: Reference): Prom
   } catch (error) {
     if (error instanceof NotFoundError) return undefined;
     throw error;
+  }
+}
+
+/**
+ * Reads the tag as the controller will: with the credentials stored for it, or anonymously when none are (the
+ * push's may have come from FERRY_CREDS or docker login, which the cluster does not get). A registry that refuses is
+ * named before anything is pushed or changed; a tag not there yet means the registry let the read through. Not
+ * possible with --pull-url: that address is the cluster's, and may not be reachable from here.
+ */
+async function checkControllerPull(values: Values, reference: Reference, pullCreds: string | undefined): Promise<void> {
+  const anonymous = async () => undefined;
+  const credentials = pullCreds !== undefined ? credentialChain({ creds: pullCreds }) : anonymous;
+  const client = new RegistryClient({ ...clientOptions(values), credentials });
+  try {
+    await client.resolve(reference);
+  } catch (error) {
+    if (error instanceof NotFoundError) return;
+    if (!(error instanceof AuthenticationError || error instanceof AccessDeniedError)) throw error;
+    const how = pullCreds === undefined
+      ? "anonymously (no --creds or --pull-creds to store for it)"
+      : `with ${values["pull-creds"] !== undefined ? "--pull-creds" : "--creds"}`;
+    throw new ControllerPullRefusedError(`the controller would pull ${formatReference(reference)} ${how}, and the registry refuses: ${error.message}; `
+      + "nothing was pushed or changed", { cause: error });
+  } finally {
+    await client.close();
   }
 }
 
@@ -493,10 +565,12 @@ async function deleteStaleSecrets(kube: KubeClient, namespace: string, stored: r
   }
 }
 
-/** Fetch the new artifact now rather than at the next interval. */
-async function requestReconcile(kube: KubeClient, namespace: string): Promise<void> {
-  const annotations = { [REQUESTED_AT_ANNOTATION]: new Date().toISOString() };
+/** Fetch the new artifact now rather than at the next interval; returns the request's token. */
+async function requestReconcile(kube: KubeClient, namespace: string): Promise<string> {
+  const requestedAt = new Date().toISOString();
+  const annotations = { [REQUESTED_AT_ANNOTATION]: requestedAt };
   await kube.mergePatch(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME, { metadata: { annotations } });
+  return requestedAt;
 }
 
 interface ObservedKustomization {
@@ -505,16 +579,39 @@ interface ObservedKustomization {
 }
 
 interface ObservedSource {
-  status?: { artifact?: { revision?: string }; conditions?: Array<{ type: string; status: string; message?: string }> };
+  metadata?: { generation?: number };
+  status?: {
+    observedGeneration?: number;
+    lastHandledReconcileAt?: string;
+    artifact?: { revision?: string };
+    conditions?: Array<{ type: string; status: string; message?: string }>;
+  };
 }
 
-/** Waits until the bootstrap OCIRepository has fetched (and verified) the artifact `digest`. */
-async function waitForSourceArtifact(kube: KubeClient, namespace: string, digest: string, timeoutMs: number): Promise<void> {
+/**
+ * Waits until the bootstrap OCIRepository has handled the reconcile request `requestedAt` (so the credentials, TLS
+ * files and keys just stored were used) and holds, verified, the artifact `digest`. A handled request that left the
+ * source not Ready fails at once: the controller cannot pull or verify with what this bootstrap gave it.
+ */
+async function waitForSourceArtifact(
+  kube: KubeClient,
+  namespace: string,
+  digest: string,
+  requestedAt: string,
+  timeoutMs: number,
+): Promise<void> {
   status("◎", `waiting for OCIRepository ${namespace}/${BOOTSTRAP_NAME} to fetch ${digest}`);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const source = await kube.get<ObservedSource>(OCI_REPOSITORY, namespace, BOOTSTRAP_NAME);
-    if (source?.status?.artifact?.revision?.endsWith(digest)) return;
+    const observed = source?.status?.observedGeneration === source?.metadata?.generation;
+    const handled = observed && source?.status?.lastHandledReconcileAt === requestedAt;
+    const ready = source?.status?.conditions?.find((condition) => condition.type === "Ready");
+    if (handled && ready?.status === "True" && source?.status?.artifact?.revision?.endsWith(digest)) return;
+    if (handled && ready?.status === "False") {
+      throw new SelfUpgradeTimeoutError(`OCIRepository ${namespace}/${BOOTSTRAP_NAME} cannot fetch ${digest} with what this bootstrap stored: `
+        + `${ready.message ?? "not Ready"}; the Kustomizations were left as they were`);
+    }
     if (Date.now() > deadline) {
       const ready = source?.status?.conditions?.find((condition) => condition.type === "Ready");
       const has = source?.status?.artifact?.revision ?? "no artifact";

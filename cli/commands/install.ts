@@ -36,6 +36,8 @@ export const COMPONENT_OPTIONS = {
   "watch-all-namespaces": { type: "boolean" },
   "log-level": { type: "string" },
   shards: { type: "string" },
+  "cache-volume-size": { type: "string" },
+  "tmp-volume-size": { type: "string" },
 } as const;
 
 const INSTALL_OPTIONS = {
@@ -68,6 +70,14 @@ export function componentOptions(values: ComponentValues): InstallOptions {
   if (shards !== undefined && (!(Number.isInteger(shards) && shards >= 0 && shards <= MAX_SHARDS) || values.shards?.trim() === "")) {
     throw new UsageError(`--shards must be a whole number from 0 to ${MAX_SHARDS}`);
   }
+  const volumeSize = (flag: "cache-volume-size" | "tmp-volume-size") => {
+    const size = values[flag];
+    if (size !== undefined && !/^(0|[1-9][0-9]*(Ki|Mi|Gi|Ti))$/.test(size)) {
+      throw new UsageError(`--${flag} must be a size such as 8Gi (Ki, Mi, Gi or Ti), or 0 for no limit, not "${size}"`);
+    }
+    return size;
+  };
+  const [cacheVolumeSize, tmpVolumeSize] = [volumeSize("cache-volume-size"), volumeSize("tmp-volume-size")];
   const logLevel = values["log-level"];
   if (logLevel !== undefined && !isLogLevel(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
   return {
@@ -81,6 +91,8 @@ export function componentOptions(values: ComponentValues): InstallOptions {
     ...(logLevel ? { logLevel } : {}),
     ...(memoryLimitMiB ? { memoryLimitMiB } : {}),
     ...(shards ? { shards } : {}),
+    ...(cacheVolumeSize ? { cacheVolumeSize } : {}),
+    ...(tmpVolumeSize ? { tmpVolumeSize } : {}),
   };
 }
 

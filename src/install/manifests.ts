@@ -28,6 +28,12 @@ export interface InstallOptions {
    * sharding.fluxcd.io/key=shardK, the main one those without the label. 0 or undefined: one controller for all.
    */
   readonly shards?: number;
+  /**
+   * sizeLimit of the artifact cache and /tmp emptyDirs (Kubernetes quantities), or "0" for none. Past one the kubelet
+   * evicts the pod, which fetches everything again: set them above what the sources in the cluster need.
+   */
+  readonly cacheVolumeSize?: string;
+  readonly tmpVolumeSize?: string;
 }
 
 export const DEFAULT_NAMESPACE = "ferry-system";
@@ -98,8 +104,11 @@ function controllerArgs(options: InstallOptions, namespace: string, memoryLimitM
  * and /tmp, where an artifact is unpacked and built. The kubelet evicts the pod past them rather than let a flood of
  * artifacts fill the node's disk under its other pods.
  */
-const CACHE_SIZE_LIMIT = "4Gi";
-const TMP_SIZE_LIMIT = "1Gi";
+export const DEFAULT_CACHE_VOLUME_SIZE = "4Gi";
+/** Room for a few artifacts of the default --max-artifact-size (512Mi) unpacked and built at once. */
+export const DEFAULT_TMP_VOLUME_SIZE = "2Gi";
+
+const emptyDir = (size: string) => (size === "0" ? {} : { sizeLimit: size });
 
 /**
  * The controller's Deployment, or a shard's. A shard's pods carry ferry.dev/shard, which its selector requires, so
@@ -143,7 +152,10 @@ function deployment(options: InstallOptions, namespace: string, shard?: string) 
             securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
             volumeMounts: [{ name: "cache", mountPath: "/var/cache/ferry" }, { name: "tmp", mountPath: "/tmp" }],
           }],
-          volumes: [{ name: "cache", emptyDir: { sizeLimit: CACHE_SIZE_LIMIT } }, { name: "tmp", emptyDir: { sizeLimit: TMP_SIZE_LIMIT } }],
+          volumes: [
+            { name: "cache", emptyDir: emptyDir(options.cacheVolumeSize ?? DEFAULT_CACHE_VOLUME_SIZE) },
+            { name: "tmp", emptyDir: emptyDir(options.tmpVolumeSize ?? DEFAULT_TMP_VOLUME_SIZE) },
+          ],
         },
       },
     },

@@ -248,6 +248,25 @@ describe("ferry bootstrap", { skip: skipUnlessBuilt(...PEERS) }, () => {
       assert.notEqual(pushAsReader.status, 0, "the reader must not be able to push");
       assert.match(pushAsReader.stderr, /denied|unauthori[sz]ed|forbidden|403/i);
 
+      // Credentials the registry refuses: where bootstrap can pull as the controller will, it asks first and changes
+      // nothing in the cluster; through --pull-url it cannot, and the source's failed fetch is named instead of
+      // "bootstrap finished" over a controller that can no longer pull (a re-run with the same digest, no --force).
+      const refusedCreds = await ferry(["bootstrap", moved, ...common, "--pull-creds=reader:wrong"], { cwd: dir, env: PASSWORD });
+      assert.equal(refusedCreds.status, 1, refusedCreds.stderr);
+      assert.match(refusedCreds.stderr, /the controller would pull .* with --pull-creds, and the registry refuses: .*nothing was pushed or changed/);
+      const anonymous = await ferry(["bootstrap", moved, ...common.filter((flag) => !flag.startsWith("--creds="))],
+        { cwd: dir, env: { ...PASSWORD, FERRY_CREDS: `${username}:${password}` } });
+      assert.equal(anonymous.status, 1, anonymous.stderr);
+      assert.match(anonymous.stderr, /the controller would pull .* anonymously \(no --creds or --pull-creds to store for it\), and the registry refuses/);
+      assert.equal((await get("ocirepository", "ferry-system")).spec.url, pullUrl, "the refused runs changed nothing");
+      assert.doesNotMatch(refusedCreds.stderr + anonymous.stderr, /pushing Ferry|✔ pushed/, "nor pushed anything");
+      const noForce = common.filter((flag) => flag !== "--force");
+      const wrongThroughPullUrl = await ferry(["bootstrap", moved, ...noForce, `--pull-url=${pullUrl}`, "--pull-creds=reader:wrong", "--timeout=1m"],
+        { cwd: dir, env: PASSWORD });
+      assert.equal(wrongThroughPullUrl.status, 1, wrongThroughPullUrl.stderr);
+      assert.match(wrongThroughPullUrl.stderr, /OCIRepository ferry-system\/ferry-system cannot fetch sha256:[0-9a-f]{64} with what this bootstrap stored: .*credentials were rejected/);
+      assert.doesNotMatch(wrongThroughPullUrl.stderr, /bootstrap finished/);
+
       const badPullUrl = await ferry(["bootstrap", moved, ...common, `--pull-url=${pullUrl}:v2`], { cwd: dir, env: PASSWORD });
       assert.equal(badPullUrl.status, 2);
       assert.match(badPullUrl.stderr, /--pull-url .*repository only/);

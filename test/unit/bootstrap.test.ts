@@ -141,6 +141,14 @@ test("bootstrap's keyless identity flags are spelled as cosign's: exact (escaped
   const legacy = run("--sign", "--key=cosign.key", "--signature-format=legacy");
   assert.equal(legacy.status, 2, legacy.stderr);
   assert.match(legacy.stderr, /bundle format.*--signature-format=legacy is not supported/);
+  // A pattern the controller (Go's regexp) would refuse never reaches spec.verify.
+  assert.throws(() => identityPattern({ "certificate-identity-regexp": "[" } as Values, "certificate-identity"), /--certificate-identity-regexp: .*\[/);
+  const emptyPull = run("--pull-creds=");
+  assert.equal(emptyPull.status, 2, emptyPull.stderr);
+  assert.match(emptyPull.stderr, /--pull-creds is empty/);
+  // Only the credentials stored for the controller must be user:password: a --creds token pushes beside --pull-creds.
+  const tokenPush = run("--creds=push-token", "--pull-creds=reader:secret");
+  assert.doesNotMatch(tokenPush.stderr, /must be user:password/);
   const help = run("--help");
-  for (const flag of ["--ca-file", "--cert-file", "--key-file", "--timeout", "--certificate-identity-regexp", "--prune-cluster-config"]) assert.match(help.stdout + help.stderr, new RegExp(flag));
+  for (const flag of ["--ca-file", "--cert-file", "--key-file", "--timeout", "--certificate-identity-regexp", "--prune-cluster-config", "--pull-url", "--pull-creds"]) assert.match(help.stdout + help.stderr, new RegExp(flag));
 });

@@ -1,6 +1,7 @@
 // The install's objects: what the options change, and the restricted pod settings that must never be lost.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { componentOptions } from "../../cli/commands/install.ts";
 import { installManifests, otherInstallNamespaces } from "../../src/install/manifests.ts";
 
 type Manifest = { kind: string; metadata: { name: string }; spec?: Record<string, unknown>; roleRef?: { name: string } };
@@ -93,6 +94,17 @@ test("another install is a part-of=ferry Deployment in another namespace", () =>
 
 test("the controller's disk is bounded: emptyDir size limits for the cache and /tmp", () => {
   type Pod = { volumes: Array<{ name: string; emptyDir: { sizeLimit?: string } }> };
-  const pod = deploymentOf(installManifests({})).spec.template.spec as unknown as Pod;
-  assert.deepEqual(Object.fromEntries(pod.volumes.map((volume) => [volume.name, volume.emptyDir.sizeLimit])), { cache: "4Gi", tmp: "1Gi" });
+  const limits = (options: Parameters<typeof installManifests>[0]) => {
+    const pod = deploymentOf(installManifests(options)).spec.template.spec as unknown as Pod;
+    return Object.fromEntries(pod.volumes.map((volume) => [volume.name, volume.emptyDir.sizeLimit]));
+  };
+  assert.deepEqual(limits({}), { cache: "4Gi", tmp: "2Gi" });
+  // A cluster whose sources need more sets more, or none: past a limit the pod is evicted and fetches everything again.
+  assert.deepEqual(limits({ cacheVolumeSize: "20Gi", tmpVolumeSize: "0" }), { cache: "20Gi", tmp: undefined });
+});
+
+test("--cache-volume-size and --tmp-volume-size take sizes or 0, and name a bad one", () => {
+  assert.deepEqual(componentOptions({ "cache-volume-size": "20Gi", "tmp-volume-size": "0" }).cacheVolumeSize, "20Gi");
+  assert.throws(() => componentOptions({ "tmp-volume-size": "2GB" }), /--tmp-volume-size must be a size such as 8Gi.*not "2GB"/);
+  assert.throws(() => componentOptions({ "cache-volume-size": "-1Gi" }), /--cache-volume-size must be/);
 });
