@@ -70,7 +70,8 @@ export async function buildSea(
     const main = join(scriptDirectory, "ferry.cjs");
     await writeFile(main, script);
     const blob = join(work, "ferry.blob");
-    const config = join(work, "sea-config.json");
+    // The command line (the config's path with it) is kept in the snapshot: the config sits beside the script.
+    const config = join(scriptDirectory, "sea-config.json");
     await writeFile(config, JSON.stringify({
       main,
       output: "ferry.blob",
