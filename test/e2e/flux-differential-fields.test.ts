@@ -1,0 +1,275 @@
+// Differential tests, one case per field family: the same artifact (one push, one digest) and the same Kustomization
+// spec reconciled by Flux's real controllers (source-controller and kustomize-controller v1.9.5, the test bed's peers,
+// on Flux's CRDs: source.toolkit.fluxcd.io, kustomize.toolkit.fluxcd.io) and by Ferry's controller (source.ferry.dev,
+// kustomize.ferry.dev), in one shared control plane. Each side has its own namespace per case (flux-<case>,
+// ferry-<case>) holding its OCIRepository and Kustomization and, through targetNamespace, everything they apply, so
+// neither tool ever owns an object of the other. The objects that result are compared normalised (namespace, field
+// managers, each tool's own labels and annotations, what the apiserver sets) and so are the Ready/Healthy verdicts
+// (status and reason: both use the same reason vocabulary).
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import yaml from "js-yaml";
+import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { type Condition, DeliveryBed } from "../harness/delivery.ts";
+import { FLUX_CRDS_PEER_BINARY, FLUX_KUSTOMIZE_API_VERSION, FLUX_SOURCE_API_VERSION, installFluxCrds } from "../harness/flux-crds.ts";
+import { type KustomizeController, startKustomizeController } from "../harness/kustomize-controller.ts";
+import { waitUntil } from "../harness/processes.ts";
+import { type SourceController, startSourceController } from "../harness/source-controller.ts";
+
+const FLUX_KUSTOMIZATION = "kustomizations.kustomize.toolkit.fluxcd.io";
+const FERRY_KUSTOMIZATION = "kustomizations.kustomize.ferry.dev";
+const FERRY_SOURCE_API_VERSION = "source.ferry.dev/v1";
+const FERRY_KUSTOMIZE_API_VERSION = "kustomize.ferry.dev/v1";
+
+type Side = "flux" | "ferry";
+const SIDES: readonly Side[] = ["flux", "ferry"];
+
+interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: Record<string, unknown> & {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  [key: string]: unknown;
+}
+
+interface HistoryEntry {
+  digest: string;
+  firstReconciled: string;
+  lastReconciled: string;
+  lastReconciledDuration?: string;
+  lastReconciledStatus: string;
+  totalReconciliations: number;
+  metadata?: Record<string, string>;
+}
+
+interface Kustomization {
+  metadata: { generation: number; name: string; namespace: string };
+  status?: {
+    observedGeneration?: number;
+    conditions?: Condition[];
+    lastAppliedRevision?: string;
+    lastAttemptedRevision?: string;
+    inventory?: { entries: Array<{ id: string; v: string }> };
+    history?: HistoryEntry[];
+  };
+}
+
+const conditionOf = (object: Kustomization, type: string) => object.status?.conditions?.find((candidate) => candidate.type === type);
+
+// Normalisation (as test/e2e/flux-differential.test.ts does it): what each tool owns, and what the apiserver sets.
+const OWN_KEY = /^(kustomize\.toolkit\.fluxcd\.io|kustomize\.ferry\.dev)\//;
+const CLUSTER_SET_METADATA = new Set(["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink", "namespace"]);
+const CLUSTER_SET_ANNOTATIONS = new Set(["deployment.kubernetes.io/revision"]);
+const BUILTIN_GROUPS = /^(v1|apps\/v1|batch\/v1|autoscaling\/v2|policy\/v1|rbac\.authorization\.k8s\.io\/v1|networking\.k8s\.io\/v1)$/;
+
+function withoutKeys(map: Record<string, string> | undefined, drop: (key: string) => boolean): Record<string, string> | undefined {
+  if (!map) return undefined;
+  const kept = Object.entries(map).filter(([key]) => !drop(key));
+  return kept.length > 0 ? Object.fromEntries(kept) : undefined;
+}
+
+function normalise(object: KubeObject): KubeObject {
+  // A builtin's status is the cluster's; a custom resource without a status subresource has the status it was applied with.
+  const rest = Object.fromEntries(Object.entries(object).filter(([key]) => key !== "status" || !BUILTIN_GROUPS.test(object.apiVersion)));
+  const metadata = Object.fromEntries(Object.entries(object.metadata).filter(([key]) => !CLUSTER_SET_METADATA.has(key) && key !== "labels" && key !== "annotations"));
+  const labels = withoutKeys(object.metadata.labels, (key) => OWN_KEY.test(key));
+  const annotations = withoutKeys(object.metadata.annotations, (key) => OWN_KEY.test(key) || CLUSTER_SET_ANNOTATIONS.has(key));
+  return { ...rest, metadata: { ...metadata, ...(labels ? { labels } : {}), ...(annotations ? { annotations } : {}) } } as KubeObject;
+}
+
+/** An inventory id (namespace_name_group_Kind) with the side's namespace replaced, so both sides' ids compare. */
+const idIn = (id: string, namespace: string) => (id.startsWith(`${namespace}_`) ? `NS_${id.slice(namespace.length + 1)}` : id);
+
+describe("Ferry against Flux's real controllers, one case per field family", {
+  skip: skipUnlessBuilt("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "zot", "kustomize",
+    "source-controller", "kustomize-controller", FLUX_CRDS_PEER_BINARY),
+}, () => {
+  let bed: DeliveryBed;
+  let sourceController: SourceController;
+  let kustomizeController: KustomizeController;
+  let work: string;
+
+  before(async () => {
+    bed = await DeliveryBed.start();
+    work = await mkdtemp(join(bed.dir, "differential-fields-"));
+    // The Flux CRDs' group names differ from Ferry's, so both sets live on this one apiserver; resources are always
+    // named fully below (kubectl's "kustomization" would be ambiguous).
+    await installFluxCrds(bed.cluster);
+    await bed.cluster.kubectl(["create", "namespace", "flux-system"]);
+    bed.startController();
+    [sourceController, kustomizeController] = await Promise.all([
+      startSourceController({ kubeconfig: bed.cluster.kubeconfig, dir: work }),
+      // As DeliveryBed starts Ferry's controller: failing dependencies are looked at again after 2s, not 30s.
+      startKustomizeController({ kubeconfig: bed.cluster.kubeconfig, dir: work, extraArgs: ["--requeue-dependency=2s"] }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([sourceController?.stop(), kustomizeController?.stop()]);
+    await bed?.stop();
+  });
+
+  const ns = (side: Side, name: string) => `${side}-${name}`;
+
+  /** Writes `files` (name → content; objects are dumped as YAML) into a fresh directory and pushes it; returns the digest. */
+  async function push(repository: string, files: Record<string, unknown>): Promise<string> {
+    const dir = await mkdtemp(join(work, "artifact-"));
+    for (const [name, content] of Object.entries(files)) {
+      const text = typeof content === "string" ? content : Array.isArray(content) ? content.map((item) => yaml.dump(item)).join("---\n") : yaml.dump(content);
+      await mkdir(join(dir, name, ".."), { recursive: true });
+      await writeFile(join(dir, name), text);
+    }
+    const digest = await bed.push(dir, `fields/${repository}`);
+    await rm(dir, { recursive: true, force: true });
+    return digest;
+  }
+
+  async function createNamespaces(name: string): Promise<void> {
+    await bed.cluster.kubectl(["create", "namespace", ns("flux", name)]);
+    await bed.cluster.kubectl(["create", "namespace", ns("ferry", name)]);
+  }
+
+  /** Both sides' OCIRepository `repository` (polled every 2s) and Kustomization `kustomization` with `spec`. */
+  async function deliver(name: string, repository: string, kustomization: string, spec: Record<string, unknown>): Promise<void> {
+    const objects = SIDES.flatMap((side) => {
+      const namespace = ns(side, name);
+      const [source, kustomize] = side === "flux" ? [FLUX_SOURCE_API_VERSION, FLUX_KUSTOMIZE_API_VERSION] : [FERRY_SOURCE_API_VERSION, FERRY_KUSTOMIZE_API_VERSION];
+      return [
+        {
+          apiVersion: source, kind: "OCIRepository", metadata: { namespace, name: repository },
+          spec: { url: `oci://${bed.registry.host}/fields/${repository}`, ref: { tag: "v1" }, interval: "2s", insecure: true },
+        },
+        {
+          apiVersion: kustomize, kind: "Kustomization", metadata: { namespace, name: kustomization },
+          spec: { sourceRef: { kind: "OCIRepository", name: repository }, path: "./", interval: "1h", prune: true, targetNamespace: namespace, ...spec },
+        },
+      ];
+    });
+    await bed.applyObjects(objects);
+  }
+
+  async function kustomizationOf(side: Side, namespace: string, name: string): Promise<Kustomization> {
+    return JSON.parse(await bed.cluster.kubectl(["get", side === "flux" ? FLUX_KUSTOMIZATION : FERRY_KUSTOMIZATION, name, "-n", namespace, "-o", "json"])) as Kustomization;
+  }
+
+  /** Waits until each side's Kustomization has a verdict on `digest` for its current generation; returns both. */
+  async function settled(
+    name: string, kustomization: string, digest: string, check?: (object: Kustomization) => boolean, timeoutMs = 90_000,
+  ) {
+    const result = {} as Record<Side, Kustomization>;
+    await Promise.all(SIDES.map(async (side) => {
+      let last: Kustomization | undefined;
+      const poll = async () => {
+        const object = (last = await kustomizationOf(side, ns(side, name), kustomization));
+        const ready = conditionOf(object, "Ready");
+        return object.status?.observedGeneration === object.metadata.generation
+          && object.status?.lastAttemptedRevision?.endsWith(digest) === true
+          && ready !== undefined && ready.status !== "Unknown"
+          && (check?.(object) ?? true);
+      };
+      const process = side === "flux" ? kustomizeController.process : bed.controller;
+      const options = { timeoutMs, intervalMs: 300, ...(process ? { process } : {}) };
+      await waitUntil(`${side}: ${kustomization} settled on ${digest}`, poll, options)
+        .catch((error: Error) => {
+          throw new Error(`${error.message}\nlast status: ${JSON.stringify(last?.status, null, 2)}`);
+        });
+      result[side] = last as Kustomization;
+    }));
+    return result;
+  }
+
+  /** The Ready (and, when either has it, Healthy) condition's status and reason must be the same on both sides. */
+  function assertSameVerdicts(both: Record<Side, Kustomization>): void {
+    for (const type of ["Ready", "Healthy"]) {
+      const [flux, ferry] = [conditionOf(both.flux, type), conditionOf(both.ferry, type)];
+      if (!flux && !ferry) continue;
+      assert.deepEqual({ status: ferry?.status, reason: ferry?.reason }, { status: flux?.status, reason: flux?.reason },
+        `${type}: Flux said ${JSON.stringify(flux)}; Ferry said ${JSON.stringify(ferry)}`);
+    }
+  }
+
+  function assertSameInventory(both: Record<Side, Kustomization>, name: string): string[] {
+    const ids = (side: Side) => (both[side].status?.inventory?.entries ?? []).map((entry) => idIn(entry.id, ns(side, name))).sort();
+    assert.deepEqual(ids("ferry"), ids("flux"), "the same inventory");
+    return ids("flux");
+  }
+
+  /** Every object of `resources` in each side's namespace, normalised, by kind/name. */
+  async function objectsIn(side: Side, name: string, resources: string): Promise<Record<string, KubeObject>> {
+    const list = JSON.parse(await bed.cluster.kubectl(["get", resources, "-n", ns(side, name), "-o", "json"])) as { items: KubeObject[] };
+    return Object.fromEntries(list.items
+      .filter((item) => item.metadata.name !== "kube-root-ca.crt")
+      .map((item) => [`${item.kind}/${item.metadata.name}`, normalise(item)]));
+  }
+
+  async function assertSameObjects(name: string, resources: string): Promise<Record<string, KubeObject>> {
+    const [flux, ferry] = await Promise.all([objectsIn("flux", name, resources), objectsIn("ferry", name, resources)]);
+    assert.deepEqual(Object.keys(ferry).sort(), Object.keys(flux).sort(), `the same ${resources} exist`);
+    for (const key of Object.keys(flux)) assert.deepEqual(ferry[key], flux[key], `${key} differs`);
+    return flux;
+  }
+
+  type Strings = Record<string, string>;
+  const configMap = (name: string, data: Strings, annotations?: Strings, extra: Record<string, unknown> = {}) => ({
+    apiVersion: "v1", kind: "ConfigMap", metadata: { name, ...(annotations ? { annotations } : {}) }, data, ...extra,
+  });
+
+  test("per-object annotations prune: disabled, ssa: IfNotPresent/Ignore, force: enabled across two revisions", async () => {
+    const name = "annotations";
+    await createNamespaces(name);
+    const FLUX = "kustomize.toolkit.fluxcd.io";
+    const revision = (value: string, withDropped: boolean) => ({
+      "kustomization.yaml": `resources: [objects.yaml]\n`,
+      "objects.yaml": [
+        ...(withDropped ? [
+          configMap("kept", { value }, { [`${FLUX}/prune`]: "disabled" }),
+          configMap("pruned", { value }),
+        ] : []),
+        configMap("once", { value }, { [`${FLUX}/ssa`]: "IfNotPresent" }),
+        configMap("ignored", { value }, { [`${FLUX}/ssa`]: "Ignore" }),
+        configMap("merged", { value }, { [`${FLUX}/ssa`]: "Merge" }),
+        // Immutable: a data change is rejected by the apiserver and must be recreated, which force: enabled allows.
+        configMap("frozen", { value }, { [`${FLUX}/force`]: "enabled" }, { immutable: true }),
+        configMap("plain", { value }),
+      ],
+    });
+    const first = await push(name, revision("one", true));
+    await deliver(name, name, name, {});
+    const v1 = await settled(name, name, first);
+    assertSameVerdicts(v1);
+    assert.equal(conditionOf(v1.flux, "Ready")?.status, "True", JSON.stringify(conditionOf(v1.flux, "Ready")));
+    assertSameInventory(v1, name);
+    await assertSameObjects(name, "configmaps");
+
+    // Out-of-band changes both tools then meet: a field of another manager on `merged`, data edited on `once`.
+    for (const side of SIDES) {
+      await bed.cluster.kubectl(["patch", "configmap", "merged", "-n", ns(side, name), "--type=merge", "-p", JSON.stringify({ data: { extra: "kept" } })]);
+      await bed.cluster.kubectl(["patch", "configmap", "once", "-n", ns(side, name), "--type=merge", "-p", JSON.stringify({ data: { value: "edited" } })]);
+    }
+    const second = await push(name, revision("two", false));
+    const v2 = await settled(name, name, second);
+    assertSameVerdicts(v2);
+    assert.equal(conditionOf(v2.flux, "Ready")?.status, "True", JSON.stringify(conditionOf(v2.flux, "Ready")));
+    assertSameInventory(v2, name);
+    const objects = await assertSameObjects(name, "configmaps");
+    // What the comparison covered, as Flux left it: kept survives the prune, pruned is gone, once keeps its edit, the
+    // frozen ConfigMap was recreated with the new data.
+    assert.ok(objects["ConfigMap/kept"], "prune: disabled survives");
+    assert.equal(objects["ConfigMap/pruned"], undefined);
+    assert.deepEqual((objects["ConfigMap/once"] as { data?: unknown }).data, { value: "edited" });
+    assert.deepEqual((objects["ConfigMap/frozen"] as { data?: unknown }).data, { value: "two" });
+
+    // status.history: the same shape on both sides (one entry per distinct build, newest first).
+    const shape = (entry: HistoryEntry) => Object.keys(entry).sort();
+    const [fluxHistory, ferryHistory] = [v2.flux.status?.history ?? [], v2.ferry.status?.history ?? []];
+    assert.equal(ferryHistory.length, fluxHistory.length, `history: Flux ${JSON.stringify(fluxHistory)}; Ferry ${JSON.stringify(ferryHistory)}`);
+    assert.deepEqual(ferryHistory.map(shape), fluxHistory.map(shape));
+    const counted = (entry: HistoryEntry) => [entry.lastReconciledStatus, entry.totalReconciliations, entry.metadata];
+    assert.deepEqual(ferryHistory.map(counted), fluxHistory.map(counted));
+  });
+});
