@@ -252,7 +252,7 @@ describe("Ferry against Flux's source-controller and kustomize-controller: same 
     await assertSameObjects(flux, ferryInventory(ferry));
   });
 
-  test("a PersistentVolumeClaim that never binds: both wait, then both say not Ready", async () => {
+  test("a PersistentVolumeClaim that never binds: both wait, then both say not Ready", async (t) => {
     const root = await mkdtemp(join(dir, "pvc-"));
     const claim = { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "data", namespace: "pending" },
       spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } }, storageClassName: "none" } };
@@ -266,6 +266,11 @@ describe("Ferry against Flux's source-controller and kustomize-controller: same 
     assert.equal(condition(ferry, "Ready")?.reason, "HealthCheckFailed");
     assert.match(condition(ferry, "Ready")?.message ?? "", /PersistentVolumeClaim\/pending\/data/);
     assert.match(flux.message, /PersistentVolumeClaim\/pending\/data/);
+    // Both raise the 10s spec.timeout to 30s, as kustomize-controller's GetTimeout does.
+    for (const message of [flux.message, condition(ferry, "Ready")?.message ?? ""]) assert.match(message, /^health check failed after 3\d(\.\d+)?s: /);
+    // The summaries after that prefix are each tool's own wording; shown for the record.
+    t.diagnostic(`Flux: ${flux.message}`);
+    t.diagnostic(`Ferry: ${condition(ferry, "Ready")?.message}`);
     await assertSameObjects(flux, ferryInventory(ferry));
   });
 
