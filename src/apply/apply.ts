@@ -30,6 +30,7 @@ import {
   stageOf,
   takeOverManagedFields,
   withChecksum,
+  withoutStatus,
 } from "./policy.ts";
 import { mapBounded } from "../concurrency.ts";
 
@@ -307,7 +308,7 @@ export class Applier {
     const concurrency = options.concurrency ?? 8;
     const force = options.force ?? false;
     const ignore = options.ignore ?? [];
-    const sorted = sortForApply(objects.map(withChecksum));
+    const sorted = sortForApply(objects.map((object) => withChecksum(withoutStatus(object))));
     const plans = new Map<ManifestObject, Plan>();
     // Objects in a namespace this set creates cannot exist yet: no GET or dry-run until the namespace does.
     const newNamespaces = new Set<string>();
@@ -357,7 +358,7 @@ export class Applier {
 
   /** What applying would do to each object, by server-side dry-run; nothing is written. */
   async plan(objects: readonly ManifestObject[], options: { concurrency?: number; force?: boolean } = {}): Promise<PlannedChange[]> {
-    const sorted = sortForApply(objects.map(withChecksum));
+    const sorted = sortForApply(objects.map((object) => withChecksum(withoutStatus(object))));
     const planned = new Map<ManifestObject, PlannedChange>();
     const errors = await inPool(sorted, options.concurrency ?? 8, async (object) => {
       const plan = await this.#plan(object, options.force ?? false, true);

@@ -114,6 +114,21 @@ function withoutSecretValues(object: ManifestObject): ManifestObject {
 }
 
 /** The object with an annotation holding the checksum of everything else in it: what Ferry last applied. */
+/**
+ * The manifest as it is applied: without its status, as Flux's kustomize-controller normalises every object before
+ * applying (fluxcd/pkg/ssa normalize.UnstructuredList). A CustomResourceDefinition keeps its status (kstatus reads it);
+ * Role and ClusterRole are left exactly as written, as Flux skips them. Without this a custom resource whose CRD has no
+ * status subresource got the status written in the artifact, which Flux never applies.
+ */
+export function withoutStatus<T extends ManifestObject>(object: T): T {
+  if (!("status" in object)) return object;
+  if (object.kind === "CustomResourceDefinition" && object.apiVersion.startsWith("apiextensions.k8s.io/")) return object;
+  if (object.apiVersion === "rbac.authorization.k8s.io/v1" && (object.kind === "Role" || object.kind === "ClusterRole")) return object;
+  const rest: Record<string, unknown> = { ...object };
+  delete rest.status;
+  return rest as T;
+}
+
 export function withChecksum<T extends ManifestObject>(object: T): T {
   const annotations = Object.fromEntries(Object.entries(object.metadata.annotations ?? {}).filter(([key]) => key !== CHECKSUM_ANNOTATION));
   const bare = withoutSecretValues({ ...object, metadata: { ...object.metadata, annotations } });

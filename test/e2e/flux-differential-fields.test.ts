@@ -23,6 +23,21 @@ const FERRY_KUSTOMIZATION = "kustomizations.kustomize.ferry.dev";
 const FERRY_SOURCE_API_VERSION = "source.ferry.dev/v1";
 const FERRY_KUSTOMIZE_API_VERSION = "kustomize.ferry.dev/v1";
 
+const WIDGET_CRD = {
+  apiVersion: "apiextensions.k8s.io/v1",
+  kind: "CustomResourceDefinition",
+  metadata: { name: "widgets.example.com" },
+  spec: {
+    group: "example.com",
+    scope: "Namespaced",
+    names: { plural: "widgets", singular: "widget", kind: "Widget", listKind: "WidgetList" },
+    versions: [{
+      name: "v1", served: true, storage: true,
+      schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+    }],
+  },
+};
+
 type Side = "flux" | "ferry";
 const SIDES: readonly Side[] = ["flux", "ferry"];
 
@@ -102,6 +117,9 @@ describe("Ferry against Flux's real controllers, one case per field family", {
     // named fully below (kubectl's "kustomization" would be ambiguous).
     await installFluxCrds(bed.cluster);
     await bed.cluster.kubectl(["create", "namespace", "flux-system"]);
+    // A tiny custom resource for healthCheckExprs, without a status subresource so that its status is applied as written.
+    await bed.applyObjects([WIDGET_CRD]);
+    await bed.cluster.kubectl(["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=30s"]);
     bed.startController();
     [sourceController, kustomizeController] = await Promise.all([
       startSourceController({ kubeconfig: bed.cluster.kubeconfig, dir: work }),
@@ -135,7 +153,9 @@ describe("Ferry against Flux's real controllers, one case per field family", {
   }
 
   /** Both sides' OCIRepository `repository` (polled every 2s) and Kustomization `kustomization` with `spec`. */
-  async function deliver(name: string, repository: string, kustomization: string, spec: Record<string, unknown>): Promise<void> {
+  async function deliver(
+    name: string, repository: string, kustomization: string, spec: Record<string, unknown>, labels: Record<string, string> = {},
+  ): Promise<void> {
     const objects = SIDES.flatMap((side) => {
       const namespace = ns(side, name);
       const [source, kustomize] = side === "flux" ? [FLUX_SOURCE_API_VERSION, FLUX_KUSTOMIZE_API_VERSION] : [FERRY_SOURCE_API_VERSION, FERRY_KUSTOMIZE_API_VERSION];
@@ -145,7 +165,7 @@ describe("Ferry against Flux's real controllers, one case per field family", {
           spec: { url: `oci://${bed.registry.host}/fields/${repository}`, ref: { tag: "v1" }, interval: "2s", insecure: true },
         },
         {
-          apiVersion: kustomize, kind: "Kustomization", metadata: { namespace, name: kustomization },
+          apiVersion: kustomize, kind: "Kustomization", metadata: { namespace, name: kustomization, labels },
           spec: { sourceRef: { kind: "OCIRepository", name: repository }, path: "./", interval: "1h", prune: true, targetNamespace: namespace, ...spec },
         },
       ];
@@ -167,7 +187,9 @@ describe("Ferry against Flux's real controllers, one case per field family", {
       const poll = async () => {
         const object = (last = await kustomizationOf(side, ns(side, name), kustomization));
         const ready = conditionOf(object, "Ready");
-        return object.status?.observedGeneration === object.metadata.generation
+        // Flux moves status.observedGeneration only on success; each condition carries the generation it judged.
+        const judged = (ready as { observedGeneration?: number } | undefined)?.observedGeneration ?? object.status?.observedGeneration;
+        return judged === object.metadata.generation
           && object.status?.lastAttemptedRevision?.endsWith(digest) === true
           && ready !== undefined && ready.status !== "Unknown"
           && (check?.(object) ?? true);
@@ -175,6 +197,24 @@ describe("Ferry against Flux's real controllers, one case per field family", {
       const process = side === "flux" ? kustomizeController.process : bed.controller;
       const options = { timeoutMs, intervalMs: 300, ...(process ? { process } : {}) };
       await waitUntil(`${side}: ${kustomization} settled on ${digest}`, poll, options)
+        .catch((error: Error) => {
+          throw new Error(`${error.message}\nlast status: ${JSON.stringify(last?.status, null, 2)}`);
+        });
+      result[side] = last as Kustomization;
+    }));
+    return result;
+  }
+
+  /** Waits until `check` holds for each side's Kustomization; returns both. */
+  async function both(
+    name: string, kustomization: string, description: string, check: (object: Kustomization) => boolean, timeoutMs = 60_000,
+  ) {
+    const result = {} as Record<Side, Kustomization>;
+    await Promise.all(SIDES.map(async (side) => {
+      let last: Kustomization | undefined;
+      const poll = async () => check((last = await kustomizationOf(side, ns(side, name), kustomization)));
+      const process = side === "flux" ? kustomizeController.process : bed.controller;
+      await waitUntil(`${side}: ${kustomization} ${description}`, poll, { timeoutMs, intervalMs: 300, ...(process ? { process } : {}) })
         .catch((error: Error) => {
           throw new Error(`${error.message}\nlast status: ${JSON.stringify(last?.status, null, 2)}`);
         });
@@ -271,5 +311,85 @@ describe("Ferry against Flux's real controllers, one case per field family", {
     assert.deepEqual(ferryHistory.map(shape), fluxHistory.map(shape));
     const counted = (entry: HistoryEntry) => [entry.lastReconciledStatus, entry.totalReconciliations, entry.metadata];
     assert.deepEqual(ferryHistory.map(counted), fluxHistory.map(counted));
+  });
+
+  test("healthCheckExprs (CEL) on a custom resource: current, failed, and an expression that cannot be evaluated", async () => {
+    const name = "cel";
+    await createNamespaces(name);
+    // The status written in the manifest is not applied (Flux drops every object's status but a CRD's), so the
+    // expressions read spec; the comparison of the objects checks that neither side applied the status.
+    const widget = (widgetName: string, phase: string) => ({
+      apiVersion: "example.com/v1", kind: "Widget", metadata: { name: widgetName }, spec: { phase }, status: { phase },
+    });
+    const digest = await push(name, {
+      "current/kustomization.yaml": "resources: [widget.yaml]\n",
+      "current/widget.yaml": widget("current", "Ready"),
+      "failed/kustomization.yaml": "resources: [widget.yaml]\n",
+      "failed/widget.yaml": widget("failed", "Broken"),
+      "unevaluable/kustomization.yaml": "resources: [widget.yaml]\n",
+      "unevaluable/widget.yaml": widget("unevaluable", "Ready"),
+    });
+    const exprs = (current: string) => [{ apiVersion: "example.com/v1", kind: "Widget", current, failed: "spec.phase == 'Broken'" }];
+    const cases: Array<[string, Record<string, unknown>]> = [
+      ["current", { path: "./current", healthCheckExprs: exprs("spec.phase == 'Ready'") }],
+      ["failed", { path: "./failed", healthCheckExprs: exprs("spec.phase == 'Ready'") }],
+      ["unevaluable", { path: "./unevaluable", healthCheckExprs: exprs("status.phase == 'Ready'") }],
+    ];
+    for (const [kustomization, spec] of cases) await deliver(name, name, kustomization, { wait: true, timeout: "10s", ...spec });
+    const verdicts = await Promise.all(cases.map(([kustomization]) => settled(name, kustomization, digest)));
+    const summary = verdicts.map((item) => SIDES.map((side) => conditionOf(item[side], "Ready")));
+    for (const item of verdicts) assertSameVerdicts(item);
+    assert.equal(summary[0]?.[0]?.status, "True", JSON.stringify(summary));
+    assert.equal(summary[1]?.[0]?.status, "False", JSON.stringify(summary));
+    assert.equal(summary[2]?.[0]?.status, "False", JSON.stringify(summary));
+    const objects = await assertSameObjects(name, "widgets.example.com");
+    assert.equal(objects["Widget/current"]?.status, undefined, "the manifest's status is not applied");
+  });
+
+  test("dependsOn with readyExpr: not ready while the expression is false, applied once it holds", async () => {
+    const name = "depends";
+    await createNamespaces(name);
+    const digest = await push(name, {
+      "base/kustomization.yaml": "resources: [cm.yaml]\n",
+      "base/cm.yaml": configMap("base", { a: "1" }),
+      "app/kustomization.yaml": "resources: [cm.yaml]\n",
+      "app/cm.yaml": configMap("app", { a: "1" }),
+    });
+    await deliver(name, name, "base", { path: "./base" }, { gate: "closed" });
+    await deliver(name, name, "app", {
+      path: "./app", dependsOn: [{ name: "base", readyExpr: "dep.metadata.labels.gate == 'open' && dep.status.lastAppliedRevision != ''" }],
+    });
+    await settled(name, "base", digest);
+    const waiting = await both(name, "app", "waiting on its dependency", (object) => conditionOf(object, "Ready")?.reason === "DependencyNotReady");
+    assertSameVerdicts(waiting);
+    for (const side of SIDES) await bed.cluster.kubectl(["label", "--overwrite", side === "flux" ? FLUX_KUSTOMIZATION : FERRY_KUSTOMIZATION, "base", "-n", ns(side, name), "gate=open"]);
+    const applied = await settled(name, "app", digest, (object) => conditionOf(object, "Ready")?.status === "True", 30_000);
+    assertSameVerdicts(applied);
+    assertSameInventory(applied, name);
+    await assertSameObjects(name, "configmaps");
+  });
+
+  test("postBuild: substituteFrom a ConfigMap and an optional missing Secret, substituteStrategy Always and the default", async () => {
+    const name = "postbuild";
+    await createNamespaces(name);
+    const settings = (suffix: string) => configMap(`settings-${suffix}`, { region: "${region}", tier: "${tier:=standard}", literal: "$${region}", home: "$HOME" });
+    const digest = await push(name, {
+      "from/kustomization.yaml": "resources: [cm.yaml]\n", "from/cm.yaml": settings("from"),
+      "always/kustomization.yaml": "resources: [cm.yaml]\n", "always/cm.yaml": settings("always"),
+      "default/kustomization.yaml": "resources: [cm.yaml]\n", "default/cm.yaml": settings("default"),
+    });
+    for (const side of SIDES) {
+      await bed.applyObjects([{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "vars", namespace: ns(side, name) }, data: { region: "eu-west-1", tier: "gold" } }]);
+    }
+    const cases: Array<[string, Record<string, unknown>]> = [
+      ["from", { path: "./from", postBuild: { substituteFrom: [{ kind: "ConfigMap", name: "vars" }, { kind: "Secret", name: "absent", optional: true }] } }],
+      ["always", { path: "./always", postBuild: { substituteStrategy: "Always" } }],
+      ["default", { path: "./default", postBuild: { substituteFrom: [{ kind: "Secret", name: "absent", optional: true }] } }],
+    ];
+    for (const [kustomization, spec] of cases) await deliver(name, name, kustomization, spec);
+    const verdicts = await Promise.all(cases.map(([kustomization]) => settled(name, kustomization, digest)));
+    for (const item of verdicts) assertSameVerdicts(item);
+    const objects = await assertSameObjects(name, "configmaps");
+    assert.deepEqual((objects["ConfigMap/settings-from"] as { data?: unknown }).data, { region: "eu-west-1", tier: "gold", literal: "${region}", home: "$HOME" });
   });
 });
