@@ -88,8 +88,6 @@ function controllerArgs(options: InstallOptions, namespace: string, memoryLimitM
     "--cache-dir=/var/cache/ferry",
     `--health-addr=:${METRICS_PORT}`,
     `--leader-election-namespace=${namespace}`,
-    // Three quarters of the limit for the heap: the rest is Node's own memory, the output workers' and kustomize's.
-    `--max-heap-mib=${Math.floor(memoryLimitMiB * 0.75)}`,
     ...(options.multiTenant ? ["--tenant-lockdown"] : []),
     ...(options.watchAllNamespaces === false ? ["--watch-all-namespaces=false"] : []),
     ...(options.logLevel ? [`--log-level=${options.logLevel}`] : []),
@@ -144,7 +142,13 @@ function deployment(options: InstallOptions, namespace: string, shard?: string) 
             image: image(options),
             imagePullPolicy: "IfNotPresent",
             args: controllerArgs(options, namespace, memoryLimitMiB, shard),
-            env: [{ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } }],
+            env: [
+              { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+              // Three quarters of the limit for the heap: the rest is Node's own memory, the output workers' and
+              // kustomize's. Given to Node directly, `ferry controller` does not re-run itself to size its heap
+              // (--max-heap-mib), which kept a second Node process of ~50 MiB alive beside it.
+              { name: "NODE_OPTIONS", value: `--max-old-space-size=${Math.floor(memoryLimitMiB * 0.75)}` },
+            ],
             ports: [{ name: "http-metrics", containerPort: METRICS_PORT, protocol: "TCP" }],
             livenessProbe: probe("/healthz"),
             readinessProbe: probe("/readyz"),

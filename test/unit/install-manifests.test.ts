@@ -28,7 +28,9 @@ test("the default install: namespace first, CRDs, RBAC with the applier binding,
   assert.deepEqual(pod.securityContext.seccompProfile, { type: "RuntimeDefault" });
   assert.equal(pod.securityContext.runAsNonRoot, true);
   assert.deepEqual(pod.containers[0]?.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
-  assert.ok(pod.containers[0]?.args.includes("--max-heap-mib=768"), "the heap budget follows the 1024 MiB limit");
+  const nodeOptions = (spec: typeof pod) => (spec.containers[0] as unknown as { env: Array<{ name: string; value?: string }> }).env
+    .find((variable) => variable.name === "NODE_OPTIONS")?.value;
+  assert.equal(nodeOptions(pod), "--max-old-space-size=768", "the heap budget follows the 1024 MiB limit, given to Node (no re-run of itself)");
 });
 
 test("options: multi-tenant drops cluster-admin and adds --tenant-lockdown; registry, pull secret, no network policy", () => {
@@ -39,7 +41,8 @@ test("options: multi-tenant drops cluster-admin and adds --tenant-lockdown; regi
   assert.match(pod.containers[0]?.image ?? "", /^mirror\.internal\/ferry\/ferry:v/);
   assert.deepEqual(pod.imagePullSecrets, [{ name: "mirror" }]);
   assert.ok(pod.containers[0]?.args.includes("--tenant-lockdown"));
-  assert.ok(pod.containers[0]?.args.includes("--max-heap-mib=1536"));
+  const env = (pod.containers[0] as unknown as { env: Array<{ name: string; value?: string }> }).env;
+  assert.equal(env.find((variable) => variable.name === "NODE_OPTIONS")?.value, "--max-old-space-size=1536");
 });
 
 test("the Deployment rolls: the new pod is Ready (a standby without the lease) before the old one stops", () => {
