@@ -7,17 +7,20 @@
 // managers, each tool's own labels and annotations, what the apiserver sets) and so are the Ready/Healthy verdicts
 // (status and reason: both use the same reason vocabulary).
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import yaml from "js-yaml";
-import { skipUnlessBuilt } from "../harness/binaries.ts";
+import { binary, skipUnlessBuilt } from "../harness/binaries.ts";
 import { type Condition, DeliveryBed } from "../harness/delivery.ts";
 import { FLUX_CRDS_PEER_BINARY, FLUX_KUSTOMIZE_API_VERSION, FLUX_SOURCE_API_VERSION, installFluxCrds } from "../harness/flux-crds.ts";
 import { type KustomizeController, startKustomizeController } from "../harness/kustomize-controller.ts";
 import { waitUntil } from "../harness/processes.ts";
 import { type SourceController, startSourceController } from "../harness/source-controller.ts";
 
+const exec = promisify(execFile);
 const FLUX_KUSTOMIZATION = "kustomizations.kustomize.toolkit.fluxcd.io";
 const FERRY_KUSTOMIZATION = "kustomizations.kustomize.ferry.dev";
 const FERRY_SOURCE_API_VERSION = "source.ferry.dev/v1";
@@ -154,7 +157,8 @@ describe("Ferry against Flux's real controllers, one case per field family", {
 
   /** Both sides' OCIRepository `repository` (polled every 2s) and Kustomization `kustomization` with `spec`. */
   async function deliver(
-    name: string, repository: string, kustomization: string, spec: Record<string, unknown>, labels: Record<string, string> = {},
+    name: string, repository: string, kustomization: string,
+    spec: Record<string, unknown> | ((namespace: string) => Record<string, unknown>), labels: Record<string, string> = {},
   ): Promise<void> {
     const objects = SIDES.flatMap((side) => {
       const namespace = ns(side, name);
@@ -166,7 +170,10 @@ describe("Ferry against Flux's real controllers, one case per field family", {
         },
         {
           apiVersion: kustomize, kind: "Kustomization", metadata: { namespace, name: kustomization, labels },
-          spec: { sourceRef: { kind: "OCIRepository", name: repository }, path: "./", interval: "1h", prune: true, targetNamespace: namespace, ...spec },
+          spec: {
+            sourceRef: { kind: "OCIRepository", name: repository }, path: "./", interval: "1h", prune: true, targetNamespace: namespace,
+            ...(typeof spec === "function" ? spec(namespace) : spec),
+          },
         },
       ];
     });
@@ -235,7 +242,7 @@ describe("Ferry against Flux's real controllers, one case per field family", {
 
   function assertSameInventory(both: Record<Side, Kustomization>, name: string): string[] {
     const ids = (side: Side) => (both[side].status?.inventory?.entries ?? []).map((entry) => idIn(entry.id, ns(side, name))).sort();
-    assert.deepEqual(ids("ferry"), ids("flux"), "the same inventory");
+    assert.deepEqual(ids("ferry"), ids("flux"), `the same inventory; Flux: ${JSON.stringify(both.flux.status)}`);
     return ids("flux");
   }
 
@@ -391,5 +398,76 @@ describe("Ferry against Flux's real controllers, one case per field family", {
     for (const item of verdicts) assertSameVerdicts(item);
     const objects = await assertSameObjects(name, "configmaps");
     assert.deepEqual((objects["ConfigMap/settings-from"] as { data?: unknown }).data, { region: "eu-west-1", tier: "gold", literal: "${region}", home: "$HOME" });
+  });
+
+  test("spec.ignore drift rules, buildMetadata, ignoreMissingComponents, healthChecks without apiVersion", async () => {
+    // The Deployment's status is the cluster's (kwok's pods), compared out; its spec and the ConfigMaps are compared.
+    const name = "build";
+    await createNamespaces(name);
+    const tree = (value: string) => ({
+      "meta/kustomization.yaml": "resources: [cm.yaml, deployment.yaml]\n",
+      "meta/cm.yaml": configMap("meta", { a: "1" }),
+      "meta/deployment.yaml": {
+        apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "meta" },
+        spec: {
+          replicas: 1, selector: { matchLabels: { app: "meta" } },
+          template: { metadata: { labels: { app: "meta" } }, spec: { containers: [{ name: "app", image: "example.com/app:1" }] } },
+        },
+      },
+      "drift/kustomization.yaml": "resources: [cm.yaml]\n",
+      "drift/cm.yaml": configMap("drift", { managed: value, ignored: "1" }),
+    });
+    const first = await push(name, tree("one"));
+    await deliver(name, name, "meta", (namespace) => ({
+      path: "./meta", components: ["./missing"], ignoreMissingComponents: true, buildMetadata: ["originAnnotations"],
+      // Without apiVersion Flux looks the kind up in group "apps" (a ConfigMap is then "no matches for kind").
+      healthChecks: [{ kind: "Deployment", name: "meta", namespace }], timeout: "40s",
+    }));
+    await deliver(name, name, "drift", { path: "./drift", ignore: [{ paths: ["/data/ignored"], target: { kind: "ConfigMap" } }] });
+    const [meta, drift] = await Promise.all([settled(name, "meta", first), settled(name, "drift", first)]);
+    assertSameVerdicts(meta);
+    assertSameVerdicts(drift);
+    assert.equal(conditionOf(meta.flux, "Ready")?.status, "True", JSON.stringify(conditionOf(meta.flux, "Ready")));
+    // Edits in an ignored field and in a managed one; the next revision changes the managed field's value.
+    for (const side of SIDES) {
+      await bed.cluster.kubectl(["patch", "configmap", "drift", "-n", ns(side, name), "--type=merge", "-p",
+        JSON.stringify({ data: { ignored: "edited", managed: "edited" } })]);
+    }
+    const second = await push(name, tree("two"));
+    const [, drifted] = await Promise.all([settled(name, "meta", second), settled(name, "drift", second)]);
+    assertSameVerdicts(drifted);
+    await assertSameObjects(name, "deployments");
+    const objects = await assertSameObjects(name, "configmaps");
+    assert.deepEqual((objects["ConfigMap/drift"] as { data?: unknown }).data, { managed: "two", ignored: "edited" });
+    assert.ok(objects["ConfigMap/meta"]?.metadata.annotations?.["config.kubernetes.io/origin"], JSON.stringify(objects["ConfigMap/meta"]));
+  });
+
+  test("decryption with SOPS and age: the same Secret data on both sides", { skip: skipUnlessBuilt("sops", "age-keygen") }, async () => {
+    const name = "sops";
+    await createNamespaces(name);
+    const keyFile = join(work, "age.txt");
+    await exec(binary("age-keygen"), ["-o", keyFile]);
+    const key = await readFile(keyFile, "utf8");
+    const recipient = /public key: (age1\w+)/.exec(key)?.[1] ?? "";
+    const dir = await mkdtemp(join(work, "sops-"));
+    await writeFile(join(dir, "kustomization.yaml"), "resources: [secret.yaml]\nsecretGenerator:\n  - name: env\n    envs: [app.env]\n");
+    await writeFile(join(dir, "secret.yaml"), "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n  port: \"5432\"\n");
+    await writeFile(join(dir, "app.env"), "TOKEN=tok-123\nMODE=prod\n");
+    for (const [file, args] of [["secret.yaml", ["--encrypted-regex", "^(data|stringData)$"]], ["app.env", []]] as const) {
+      await exec(binary("sops"), ["encrypt", "--age", recipient, ...args, "--in-place", file], { cwd: dir, env: { PATH: process.env.PATH ?? "", HOME: work } });
+    }
+    const digest = await bed.push(dir, `fields/${name}`);
+    for (const side of SIDES) {
+      await bed.applyObjects([{ apiVersion: "v1", kind: "Secret", metadata: { namespace: ns(side, name), name: "sops-keys" }, stringData: { "identity.agekey": key } }]);
+    }
+    await deliver(name, name, name, { decryption: { provider: "sops", secretRef: { name: "sops-keys" } } });
+    const verdicts = await settled(name, name, digest, (object) => (object.status?.inventory?.entries.length ?? 0) > 0, 60_000);
+    assertSameVerdicts(verdicts);
+    assert.equal(conditionOf(verdicts.flux, "Ready")?.status, "True", JSON.stringify(conditionOf(verdicts.flux, "Ready")));
+    assertSameInventory(verdicts, name);
+    const [flux, ferry] = await Promise.all(SIDES.map((side) => objectsIn(side, name, "secrets")));
+    const applied = (objects: Record<string, KubeObject>) => Object.fromEntries(Object.entries(objects).filter(([key]) => key !== "Secret/sops-keys"));
+    assert.deepEqual(applied(ferry ?? {}), applied(flux ?? {}));
+    assert.equal(Buffer.from(String((flux?.["Secret/db"] as { data?: Record<string, string> }).data?.password), "base64").toString(), "hunter2");
   });
 });
