@@ -398,6 +398,9 @@ describe("Ferry against Flux's real controllers, one case per field family", {
     for (const [kustomization, spec] of cases) await deliver(name, name, kustomization, spec);
     const verdicts = await Promise.all(cases.map(([kustomization]) => settled(name, kustomization, digest)));
     for (const item of verdicts) assertSameVerdicts(item);
+    // Always with no variables at all: Flux substitutes in strict mode and fails on ${region} (no default); so must Ferry.
+    assert.equal(conditionOf(verdicts[1]?.flux as Kustomization, "Ready")?.reason, "BuildFailed", JSON.stringify(verdicts[1]?.flux.status));
+    assert.match(conditionOf(verdicts[1]?.ferry as Kustomization, "Ready")?.message ?? "", /region/);
     const objects = await assertSameObjects(name, "configmaps");
     assert.deepEqual((objects["ConfigMap/settings-from"] as { data?: unknown }).data, { region: "eu-west-1", tier: "gold", literal: "${region}", home: "$HOME" });
   });
