@@ -1,8 +1,11 @@
-// ferry migrate on a real apiserver with Flux's own CRDs: podinfo is applied as kustomize-controller applies it (Flux's
-// engine, fluxcd/pkg/ssa with kustomize-controller's field manager and owner labels; Flux's controller cannot be
-// built here), Flux's OCIRepository and Kustomization are created with that apply's inventory in status, and then
-// `ferry migrate` hands everything to Ferry's controller: same objects (uids), Flux's suspended, and a later revision
-// that drops an object and a field is pruned and applied by Ferry. --rollback hands it all back.
+// ferry migrate on a real apiserver with Flux's own CRDs and Flux's real controllers (source-controller and
+// kustomize-controller v1.9.5, the test bed's peers): podinfo is reconciled to Ready by Flux's OCIRepository and
+// Kustomization, and then `ferry migrate` hands everything to Ferry's controller: same objects (uids), Flux's suspended,
+// and a later revision that drops an object and a field is pruned and applied by Ferry. Flux's objects are then
+// deleted while kustomize-controller runs: its finalizer skips a suspended Kustomization (finalizerShouldDeleteResources
+// in v1.9.5), so no workload goes. --rollback hands it all back, and kustomize-controller takes it up again.
+// Only the in-flight case uses the flux-engine peer (Flux's apply without the controller): it fakes a Reconciling
+// status the real controller would overwrite, so it runs first, before Flux's controllers start.
 import assert from "node:assert/strict";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,8 +14,11 @@ import { after, before, describe, test } from "node:test";
 import { skipUnlessBuilt } from "../harness/binaries.ts";
 import { DeliveryBed, readyWith } from "../harness/delivery.ts";
 import { ferry, ferryOk } from "../harness/ferry.ts";
-import { FLUX_CRDS_PEER_BINARY, installFluxCrds } from "../harness/flux-crds.ts";
+import { FLUX_CRDS_PEER_BINARY, FLUX_KUSTOMIZE_API_VERSION, FLUX_SOURCE_API_VERSION, installFluxCrds } from "../harness/flux-crds.ts";
 import { fluxApply } from "../harness/flux-engine.ts";
+import { type KustomizeController, startKustomizeController } from "../harness/kustomize-controller.ts";
+import { waitUntil } from "../harness/processes.ts";
+import { type SourceController, startSourceController } from "../harness/source-controller.ts";
 
 const PODINFO = join(import.meta.dirname, "..", "..", "..", "shared", "corpora", "podinfo", "kustomize");
 
@@ -22,11 +28,18 @@ const FLUX_OCI = "ocirepositories.source.toolkit.fluxcd.io";
 interface Live {
   metadata: {
     uid: string;
+    generation?: number;
     labels?: Record<string, string>;
     managedFields?: Array<{ manager: string; operation: string }>;
   };
   spec?: Record<string, unknown>;
-  status?: { inventory?: { entries: Array<{ id: string; v: string }> } };
+  status?: {
+    inventory?: { entries: Array<{ id: string; v: string }> };
+    conditions?: Array<{ type: string; status: string }>;
+    lastAppliedRevision?: string;
+    observedGeneration?: number;
+    lastHandledReconcileAt?: string;
+  };
 }
 
 /** kubectl arguments that read the object of a Flux inventory id. */
@@ -39,17 +52,22 @@ function getArgs(id: string): string[] {
 }
 
 describe("ferry migrate: Flux's Kustomization taken over in place", {
-  skip: skipUnlessBuilt(FLUX_CRDS_PEER_BINARY, "flux-engine", "etcd", "kube-apiserver", "kube-controller-manager", "kwok", "kubectl", "zot", "kustomize"),
+  skip: skipUnlessBuilt(FLUX_CRDS_PEER_BINARY, "flux-engine", "etcd", "kube-apiserver", "kube-controller-manager", "kwok", "kubectl", "zot", "kustomize",
+    "source-controller", "kustomize-controller"),
 }, () => {
   let bed: DeliveryBed;
   let dir: string;
+  let sourceController: SourceController | undefined;
+  let kustomizeController: KustomizeController | undefined;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "ferry-e2e-migrate-"));
     bed = await DeliveryBed.start();
     await installFluxCrds(bed.cluster);
+    await bed.cluster.kubectl(["create", "namespace", "flux-system"]);
   });
   after(async () => {
+    await Promise.all([sourceController?.stop(), kustomizeController?.stop()]);
     await bed?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -90,11 +108,88 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     return { root, digest, inventory: applied.inventory };
   }
 
+  /** Flux's real source-controller and kustomize-controller, started once (after the in-flight case). */
+  async function fluxControllers(): Promise<KustomizeController> {
+    if (!sourceController || !kustomizeController) {
+      [sourceController, kustomizeController] = await Promise.all([
+        startSourceController({ kubeconfig: bed.cluster.kubeconfig, dir }),
+        startKustomizeController({ kubeconfig: bed.cluster.kubeconfig, dir }),
+      ]);
+    }
+    return kustomizeController;
+  }
+
+  async function waitForFlux(namespace: string, name: string, description: string, check: (object: Live) => boolean): Promise<Live> {
+    const controller = await fluxControllers();
+    let last: Live | undefined;
+    await waitUntil(`Flux's ${namespace}/${name}: ${description}`, async () => check((last = await get([FLUX_KS, name, "-n", namespace]))), {
+      timeoutMs: 120_000, intervalMs: 300, process: controller.process,
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}\nlast status: ${JSON.stringify(last?.status, null, 2)}`);
+    });
+    return last as Live;
+  }
+
+  const fluxReadyAt = (digest: string) => (object: Live) =>
+    object.status?.lastAppliedRevision === `v1@${digest}` && object.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
+
+  /** podinfo reconciled to Ready by Flux's real controllers as Kustomization namespace/name, applied into `target`. */
+  async function deliveredByRealFlux(namespace: string, name: string, target: string) {
+    await fluxControllers();
+    const root = join(dir, name);
+    await cp(PODINFO, root, { recursive: true });
+    await bed.cluster.kubectl(["create", "namespace", namespace]);
+    await bed.cluster.kubectl(["create", "namespace", target]);
+    const repository = `migrate/${name}`;
+    const digest = await bed.push(root, repository);
+    await bed.applyObjects([
+      {
+        apiVersion: FLUX_SOURCE_API_VERSION,
+        kind: "OCIRepository",
+        metadata: { namespace, name },
+        spec: { url: `oci://${bed.registry.host}/${repository}`, ref: { tag: "v1" }, interval: "1h", insecure: true },
+      },
+      {
+        apiVersion: FLUX_KUSTOMIZE_API_VERSION,
+        kind: "Kustomization",
+        metadata: { namespace, name },
+        spec: { sourceRef: { kind: "OCIRepository", name }, path: "./", interval: "1h", prune: true, targetNamespace: target },
+      },
+    ]);
+    const ready = await waitForFlux(namespace, name, "Ready at v1", fluxReadyAt(digest));
+    const inventory = ready.status?.inventory?.entries ?? [];
+    assert.equal(inventory.length, 3);
+    return { root, digest, inventory };
+  }
+
   const uids = async (inventory: ReadonlyArray<{ id: string }>) =>
     Promise.all(inventory.map(async (entry) => (await get(getArgs(entry.id))).metadata.uid));
 
+  // Flux's engine, not its controller, and before the controller starts: the status is faked as a reconcile in flight.
+  test("a reconcile Flux has in flight when suspended is waited for, and the inventory it leaves is the one carried", async () => {
+    const { inventory } = await deliveredByFlux("busy", "busy", "web3");
+    const inFlight = { type: "Reconciling", status: "True", reason: "Progressing", message: "Reconciliation in progress", lastTransitionTime: new Date().toISOString() };
+    const patchStatus = (status: unknown) => bed.cluster.kubectl([
+      "patch", FLUX_KS, "busy", "-n", "busy", "--subresource=status", "--type=merge", "-p", JSON.stringify({ status }),
+    ]);
+    // As listed: mid-reconcile, the HPA not yet in the inventory.
+    await patchStatus({ conditions: [inFlight], inventory: { entries: inventory.filter((entry) => !entry.id.endsWith("HorizontalPodAutoscaler")) } });
+    const migration = ferry(["migrate", "-n", "busy", kubeconfig()]);
+    for (let polls = 0; (await get([FLUX_KS, "busy", "-n", "busy"])).spec?.suspend !== true; polls++) {
+      assert.ok(polls < 100, "Flux's Kustomization was suspended");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await patchStatus({ conditions: [], inventory: { entries: inventory } });
+    const result = await migration;
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /waiting for kustomize-controller to finish reconciling Kustomization busy\/busy/);
+    const carried = await get(["kustomizations.kustomize.ferry.dev", "busy", "-n", "busy"]);
+    assert.deepEqual(carried.status?.inventory?.entries.map((entry) => entry.id).sort(), inventory.map((entry) => entry.id).sort());
+  });
+
   test("Ferry takes over: Flux's suspended, same uids, a later revision prunes an object and removes a field", async () => {
-    const { root, digest, inventory } = await deliveredByFlux("apps", "podinfo", "web");
+    const { root, digest, inventory } = await deliveredByRealFlux("apps", "podinfo", "web");
     const before = await uids(inventory);
     const deployment = await get(["deployment", "podinfo", "-n", "web"]);
     assert.ok(deployment.metadata.managedFields?.some((entry) => entry.manager === "kustomize-controller" && entry.operation === "Apply"));
@@ -140,36 +235,26 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     assert.equal(after.spec?.minReadySeconds, undefined, "the removed field is gone: Ferry owns what kustomize-controller applied");
     assert.equal(after.metadata.uid, deployment.metadata.uid);
 
-    await bed.cluster.kubectl(["delete", FLUX_KS, "podinfo", "-n", "apps", "--wait=true"]);
-    await bed.cluster.kubectl(["delete", FLUX_OCI, "podinfo", "-n", "apps", "--wait=true"]);
-    assert.equal((await get(["deployment", "podinfo", "-n", "web"])).metadata.uid, deployment.metadata.uid, "deleting Flux's objects deletes no workload");
-    assert.equal((await get(["service", "podinfo", "-n", "web"])).metadata.uid, before[0]);
-  });
-
-  test("a reconcile Flux has in flight when suspended is waited for, and the inventory it leaves is the one carried", async () => {
-    const { inventory } = await deliveredByFlux("busy", "busy", "web3");
-    const inFlight = { type: "Reconciling", status: "True", reason: "Progressing", message: "Reconciliation in progress", lastTransitionTime: new Date().toISOString() };
-    const patchStatus = (status: unknown) => bed.cluster.kubectl([
-      "patch", FLUX_KS, "busy", "-n", "busy", "--subresource=status", "--type=merge", "-p", JSON.stringify({ status }),
-    ]);
-    // As listed: mid-reconcile, the HPA not yet in the inventory.
-    await patchStatus({ conditions: [inFlight], inventory: { entries: inventory.filter((entry) => !entry.id.endsWith("HorizontalPodAutoscaler")) } });
-    const migration = ferry(["migrate", "-n", "busy", kubeconfig()]);
-    for (let polls = 0; (await get([FLUX_KS, "busy", "-n", "busy"])).spec?.suspend !== true; polls++) {
-      assert.ok(polls < 100, "Flux's Kustomization was suspended");
-      await new Promise((resolve) => setTimeout(resolve, 200));
+    // Deleted while kustomize-controller runs: its finalizer (prune: true) skips the Kustomization because it is suspended.
+    const fluxKs = await get([FLUX_KS, "podinfo", "-n", "apps"]);
+    assert.ok((fluxKs.metadata as { finalizers?: string[] }).finalizers?.includes("finalizers.fluxcd.io"), "Flux's finalizer is there to run");
+    assert.equal(fluxKs.spec?.prune, true);
+    await bed.cluster.kubectl(["delete", FLUX_KS, "podinfo", "-n", "apps", "--wait=true", "--timeout=60s"]);
+    await bed.cluster.kubectl(["delete", FLUX_OCI, "podinfo", "-n", "apps", "--wait=true", "--timeout=60s"]);
+    await assert.rejects(bed.cluster.kubectl(["get", FLUX_KS, "podinfo", "-n", "apps"]), /NotFound/);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    for (const args of [["deployment", "podinfo", "-n", "web"], ["service", "podinfo", "-n", "web"]]) {
+      const live = await get(args);
+      assert.equal((live.metadata as { deletionTimestamp?: string }).deletionTimestamp, undefined, `${args.join(" ")} is not being deleted`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    await patchStatus({ conditions: [], inventory: { entries: inventory } });
-    const result = await migration;
-    assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stderr, /waiting for kustomize-controller to finish reconciling Kustomization busy\/busy/);
-    const carried = await get(["kustomizations.kustomize.ferry.dev", "busy", "-n", "busy"]);
-    assert.deepEqual(carried.status?.inventory?.entries.map((entry) => entry.id).sort(), inventory.map((entry) => entry.id).sort());
+    assert.equal((await get(["deployment", "podinfo", "-n", "web"])).metadata.uid, deployment.metadata.uid, "deleting Flux's objects deletes no workload");
+    assert.deepEqual(await uids(inventory.filter((entry) => !entry.id.endsWith("HorizontalPodAutoscaler"))),
+      before.filter((_, index) => !inventory[index]?.id.endsWith("HorizontalPodAutoscaler")));
+    await bed.waitForKustomization("apps", "podinfo", "still Ready at v2", readyWith(v2));
   });
 
   test("refusals change nothing; --rollback hands everything back to Flux and deletes Ferry's orphaning", async () => {
-    const { inventory } = await deliveredByFlux("team", "rollback", "web2");
+    const { inventory, digest } = await deliveredByRealFlux("team", "rollback", "web2");
     const before = await uids(inventory);
     await bed.applyObjects([{
       apiVersion: "source.toolkit.fluxcd.io/v1",
@@ -206,5 +291,10 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     assert.equal(deployment.metadata.labels?.["kustomize.ferry.dev/name"], undefined);
     assert.ok(deployment.metadata.managedFields?.some((entry) => entry.manager === "kustomize-controller" && entry.operation === "Apply"));
     assert.ok(!deployment.metadata.managedFields?.some((entry) => entry.manager === "ferry" || entry.manager === "ferry-migrate"));
+    // kustomize-controller takes it up again: resumed, it reconciles to Ready on the same objects.
+    await bed.cluster.kubectl(["annotate", FLUX_KS, "rollback", "-n", "team", "--overwrite", `reconcile.fluxcd.io/requestedAt=${Date.now()}`]);
+    await waitForFlux("team", "rollback", "Ready again after the rollback", (object) => fluxReadyAt(digest)(object)
+      && object.metadata.generation === object.status?.observedGeneration && object.status?.lastHandledReconcileAt !== undefined);
+    assert.deepEqual(await uids(inventory), before, "Flux's reconcile after the rollback re-creates nothing");
   });
 });
