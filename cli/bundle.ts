@@ -5,24 +5,10 @@ import { readdir, rm } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { join } from "node:path";
 import { build, type Plugin } from "esbuild-wasm";
+import { undiciWithoutHttp2 } from "./undici-without-http2.ts";
 
 const root = join(import.meta.dirname, "..");
 const outdir = join(root, "dist");
-
-// undici requires node:http2 as it loads, ~14 ms of every registry command on this machine, though Ferry never
-// offers HTTP/2 (allowH2: false in src/registry/http.ts). undici already runs without http2 (it catches the failed
-// require), so the bundle hands it a module that fails to load; nothing else in the bundle is affected.
-const undiciWithoutHttp2: Plugin = {
-  name: "undici-without-http2",
-  setup(builder) {
-    builder.onResolve({ filter: /^node:http2$/ }, (args) =>
-      /[\\/]node_modules[\\/]undici[\\/]/.test(args.importer) ? { path: "node:http2", namespace: "left-out" } : undefined);
-    builder.onLoad({ filter: /.*/, namespace: "left-out" }, () => ({
-      contents: "throw new Error('node:http2 is left out of the ferry bundle: Ferry speaks HTTP/1.1 to registries');",
-      loader: "js",
-    }));
-  },
-};
 
 // An ESM import of a Node built-in builds an ESM facade of it, which reads every export, lazy getters included:
 // `import { promisify } from "node:util"` loads util's TextDecoder and with it worker_threads, `import … from "fs"`
@@ -90,7 +76,7 @@ const result = await build({
   // tr46 (under the Kubernetes client's node-fetch) requires Node's deprecated punycode built-in, which prints a
   // DeprecationWarning on every Kubernetes command; the userland package of the same code takes its place.
   alias: { punycode: "punycode/" },
-  plugins: [undiciWithoutHttp2, builtinsAsModules],
+  plugins: [undiciWithoutHttp2("the ferry bundle"), builtinsAsModules],
 });
 const bytes = Object.values(result.metafile.outputs).reduce((total, output) => total + output.bytes, 0);
 process.stderr.write(`bundled the CLI into ${outdir} (${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1024).toFixed(0)} KiB)\n`);

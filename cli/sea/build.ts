@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { build, type Plugin } from "esbuild-wasm";
+import { undiciWithoutHttp2 } from "../undici-without-http2.ts";
 
 const exec = promisify(execFile);
 const root = join(import.meta.dirname, "..", "..");
@@ -60,7 +61,7 @@ export async function buildSea(
     await bundle({
       entryPoints: [join(root, "cli", "sea", "main.ts")],
       outfile: bundled,
-      plugins: [ferryMain, versionInlined(version), undiciWithoutHttp2, lazyBuiltins(workers)],
+      plugins: [ferryMain, versionInlined(version), undiciWithoutHttp2("the ferry executable"), lazyBuiltins(workers)],
     });
     // The snapshot keeps the script's path, so the script sits at a path named by its content, not a temporary one:
     // the same sources make the same executable. (Left in place: a concurrent build may be reading it.)
@@ -181,19 +182,6 @@ function versionInlined(version: string): Plugin {
     },
   };
 }
-
-// As in cli/bundle.ts: undici's optional node:http2, which Ferry never uses (allowH2: false), fails to load.
-const undiciWithoutHttp2: Plugin = {
-  name: "undici-without-http2",
-  setup(builder) {
-    builder.onResolve({ filter: /^node:http2$/ }, (args) =>
-      /[\\/]node_modules[\\/]undici[\\/]/.test(args.importer) ? { path: "node:http2", namespace: "left-out" } : undefined);
-    builder.onLoad({ filter: /.*/, namespace: "left-out" }, () => ({
-      contents: "throw new Error('node:http2 is left out of the ferry executable: Ferry speaks HTTP/1.1 to registries');",
-      loader: "js",
-    }));
-  },
-};
 
 /**
  * Every built-in the snapshot cannot hold becomes a stand-in that loads it at first use (cli/sea/lazy-builtin.ts).
