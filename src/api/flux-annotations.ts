@@ -1,7 +1,8 @@
 // Flux's names for Ferry's per-object annotations and labels. Objects written for Flux carry
 // kustomize.toolkit.fluxcd.io/{ssa,force,prune,substitute} and reconcile.fluxcd.io/requestedAt; a Flux user who
-// switches must not find them ignored (an object protected by prune: disabled would be deleted). Ferry's own key
-// wins when an object carries both.
+// switches must not find them ignored (an object protected by prune: disabled would be deleted). A policy holds when
+// either name, on a label or an annotation, has its value (Flux's utils.AnyInMetadata): of two that disagree, the one
+// that protects more wins, as in Flux.
 
 const FERRY_KUSTOMIZE_PREFIX = "kustomize.ferry.dev/";
 const FLUX_KUSTOMIZE_PREFIX = "kustomize.toolkit.fluxcd.io/";
@@ -22,6 +23,20 @@ export function policyEntry(
   const twin = fluxTwin(ferryKey);
   const read = (key: string) => metadata?.annotations?.[key] ?? metadata?.labels?.[key];
   return read(ferryKey) ?? (twin ? read(twin) : undefined);
+}
+
+/**
+ * Whether a policy key holds `value` (compared ignoring case) on a label or an annotation, under Ferry's name or Flux's:
+ * fluxcd/pkg/ssa utils.AnyInMetadata, which Flux's apply and prune selectors use.
+ */
+export function policyMatches(
+  metadata: { readonly labels?: Readonly<Record<string, string>>; readonly annotations?: Readonly<Record<string, string>> } | undefined,
+  ferryKey: string,
+  value: string,
+): boolean {
+  const wanted = value.toLowerCase();
+  const keys = [ferryKey, fluxTwin(ferryKey)].filter((key): key is string => key !== undefined);
+  return keys.some((key) => metadata?.labels?.[key]?.toLowerCase() === wanted || metadata?.annotations?.[key]?.toLowerCase() === wanted);
 }
 
 /**

@@ -24,14 +24,15 @@ import {
   isImmutableFieldError,
   LAST_APPLIED_ANNOTATION,
   type ManagedFieldsEntry,
+  applyExcluded,
   pruneDisabled,
   sortForApply,
   ssaPolicy,
   stageOf,
   takeOverManagedFields,
   withChecksum,
-  withoutStatus,
 } from "./policy.ts";
+import { normalizeForApply } from "./normalize.ts";
 import { mapBounded } from "../concurrency.ts";
 
 export const FIELD_MANAGER = "ferry";
@@ -214,10 +215,11 @@ export class Applier {
   }
 
   async #plan(object: ManifestObject, force: boolean, keepObjects = false, ignore: readonly CompiledIgnoreRule[] = []): Promise<Plan> {
+    if (applyExcluded(object.metadata)) return { skip: true };
     const policy = ssaPolicy(object.metadata);
-    if (policy === "Ignore") return { skip: true };
     if (!(await this.#served(object))) return { deferred: true };
     const existing = await this.#get(object);
+    if (existing && applyExcluded((existing as ManifestObject).metadata)) return { skip: true };
     if (existing && policy === "IfNotPresent") return { skip: true };
     const exists = existing !== undefined;
     const takeOver = exists && policy === "Override" ? takeOverPatch(object, existing) : undefined;
@@ -308,7 +310,7 @@ export class Applier {
     const concurrency = options.concurrency ?? 8;
     const force = options.force ?? false;
     const ignore = options.ignore ?? [];
-    const sorted = sortForApply(objects.map((object) => withChecksum(withoutStatus(object))));
+    const sorted = sortForApply(objects.map((object) => withChecksum(normalizeForApply(object))));
     const plans = new Map<ManifestObject, Plan>();
     // Objects in a namespace this set creates cannot exist yet: no GET or dry-run until the namespace does.
     const newNamespaces = new Set<string>();
@@ -317,7 +319,8 @@ export class Applier {
     });
     const planErrors = await inPool(sorted, concurrency, async (object) => {
       const waitsForNamespace = object.metadata.namespace !== undefined && newNamespaces.has(object.metadata.namespace);
-      plans.set(object, waitsForNamespace && ssaPolicy(object.metadata) !== "Ignore" ? { deferred: true } : await this.#plan(object, force, false, ignore));
+      const deferred = waitsForNamespace && !applyExcluded(object.metadata);
+      plans.set(object, deferred ? { deferred: true } : await this.#plan(object, force, false, ignore));
     });
     if (planErrors.length > 0) throw combined(planErrors);
 
@@ -358,7 +361,7 @@ export class Applier {
 
   /** What applying would do to each object, by server-side dry-run; nothing is written. */
   async plan(objects: readonly ManifestObject[], options: { concurrency?: number; force?: boolean } = {}): Promise<PlannedChange[]> {
-    const sorted = sortForApply(objects.map((object) => withChecksum(withoutStatus(object))));
+    const sorted = sortForApply(objects.map((object) => withChecksum(normalizeForApply(object))));
     const planned = new Map<ManifestObject, PlannedChange>();
     const errors = await inPool(sorted, options.concurrency ?? 8, async (object) => {
       const plan = await this.#plan(object, options.force ?? false, true);

@@ -1,12 +1,14 @@
 // The pure rules of applying: stage and order of kinds (as Flux orders them), per-object policies read from
 // annotations or labels, and when a dry-run result means "nothing would change".
 import { createHash, type Hash } from "node:crypto";
-import { policyEntry } from "../api/flux-annotations.ts";
+import { policyMatches } from "../api/flux-annotations.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
 
 export const SSA_POLICY_KEY = "kustomize.ferry.dev/ssa";
 export const FORCE_KEY = "kustomize.ferry.dev/force";
 export const PRUNE_KEY = "kustomize.ferry.dev/prune";
+/** `disabled` pauses Ferry (and Flux) on one object: it is neither applied nor pruned, judged on the manifest and live. */
+export const RECONCILE_KEY = "kustomize.ferry.dev/reconcile";
 
 export type SsaPolicy = "Override" | "Merge" | "IfNotPresent" | "Ignore";
 
@@ -15,27 +17,29 @@ interface Metadata {
   readonly annotations?: Readonly<Record<string, string>>;
 }
 
-/** Flux matches these keys on labels or annotations and compares values case-insensitively; its own names count too. */
-function policyValue(metadata: Metadata | undefined, key: string): string | undefined {
-  return policyEntry(metadata, key)?.toLowerCase();
-}
-
+/** When a label and an annotation disagree, Flux's selectors make the more protective policy win, in this order. */
 export function ssaPolicy(metadata: Metadata | undefined): SsaPolicy {
-  switch (policyValue(metadata, SSA_POLICY_KEY)) {
-    case "merge": return "Merge";
-    case "ifnotpresent": return "IfNotPresent";
-    case "ignore": return "Ignore";
-    default: return "Override";
-  }
+  if (policyMatches(metadata, SSA_POLICY_KEY, "Ignore")) return "Ignore";
+  if (policyMatches(metadata, SSA_POLICY_KEY, "IfNotPresent")) return "IfNotPresent";
+  if (policyMatches(metadata, SSA_POLICY_KEY, "Merge")) return "Merge";
+  return "Override";
 }
 
 export function forceEnabled(metadata: Metadata | undefined): boolean {
-  return policyValue(metadata, FORCE_KEY) === "enabled";
+  return policyMatches(metadata, FORCE_KEY, "enabled");
 }
 
-/** Objects a prune or a deletion must leave alone, judged on the live object. */
+/**
+ * Objects never applied (Flux's apply ExclusionSelector: reconcile: disabled, ssa: Ignore). Asked of the manifest and
+ * of the live object: a user pauses one object by annotating it in the cluster.
+ */
+export function applyExcluded(metadata: Metadata | undefined): boolean {
+  return policyMatches(metadata, RECONCILE_KEY, "disabled") || ssaPolicy(metadata) === "Ignore";
+}
+
+/** Objects a prune or a deletion must leave alone, judged on the live object (Flux's DeleteOptions.Exclusions). */
 export function pruneDisabled(metadata: Metadata | undefined): boolean {
-  return policyValue(metadata, PRUNE_KEY) === "disabled" || ssaPolicy(metadata) === "Ignore";
+  return policyMatches(metadata, PRUNE_KEY, "disabled") || applyExcluded(metadata);
 }
 
 /** Stage 0 must exist before anything can use it; stage 1 are the *Class objects; stage 2 everything else. */
@@ -114,21 +118,6 @@ function withoutSecretValues(object: ManifestObject): ManifestObject {
 }
 
 /** The object with an annotation holding the checksum of everything else in it: what Ferry last applied. */
-/**
- * The manifest as it is applied: without its status, as Flux's kustomize-controller normalises every object before
- * applying (fluxcd/pkg/ssa normalize.UnstructuredList). A CustomResourceDefinition keeps its status (kstatus reads it);
- * Role and ClusterRole are left exactly as written, as Flux skips them. Without this a custom resource whose CRD has no
- * status subresource got the status written in the artifact, which Flux never applies.
- */
-export function withoutStatus<T extends ManifestObject>(object: T): T {
-  if (!("status" in object)) return object;
-  if (object.kind === "CustomResourceDefinition" && object.apiVersion.startsWith("apiextensions.k8s.io/")) return object;
-  if (object.apiVersion === "rbac.authorization.k8s.io/v1" && (object.kind === "Role" || object.kind === "ClusterRole")) return object;
-  const rest: Record<string, unknown> = { ...object };
-  delete rest.status;
-  return rest as T;
-}
-
 export function withChecksum<T extends ManifestObject>(object: T): T {
   const annotations = Object.fromEntries(Object.entries(object.metadata.annotations ?? {}).filter(([key]) => key !== CHECKSUM_ANNOTATION));
   const bare = withoutSecretValues({ ...object, metadata: { ...object.metadata, annotations } });

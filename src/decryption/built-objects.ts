@@ -46,3 +46,12 @@ export async function decryptBuiltObjects(objects: readonly ManifestObject[], co
   }
   return result;
 }
+
+/**
+ * A Secret that reaches the apply with SOPS metadata still on it: applied, it would put ciphertext in the cluster.
+ * Flux refuses it (decryptor.IsEncryptedSecret) unless the object opts out of decryption; so does Ferry.
+ */
+export function isSopsEncryptedSecret(object: ManifestObject): boolean {
+  if (object.kind !== "Secret" || object.apiVersion !== "v1" || !("sops" in object)) return false;
+  return policyEntry({ annotations: object.metadata.annotations ?? {} }, DECRYPT_ANNOTATION)?.toLowerCase() !== "disabled";
+}

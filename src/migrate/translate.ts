@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import { KUSTOMIZE_GROUP, KUSTOMIZE_VERSION, KustomizationSpec, type InventoryEntryType } from "../api/kustomize.ts";
 import { OCIRepositorySpec, SOURCE_GROUP, SOURCE_VERSION } from "../api/source.ts";
+import { unsupportedDecryption, unsupportedProvider, unsupportedVerifyProvider } from "../api/not-yet-supported.ts";
 import { FerryError } from "../errors.ts";
 import { parseEntry } from "../inventory/inventory.ts";
 
@@ -62,6 +63,7 @@ export interface FluxMetadata {
   annotations?: Record<string, string>;
   uid?: string;
   resourceVersion?: string;
+  managedFields?: ReadonlyArray<{ manager?: string; operation?: string; fieldsV1?: Record<string, unknown> }>;
 }
 
 /** A Flux (or Ferry) OCIRepository or Kustomization as read from the cluster or a file. */
@@ -96,6 +98,8 @@ export interface MigrationPlan {
 
 /** The labels kustomize-controller puts on what it applies; on a Flux object they name the Kustomization that applied it. */
 const FLUX_OWNER_LABELS = [`${FLUX_KUSTOMIZE_GROUP}/name`, `${FLUX_KUSTOMIZE_GROUP}/namespace`];
+/** kustomize-controller's field manager for what it applies. */
+const FLUX_FIELD_MANAGER = "kustomize-controller";
 
 export interface PlanOptions {
   /** Migrate Flux objects someone already suspended. */
@@ -166,7 +170,9 @@ function translate(object: DeliveryObject, options: PlanOptions, refusals: strin
     refusals.push(`${describe(object)}: spec.kubeConfig: its objects are in another cluster, where ferry migrate cannot hand them over `
       + "(--export the objects, and relabel and hand over the field manager there)");
   }
-  if (kind === "OCIRepository") refusals.push(...verificationRefusals(object));
+  if (kind === "OCIRepository") refusals.push(...verificationRefusals(object), ...sourceCapabilityRefusals(object));
+  else refusals.push(...decryptionRefusals(object));
+  refusals.push(...suspensionRefusals(object));
   refusals.push(...schemaRefusals(object, spec, kind === "Kustomization" ? KustomizationSpec : OCIRepositorySpec));
   const inventory = kind === "Kustomization" ? carriedInventory(object, refusals) : [];
   if (refusals.length > before) return undefined;
@@ -228,6 +234,40 @@ function verificationRefusals(object: DeliveryObject): string[] {
   if (!verify || (verify.provider ?? "cosign") !== "cosign" || verify.secretRef || verify.matchOIDCIdentity?.length) return [];
   return [`${describe(object)}: spec.verify has neither secretRef nor matchOIDCIdentity; Flux accepts any Sigstore identity, Ferry requires `
     + "the keys or the identities to trust (add matchOIDCIdentity for the signer)"];
+}
+
+/** What Ferry's OCIRepository would stall on (workload identity, notation), in the reconciler's words. */
+function sourceCapabilityRefusals(object: DeliveryObject): string[] {
+  type SourceSpec = { provider?: string; secretRef?: unknown; serviceAccountName?: string; verify?: { provider?: string } };
+  const spec = object.spec as SourceSpec | undefined;
+  // With a ServiceAccount, its imagePullSecrets are static credentials; whether it has any is the cluster's to say.
+  const provider = unsupportedProvider(spec?.provider, spec?.secretRef !== undefined || spec?.serviceAccountName !== undefined);
+  const verify = unsupportedVerifyProvider(spec?.verify);
+  return [provider, verify].filter((message) => message !== undefined).map((message) => `${describe(object)}: ${message}`);
+}
+
+function decryptionRefusals(object: DeliveryObject): string[] {
+  const message = unsupportedDecryption(object.spec?.decryption as Parameters<typeof unsupportedDecryption>[0]);
+  return message ? [`${describe(object)}: ${message}`] : [];
+}
+
+/**
+ * A Flux object whose spec.suspend is in another Flux Kustomization's manifest (kustomize-controller's server-side
+ * apply owns the field): that Kustomization's next apply would set it back and Flux would resume beside Ferry.
+ */
+function suspensionRefusals(object: DeliveryObject): string[] {
+  const owners = (object.metadata.managedFields ?? []).filter((entry) =>
+    entry.manager === FLUX_FIELD_MANAGER && entry.operation === "Apply" && ownsSuspend(entry.fieldsV1));
+  if (owners.length === 0) return [];
+  const [name, namespace] = FLUX_OWNER_LABELS.map((label) => object.metadata.labels?.[label]);
+  const parent = name ? `Flux Kustomization ${namespace ?? "?"}/${name}` : "a Flux Kustomization";
+  return [`${describe(object)}: spec.suspend is set by ${parent}'s manifest, whose next apply would resume it beside Ferry; `
+    + "remove suspend from that manifest (or set it to true, or remove the object from that source) and let it reconcile first"];
+}
+
+function ownsSuspend(fields: Record<string, unknown> | undefined): boolean {
+  const spec = fields?.["f:spec"];
+  return typeof spec === "object" && spec !== null && "f:suspend" in spec;
 }
 
 /** Each value Ferry's schema refuses and each field it does not declare, by path. */

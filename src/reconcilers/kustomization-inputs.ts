@@ -3,6 +3,7 @@
 // and its dependencies.
 import { createHash } from "node:crypto";
 import type { KustomizationSpecType } from "../api/kustomize.ts";
+import { unsupportedDecryption } from "../api/not-yet-supported.ts";
 import { Applier } from "../apply/apply.ts";
 import { type Disposition, FerryError } from "../errors.ts";
 import { httpStatusOf, KubeClient } from "../kube/client.ts";
@@ -264,10 +265,8 @@ export async function decryptionIdentities(
   const decryption = spec.decryption;
   if (!decryption) return undefined;
   const stall = (message: string) => new KustomizationFailure("DecryptionFailed", message, "stall");
-  if (decryption.serviceAccountName) {
-    throw stall("spec.decryption.serviceAccountName is for cloud KMS access: Ferry decrypts SOPS with age keys from spec.decryption.secretRef only");
-  }
-  if (!decryption.secretRef) throw stall("spec.decryption.secretRef is required: Ferry decrypts SOPS with the age keys (*.agekey) of a Secret");
+  const unsupported = unsupportedDecryption(decryption);
+  if (unsupported || !decryption.secretRef) throw stall(unsupported ?? "spec.decryption.secretRef is required");
   const name = `${namespace}/${decryption.secretRef.name}`;
   const data = await readFor(`decryption Secret '${name}'`, kube.secretData(namespace, decryption.secretRef.name));
   if (!data) throw new KustomizationFailure("DecryptionFailed", `decryption Secret '${name}' not found`, "wait");

@@ -17,10 +17,13 @@ import { CelExpressionError, compileReadyExpression, HealthExpressions } from ".
 import { evaluateHealthInWorker, evaluateReadyInWorker } from "../cel/evaluate-in-worker.ts";
 import type { ArtifactType, ConditionType } from "../api/meta.ts";
 import { type Applier, ApplyError, type Change } from "../apply/apply.ts";
+import { describeObject } from "../apply/policy.ts";
+import { isSopsEncryptedSecret } from "../decryption/built-objects.ts";
 import { compileIgnoreRules } from "../apply/drift-ignore.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
+import { jobsDeletedWhenFinished } from "../health/job-ttl.ts";
 import { computeHealth, type HealthResult, summarizeUnhealthy } from "../health/kstatus.ts";
-import { type ObjectRef, parseEntry, staleEntries } from "../inventory/inventory.ts";
+import { inventoryId, type ObjectRef, parseEntry, staleEntries } from "../inventory/inventory.ts";
 import type { CustomObject, KubeClient, ResourceType } from "../kube/client.ts";
 import type { ManifestObject } from "../kustomize/build.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
@@ -100,6 +103,8 @@ interface HealthWait {
   readonly deadline: number;
   /** What was built, for status.history when the health check ends. */
   readonly built: Built;
+  /** Inventory ids of Jobs the cluster deletes once finished: gone counts as done (Flux's JobsWithTTL). */
+  readonly jobsDeletedWhenFinished: ReadonlySet<string>;
   /** spec.healthCheckExprs, for the objects whose group and kind they cover. */
   readonly expressions?: { readonly checks: KustomizationSpecType["healthCheckExprs"] & object; readonly compiled: HealthExpressions };
 }
@@ -199,7 +204,8 @@ export class KustomizationReconciler {
         if (pruneFailures.length > 0) {
           throw new KustomizationFailure("PruneFailed", `prune failed: ${pruneFailures.map((failure) => failure.error).join("; ")}`);
         }
-        health = await this.#healthWait(object, spec, applied, target, { timeoutMs, revision, requestedAt, built }, expressions);
+        const jobs = jobsDeletedWhenFinished(objects);
+        health = await this.#healthWait(object, spec, applied, target, { timeoutMs, revision, requestedAt, built, jobs }, expressions);
         if (!health) conditions = removeCondition(conditions, "Healthy");
         else if (applied.some((change) => change.action === "created" || change.action === "configured") || revision !== status.lastAppliedRevision) {
           conditions = setCondition(conditions, "Reconciling", "True", "Progressing",
@@ -407,6 +413,11 @@ export class KustomizationReconciler {
     timeoutMs: number,
     status: KustomizationStatusType,
   ): Promise<readonly Change[]> {
+    const encrypted = objects.find(isSopsEncryptedSecret);
+    if (encrypted) {
+      throw new KustomizationFailure("ReconciliationFailed",
+        `${describeObject(encrypted)} is SOPS encrypted, configuring decryption is required for this secret to be reconciled`);
+    }
     try {
       const ignore = spec.ignore?.length ? compileIgnoreRules(spec.ignore) : undefined;
       const { changes } = await target.applier.apply(objects, { timeoutMs, force: spec.force ?? false, ...(ignore ? { ignore } : {}) });
@@ -443,10 +454,13 @@ export class KustomizationReconciler {
     spec: KustomizationSpecType,
     applied: readonly Change[],
     target: Target,
-    reconcile: { readonly timeoutMs: number; readonly revision: string; readonly requestedAt: string | undefined; readonly built: Built },
+    reconcile: {
+      readonly timeoutMs: number; readonly revision: string; readonly requestedAt: string | undefined; readonly built: Built;
+      readonly jobs: ReadonlySet<string>;
+    },
     expressions: HealthExpressions | undefined,
   ): Promise<HealthWait | undefined> {
-    const { timeoutMs, revision, requestedAt, built } = reconcile;
+    const { timeoutMs, revision, requestedAt, built, jobs } = reconcile;
     let refs: ObjectRef[];
     if (spec.wait) refs = applied.filter((change) => change.action !== "skipped").map(parseEntry);
     else if (spec.healthChecks?.length) refs = await healthCheckRefs(target.kube, object.metadata, spec.healthChecks);
@@ -462,6 +476,7 @@ export class KustomizationReconciler {
       started,
       deadline: started + timeoutMs,
       built,
+      jobsDeletedWhenFinished: jobs,
       ...(expressions && spec.healthCheckExprs ? { expressions: { checks: spec.healthCheckExprs, compiled: expressions } } : {}),
     };
   }
@@ -482,7 +497,12 @@ export class KustomizationReconciler {
     const byExpressions = await this.#expressionHealth(wait, reads);
     const results = wait.refs.map((ref, index): { id: string; result: HealthResult } => {
       const read = reads[index] ?? {};
-      const result = read.error !== undefined ? { status: "Unknown" as const, message: read.error } : (byExpressions.get(index) ?? computeHealth(read.object));
+      const missing = read.error === undefined && read.object === undefined;
+      const finishedAndDeleted = missing && wait.jobsDeletedWhenFinished.has(inventoryId(ref));
+      const result: HealthResult = read.error !== undefined
+        ? { status: "Unknown", message: read.error }
+        : finishedAndDeleted ? { status: "Current", message: "Job deleted after it finished (ttlSecondsAfterFinished)" }
+          : (byExpressions.get(index) ?? computeHealth(read.object));
       return { id: subjectOf(ref), result };
     });
     const unhealthy = results.filter(({ result }) => result.status !== "Current");

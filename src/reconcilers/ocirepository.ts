@@ -2,6 +2,7 @@
 // storage, stop there. Otherwise verify (when asked), pull by digest, extract into the cache, publish the artifact.
 // A failed verification or fetch never replaces the last good artifact.
 import { pendingRequest } from "../api/flux-annotations.ts";
+import { unsupportedProvider, unsupportedVerifyProvider } from "../api/not-yet-supported.ts";
 import { mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { formatDuration, specTimerMs } from "../api/duration.ts";
@@ -153,20 +154,6 @@ function selectedLayer(manifest: ImageManifest, mediaType: string | undefined): 
   const layer = mediaType ? manifest.layers.find((candidate) => candidate.mediaType === mediaType) : manifest.layers[0];
   if (layer) return layer;
   throw new ArtifactFormatError(mediaType ? `failed to find layer with media type '${mediaType}' in artifact` : "no layers found in artifact");
-}
-
-/**
- * spec.provider aws, azure or gcp without a secretRef or pull secrets means workload identity (IRSA/Pod Identity, Azure
- * Workload Identity, GKE Workload Identity) in Flux. Ferry cannot get such credentials yet, and pulling anonymously
- * instead would hide that: the source stalls until the spec changes.
- */
-function providerNotSupported(provider: string): ReconcileFailure {
-  return new ReconcileFailure(
-    "ProviderNotSupported",
-    `failed to get credential from ${provider}: workload identity for provider '${provider}' is not supported by Ferry yet; `
-    + "use provider 'generic' with spec.secretRef or the imagePullSecrets of spec.serviceAccountName",
-    { stall: true },
-  );
 }
 
 /** What #transport read: the client options, and the material they were made from, for the shared client's key. */
@@ -326,7 +313,9 @@ export class OCIRepositoryReconciler {
       ...(spec.serviceAccountName ? await this.#deps.kube.imagePullSecrets(namespace, spec.serviceAccountName) : []),
     ];
     // As source-controller: a cloud provider is asked for credentials only when no static ones are configured.
-    if (secretNames.length === 0 && spec.provider !== "generic") throw providerNotSupported(spec.provider);
+    // Pulling anonymously instead of with the cloud's credentials would hide the problem: the source stalls.
+    const unsupported = unsupportedProvider(spec.provider, secretNames.length > 0);
+    if (unsupported) throw new ReconcileFailure("ProviderNotSupported", unsupported, { stall: true });
     const configs: DockerConfig[] = [];
     // The shared client's key: every byte that decides what the client sends and trusts (hashed, never logged).
     const keyParts: KeyPart[] = [];
@@ -534,13 +523,8 @@ export class OCIRepositoryReconciler {
     annotations: Record<string, string> | undefined,
   ): Promise<VerificationTrust> {
     const verify = spec.verify;
-    if (verify?.provider === "notation") {
-      throw new ReconcileFailure(
-        "ProviderNotSupported",
-        "failed to verify the signature using provider 'notation': notation verification is not supported by Ferry yet; use provider 'cosign'",
-        { stall: true, verification: true },
-      );
-    }
+    const unsupported = unsupportedVerifyProvider(verify);
+    if (unsupported) throw new ReconcileFailure("ProviderNotSupported", unsupported, { stall: true, verification: true });
     try {
       let inputs: VerificationInputs;
       if (verify?.secretRef) inputs = { publicKeys: await this.#publicKeys(namespace, verify.secretRef.name) };

@@ -322,6 +322,72 @@ describe("Ferry against Flux's real controllers, one case per field family", {
     assert.deepEqual(ferryHistory.map(counted), fluxHistory.map(counted));
   });
 
+  test("reconcile: disabled and ssa: Ignore on live objects, stringData keys removed, a Job deleted by its TTL, ciphertext refused", async () => {
+    const name = "pause";
+    await createNamespaces(name);
+    const FLUX = "kustomize.toolkit.fluxcd.io";
+    const secret = (data: Strings) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: "creds" }, stringData: data });
+    // Deleted by the TTL controller the moment it completes: a health check that reads it then finds nothing.
+    const job = {
+      apiVersion: "batch/v1", kind: "Job", metadata: { name: "once" },
+      spec: { ttlSecondsAfterFinished: 0, template: { spec: { restartPolicy: "Never", containers: [{ name: "run", image: "example.com/run:1" }] } } },
+    };
+    const revision = (value: string, withOrphan: boolean, creds: Strings) => ({
+      "app/kustomization.yaml": "resources: [objects.yaml]\n",
+      "app/objects.yaml": [
+        configMap("paused", { value }),
+        configMap("paused-by-label", { value }),
+        ...(withOrphan ? [configMap("orphan", { value })] : []),
+        // Never created: the manifest itself opts out.
+        configMap("declared-off", { value }, { [`${FLUX}/reconcile`]: "disabled" }),
+        // A label and an annotation that disagree: Flux's selectors match either, so Ignore wins over Merge.
+        { ...configMap("mixed", { value }, { [`${FLUX}/ssa`]: "Merge" }), metadata: { name: "mixed", annotations: { [`${FLUX}/ssa`]: "Merge" }, labels: { [`${FLUX}/ssa`]: "Ignore" } } },
+        secret(creds),
+        job,
+      ],
+      // A SOPS-encrypted Secret (data values are ENC[...] strings) and no spec.decryption: refused, not applied.
+      "sealed/kustomization.yaml": "resources: [secret.yaml]\n",
+      "sealed/secret.yaml": {
+        apiVersion: "v1", kind: "Secret", metadata: { name: "sealed" },
+        data: { token: "ENC[AES256_GCM,data:Zm9vYmFy,iv:YWJjZGVmZ2hpamtsbW5vcA==,tag:cXJzdHV2d3h5ejAxMjM0NQ==,type:str]" },
+        sops: { mac: "ENC[AES256_GCM,data:eA==,iv:YWJj,tag:ZGVm,type:str]", lastmodified: "2026-12-05T00:00:00Z", version: "3.9.0" },
+      },
+    });
+    const first = await push(name, revision("one", true, { a: "1", b: "2" }));
+    await deliver(name, name, "app", { path: "./app", wait: true, timeout: "30s" });
+    await deliver(name, name, "sealed", { path: "./sealed" });
+    const [v1, sealed] = await Promise.all([settled(name, "app", first), settled(name, "sealed", first)]);
+    assertSameVerdicts(v1);
+    assert.equal(conditionOf(v1.flux, "Ready")?.status, "True", JSON.stringify(v1.flux.status));
+    assertSameInventory(v1, name);
+    await assertSameObjects(name, "configmaps");
+    assertSameVerdicts(sealed);
+    assert.equal(conditionOf(sealed.flux, "Ready")?.reason, "ReconciliationFailed", JSON.stringify(sealed.flux.status));
+    assert.match(conditionOf(sealed.ferry, "Ready")?.message ?? "", /Secret\/.*sealed is SOPS encrypted, configuring decryption is required/);
+
+    // A user pauses three live objects; the next revision changes two of them and drops the third.
+    for (const side of SIDES) {
+      const namespace = ns(side, name);
+      await bed.cluster.kubectl(["annotate", "configmap", "paused", "orphan", "-n", namespace, `${FLUX}/reconcile=disabled`]);
+      await bed.cluster.kubectl(["label", "configmap", "paused-by-label", "-n", namespace, `${FLUX}/reconcile=disabled`]);
+    }
+    const second = await push(name, revision("two", false, { a: "1" }));
+    const v2 = await settled(name, "app", second);
+    assertSameVerdicts(v2);
+    assert.equal(conditionOf(v2.flux, "Ready")?.status, "True", JSON.stringify(v2.flux.status));
+    assertSameInventory(v2, name);
+    const objects = await assertSameObjects(name, "configmaps");
+    const secrets = await assertSameObjects(name, "secrets");
+    // What the comparison covered, as Flux left it.
+    assert.deepEqual((objects["ConfigMap/paused"] as { data?: unknown }).data, { value: "one" });
+    assert.deepEqual((objects["ConfigMap/paused-by-label"] as { data?: unknown }).data, { value: "one" });
+    assert.ok(objects["ConfigMap/orphan"], "a paused object is not pruned");
+    assert.equal(objects["ConfigMap/declared-off"], undefined);
+    assert.equal(objects["ConfigMap/mixed"], undefined);
+    assert.deepEqual(Object.keys((secrets["Secret/creds"] as { data?: object }).data ?? {}), ["a"], "a key removed from stringData leaves the Secret");
+    assert.equal(secrets["Secret/sealed"], undefined);
+  });
+
   test("healthCheckExprs (CEL) on a custom resource: current, failed, and an expression that cannot be evaluated", async () => {
     const name = "cel";
     await createNamespaces(name);

@@ -2,15 +2,19 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pendingRequest, policyEntry, requestChanged } from "../../src/api/flux-annotations.ts";
-import { forceEnabled, pruneDisabled, ssaPolicy } from "../../src/apply/policy.ts";
+import { applyExcluded, forceEnabled, pruneDisabled, ssaPolicy } from "../../src/apply/policy.ts";
 
-test("policies under Flux's names, on annotations or labels, count as Ferry's; Ferry's own key wins", () => {
+test("policies under Flux's names, on annotations or labels, count as Ferry's; of two that disagree the more protective wins", () => {
   assert.equal(pruneDisabled({ annotations: { "kustomize.toolkit.fluxcd.io/prune": "disabled" } }), true);
   assert.equal(pruneDisabled({ labels: { "kustomize.toolkit.fluxcd.io/prune": "Disabled" } }), true);
   assert.equal(ssaPolicy({ annotations: { "kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent" } }), "IfNotPresent");
   assert.equal(forceEnabled({ labels: { "kustomize.toolkit.fluxcd.io/force": "enabled" } }), true);
+  // Flux's selectors match a label or an annotation (utils.AnyInMetadata): Ignore on either is Ignore.
   const both = { annotations: { "kustomize.ferry.dev/ssa": "Merge", "kustomize.toolkit.fluxcd.io/ssa": "Ignore" } };
-  assert.equal(ssaPolicy(both), "Merge");
+  assert.equal(ssaPolicy(both), "Ignore");
+  assert.equal(ssaPolicy({ annotations: { "kustomize.toolkit.fluxcd.io/ssa": "Merge" }, labels: { "kustomize.toolkit.fluxcd.io/ssa": "ignore" } }), "Ignore");
+  assert.equal(ssaPolicy({ annotations: { "kustomize.toolkit.fluxcd.io/ssa": "merge" }, labels: { "kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent" } }), "IfNotPresent");
+  assert.equal(ssaPolicy({ annotations: { "kustomize.toolkit.fluxcd.io/ssa": "Override" } }), "Override");
   assert.equal(policyEntry({ annotations: { "kustomize.toolkit.fluxcd.io/other": "x" } }, "reconcile.ferry.dev/other"), undefined);
 });
 
@@ -25,4 +29,14 @@ test("a reconcile request under either name is handled; with both, the later one
   assert.equal(pendingRequest({}), undefined);
   assert.equal(requestChanged({ [flux]: "2" }, { [flux]: "1" }), true);
   assert.equal(requestChanged({ [flux]: "1", [ferry]: "1" }, { [flux]: "1", [ferry]: "1" }), false);
+});
+
+test("reconcile: disabled excludes an object from apply and prune, under either name, on a label or an annotation", () => {
+  assert.equal(applyExcluded({ annotations: { "kustomize.toolkit.fluxcd.io/reconcile": "disabled" } }), true);
+  assert.equal(applyExcluded({ labels: { "kustomize.ferry.dev/reconcile": "Disabled" } }), true);
+  assert.equal(applyExcluded({ annotations: { "kustomize.toolkit.fluxcd.io/ssa": "Ignore" } }), true);
+  assert.equal(applyExcluded({ annotations: { "kustomize.toolkit.fluxcd.io/reconcile": "enabled" } }), false);
+  assert.equal(applyExcluded(undefined), false);
+  assert.equal(pruneDisabled({ labels: { "kustomize.toolkit.fluxcd.io/reconcile": "disabled" } }), true);
+  assert.equal(pruneDisabled({ annotations: { "kustomize.toolkit.fluxcd.io/prune": "enabled" } }), false);
 });

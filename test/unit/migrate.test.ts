@@ -192,6 +192,37 @@ spec: { interval: 10m, sourceRef: { kind: Bucket, name: secrets }, prune: true }
       /OCIRepository apps\/podinfo: spec\.verify has neither secretRef nor matchOIDCIdentity/);
   });
 
+  it("refuses what Ferry would stall on, in the reconcilers' words: workload identity, notation, decryption without age keys", () => {
+    const [source, kustomization] = fluxObjects() as [DeliveryObject, DeliveryObject];
+    const withSpec = (object: DeliveryObject, spec: Record<string, unknown>) =>
+      ({ ...object, spec: { ...object.spec, ...spec } }) as DeliveryObject;
+    const refusals = (objects: DeliveryObject[]) => planMigration(objects).refusals.join("\n");
+    assert.match(refusals([withSpec(source, { provider: "aws" }), kustomization]), /OCIRepository apps\/podinfo: .*workload identity for provider 'aws' is not supported by Ferry yet/);
+    assert.doesNotMatch(refusals([withSpec(source, { provider: "aws", secretRef: { name: "ecr" } }), kustomization]), /workload identity/);
+    assert.doesNotMatch(refusals([withSpec(source, { provider: "gcp", serviceAccountName: "puller" }), kustomization]), /workload identity/);
+    assert.match(refusals([withSpec(source, { verify: { provider: "notation", secretRef: { name: "certs" } } }), kustomization]), /notation verification is not supported by Ferry yet/);
+    assert.match(refusals([source, withSpec(kustomization, { decryption: { provider: "sops" } })]), /Kustomization apps\/podinfo: spec\.decryption\.secretRef is required/);
+    assert.match(refusals([source, withSpec(kustomization, { decryption: { provider: "sops", serviceAccountName: "kms", secretRef: { name: "k" } } })]),
+      /spec\.decryption\.serviceAccountName is for cloud KMS access/);
+    assert.deepEqual(planMigration([source, withSpec(kustomization, { decryption: { provider: "sops", secretRef: { name: "k" } } })]).refusals, []);
+  });
+
+  it("refuses a Flux object whose spec.suspend another Flux Kustomization's apply owns: it would be resumed beside Ferry", () => {
+    const [source, kustomization] = fluxObjects() as [DeliveryObject, DeliveryObject];
+    const appliedWith = (fieldsV1: Record<string, unknown>, manager = "kustomize-controller") => ({
+      ...kustomization,
+      metadata: {
+        ...kustomization.metadata,
+        labels: { "kustomize.toolkit.fluxcd.io/name": "flux-system", "kustomize.toolkit.fluxcd.io/namespace": "flux-system" },
+        managedFields: [{ manager, operation: "Apply", fieldsV1 }],
+      },
+    }) as DeliveryObject;
+    assert.match(planMigration([source, appliedWith({ "f:spec": { "f:suspend": {}, "f:interval": {} } })]).refusals.join("\n"),
+      /Kustomization apps\/podinfo: spec\.suspend is set by Flux Kustomization flux-system\/flux-system's manifest/);
+    assert.deepEqual(planMigration([source, appliedWith({ "f:spec": { "f:interval": {} } })]).refusals, [], "a manifest without suspend leaves ours alone");
+    assert.deepEqual(planMigration([source, appliedWith({ "f:spec": { "f:suspend": {} } }, "kubectl")]).refusals, []);
+  });
+
   it("refuses a source a HelmRelease follows through chartRef, and a Kustomization applying to another cluster", () => {
     const [source, kustomization] = fluxObjects();
     const release = {
