@@ -253,6 +253,30 @@ describe("ferry migrate: Flux's Kustomization taken over in place", {
     await bed.waitForKustomization("apps", "podinfo", "still Ready at v2", readyWith(v2));
   });
 
+  test("a Flux Kustomization whose suspend another Flux Kustomization's manifest sets is refused: that apply would resume it", async () => {
+    await fluxControllers();
+    await bed.cluster.kubectl(["create", "namespace", "fleet"]);
+    // flux bootstrap's shape: a parent Kustomization applies the child's OCIRepository and Kustomization from its source.
+    const fleet = await mkdtemp(join(dir, "fleet-"));
+    const child = (kind: string, apiVersion: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion, kind, metadata: { name: "child", namespace: "fleet" }, spec });
+    await writeFile(join(fleet, "child.yaml"), [
+      child("OCIRepository", FLUX_SOURCE_API_VERSION, { url: `oci://${bed.registry.host}/migrate/fleet`, ref: { tag: "v1" }, interval: "1h", insecure: true }),
+      child("Kustomization", FLUX_KUSTOMIZE_API_VERSION, { sourceRef: { kind: "OCIRepository", name: "child" }, path: "./none", interval: "1h", prune: true, suspend: false }),
+    ].join("\n---\n"));
+    const digest = await bed.push(fleet, "migrate/fleet");
+    await bed.applyObjects([
+      { apiVersion: FLUX_SOURCE_API_VERSION, kind: "OCIRepository", metadata: { namespace: "fleet", name: "parent" },
+        spec: { url: `oci://${bed.registry.host}/migrate/fleet`, ref: { tag: "v1" }, interval: "1h", insecure: true } },
+      { apiVersion: FLUX_KUSTOMIZE_API_VERSION, kind: "Kustomization", metadata: { namespace: "fleet", name: "parent" },
+        spec: { sourceRef: { kind: "OCIRepository", name: "parent" }, path: "./", interval: "1h", prune: false } },
+    ]);
+    await waitForFlux("fleet", "parent", "Ready at v1", fluxReadyAt(digest));
+    const refused = await ferry(["migrate", "-n", "fleet", "--name", "child", kubeconfig()]);
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /Kustomization fleet\/child: spec\.suspend is set by Flux Kustomization fleet\/parent's manifest/);
+    assert.notEqual((await get([FLUX_KS, "child", "-n", "fleet"])).spec?.suspend, true, "a refusal changes nothing");
+  });
+
   test("refusals change nothing; --rollback hands everything back to Flux and deletes Ferry's orphaning", async () => {
     const { inventory, digest } = await deliveredByRealFlux("team", "rollback", "web2");
     const before = await uids(inventory);
