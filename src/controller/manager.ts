@@ -2,6 +2,7 @@
 import { requestChanged } from "../api/flux-annotations.ts";
 import type { ArtifactCache } from "../artifact/cache.ts";
 import type { KubeClient } from "../kube/client.ts";
+import { RegistryClientCache } from "../registry/client-cache.ts";
 import {
   KUSTOMIZATION,
   type Kustomization,
@@ -121,8 +122,11 @@ export class Manager {
     this.#watchIdleTimeoutMs = options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS;
     this.#labelSelector = options.labelSelector;
     this.#selector = options.labelSelector ? parseLabelSelector(options.labelSelector) : undefined;
+    // One pool of registry clients (connections, tokens) for this shard's sources and the foreign fetches alike.
+    const registryClients = new RegistryClientCache();
     const sources = new OCIRepositoryReconciler({
       ...options.sources,
+      registryClients,
       kube: options.kube,
       cache: options.cache,
       log: jsonLog,
@@ -132,6 +136,7 @@ export class Manager {
     // status names (the path is the digest and extraction options), and nothing is written to the cluster.
     const foreignSources = new OCIRepositoryReconciler({
       ...options.sources,
+      registryClients,
       kube: readOnlyKube(options.kube),
       cache: options.cache,
       log: jsonLog,
