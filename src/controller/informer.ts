@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { withDeadline } from "../deadline.ts";
 import { trimForCache } from "./cache-trim.ts";
-import type { KubeClient, ResourceType } from "../kube/client.ts";
+import { httpStatusOf, type KubeClient, type ResourceType } from "../kube/client.ts";
 import type { Log } from "./log.ts";
 import { watchResource, WatchFailedError } from "../kube/watch.ts";
 
@@ -50,6 +50,12 @@ export function watchRetryDelayMs(failures: number, retryAfterMs?: number, rando
   return Math.round(ceiling * (0.75 + random * 0.25));
 }
 
+/** A list at a resourceVersion the apiserver no longer has (410) or does not have yet (504 "Too large resource version"). */
+function versionUnavailable(error: unknown): boolean {
+  const status = httpStatusOf(error);
+  return status === 410 || (status === 504 && /too large resource version/i.test(String((error as { body?: unknown }).body ?? (error as Error).message)));
+}
+
 /** The resourceVersion this informer holds is gone from the apiserver (410): only a new list can continue. */
 function isGone(error: unknown): boolean {
   return error instanceof WatchFailedError && error.statusCode === 410;
@@ -67,6 +73,8 @@ export class Informer<T extends Keyed> {
   readonly #store = new Map<string, T>();
   #watch: AbortController | undefined;
   #resourceVersion = "";
+  /** The newest resourceVersion seen (a list's, an event's, a bookmark's): a relist asks for a state at least as new. */
+  #lastSynced = "";
   /** performance.now() of the last sign of life from the apiserver: a list, an accepted watch, an event. */
   #lastActivity: number | undefined;
   #stopped = false;
@@ -164,7 +172,17 @@ export class Informer<T extends Keyed> {
   async #relist(): Promise<void> {
     // A list hangs behind a dead link as a watch does; it must not outlast the watchdog's patience either.
     const { type, namespace, labelSelector, silenceMs } = this.#options;
-    const { items, resourceVersion } = await withDeadline(silenceMs, () => this.#client.list<T>(type, namespace, labelSelector, { resourceVersion: "0" }));
+    const listAt = (version: string) =>
+      withDeadline(silenceMs, () => this.#client.list<T>(type, namespace, labelSelector, { resourceVersion: version }));
+    // As client-go's reflector: the first list takes any version from the watch cache ("0"); a relist asks for one not
+    // older than what this store already holds, so it never goes back in time (a cache behind etcd after the 410 could
+    // otherwise resurrect a deleted object or an old generation). When the apiserver cannot serve that version (410
+    // Expired, or 504 "Too large resource version"), a consistent read from etcd starts afresh.
+    const since = this.#lastSynced || "0";
+    const { items, resourceVersion } = await listAt(since).catch((error: unknown) => {
+      if (since !== "0" && versionUnavailable(error)) return listAt("");
+      throw error;
+    });
     this.#served();
     const seen = new Set<string>();
     for (const item of items) {
@@ -181,6 +199,7 @@ export class Informer<T extends Keyed> {
       }
     }
     this.#resourceVersion = resourceVersion;
+    this.#lastSynced = resourceVersion;
   }
 
   /** Watches until the watch ends; true if it was worth having (delivered events, or stayed open a while). */
@@ -220,7 +239,7 @@ export class Informer<T extends Keyed> {
       return false;
     }
     this.#gones = 0;
-    if (object.metadata?.resourceVersion) this.#resourceVersion = object.metadata.resourceVersion;
+    if (object.metadata?.resourceVersion) this.#resourceVersion = this.#lastSynced = object.metadata.resourceVersion;
     if (type === "BOOKMARK") return true;
     const key = objectKey(object);
     if (type === "DELETED") {

@@ -23,14 +23,23 @@ class ScriptedApiserver {
   readonly requests: string[] = [];
   items: Repo[] = [];
   watches: WatchAnswer[] = [];
+  /** Lists at a resourceVersion other than "0" and "" answer 410 Expired. */
+  expireVersionedLists = false;
   #watchCount = 0;
 
   constructor() {
     this.server = createServer((request, response) => {
       const url = new URL(request.url ?? "/", "http://localhost");
       const watching = url.searchParams.get("watch") === "true";
-      this.requests.push(watching ? `watch@${url.searchParams.get("resourceVersion")}` : "list");
+      const version = url.searchParams.get("resourceVersion") ?? "";
+      const match = url.searchParams.get("resourceVersionMatch");
+      this.requests.push(watching ? `watch@${version}` : `list@${version}${match ? `/${match}` : ""}`);
       response.setHeader("content-type", "application/json");
+      if (!watching && this.expireVersionedLists && version !== "" && version !== "0") {
+        response.statusCode = 410;
+        response.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410, message: "too old resource version" }));
+        return;
+      }
       if (!watching) {
         response.end(JSON.stringify({ apiVersion: "v1", kind: "List", items: this.items, metadata: { resourceVersion: "10" } }));
         return;
@@ -110,7 +119,7 @@ describe("informer against a scripted apiserver", () => {
       apiserver.watches = [endAtOnce, resetConnection, resetConnection, adds("after-restart", "11")];
     }, 60_000);
     await waitUntil("the object after two broken watches", async () => seen.has("after-restart"), { timeoutMs: 5000 });
-    assert.deepEqual(apiserver.requests.slice(0, 5), ["list", "watch@10", "watch@10", "watch@10", "watch@10"]);
+    assert.deepEqual(apiserver.requests.slice(0, 5), ["list@0", "watch@10", "watch@10", "watch@10", "watch@10"]);
   });
 
   test("410 Gone is followed by a relist, and repeated 410s are backed off", async () => {
@@ -121,10 +130,29 @@ describe("informer against a scripted apiserver", () => {
     }, 60_000);
     assert.ok(seen.has("listed"));
     await waitUntil("the object after three 410s", async () => seen.has("after-gone"), { timeoutMs: 5000 });
-    assert.deepEqual(apiserver.requests.slice(0, 8), ["list", "watch@10", "list", "watch@10", "list", "watch@10", "list", "watch@10"]);
+    const relist = "list@10/NotOlderThan";
+    assert.deepEqual(apiserver.requests.slice(0, 8), ["list@0", "watch@10", relist, "watch@10", relist, "watch@10", relist, "watch@10"]);
     // The first 410 is relisted at once; the next two wait at least 0.75 × (250 + 500) ms.
     assert.ok(Date.now() - started >= 560, `three 410s in ${Date.now() - started} ms`);
     assert.ok(informer.idleMs() < 1000);
+  });
+
+  test("after a 410 the relist asks for a state not older than the last event; an expired version falls back to a consistent read", async () => {
+    const { apiserver, seen } = await start((apiserver) => {
+      apiserver.watches = [(response) => {
+        response.write(`${JSON.stringify({ type: "ADDED", object: repo("seen", "12") })}\n`);
+        gone(response, undefined as never);
+      }, adds("after", "13")];
+    }, 60_000);
+    await waitUntil("the object after the relist", async () => seen.has("after"), { timeoutMs: 5000 });
+    assert.deepEqual(apiserver.requests.slice(0, 4), ["list@0", "watch@10", "list@12/NotOlderThan", "watch@10"]);
+
+    const expired = await start((apiserver) => {
+      apiserver.expireVersionedLists = true;
+      apiserver.watches = [gone, adds("after-expired", "14")];
+    }, 60_000);
+    await waitUntil("the object after the consistent relist", async () => expired.seen.has("after-expired"), { timeoutMs: 5000 });
+    assert.deepEqual(expired.apiserver.requests.slice(0, 5), ["list@0", "watch@10", "list@10/NotOlderThan", "list@", "watch@10"]);
   });
 });
 
