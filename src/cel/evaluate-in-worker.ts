@@ -5,6 +5,7 @@
 // leader's lease and serves /healthz never runs tenant CEL.
 import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
+import { Slots } from "../concurrency.ts";
 import { type Disposition, FerryError } from "../errors.ts";
 import type { HealthResult } from "../health/kstatus.ts";
 import type { HealthCheckExpressions } from "./expressions.ts";
@@ -14,6 +15,10 @@ import type { CelJob, CelJobResult } from "./worker.ts";
 export const CEL_WORKER_TIMEOUT_MS = 5_000;
 /** The objects (up to 16 MiB each from a tenant's cluster) are copied in; expressions may build lists of their own. */
 export const CEL_WORKER_HEAP_MB = 128;
+
+/** Workers alive at once across all reconciles: each is a thread with up to CEL_WORKER_HEAP_MB of heap. */
+export const CEL_WORKER_SLOTS = 2;
+const workerSlots = new Slots(CEL_WORKER_SLOTS);
 
 /** Evaluation did not finish within the worker's bounds; the expression or the objects it reads must change. */
 export class CelBudgetError extends FerryError {
@@ -33,7 +38,15 @@ function workerUrl(): URL {
   return existsSync(bundled) ? bundled : new URL("./worker.ts", import.meta.url);
 }
 
-function runInWorker(job: CelJob, what: string, signal?: AbortSignal): Promise<CelJobResult> {
+/** The job in a worker of its own once a slot is free; its time limit starts when the worker does. */
+async function runInWorker(job: CelJob, what: string, signal?: AbortSignal): Promise<CelJobResult> {
+  return workerSlots.run(() => runInNewWorker(job, what, signal), signal).catch((error: unknown) => {
+    if (signal?.aborted && error === signal.reason) throw new CelBudgetError(`${what} stopped: the reconcile's timeout passed`);
+    throw error;
+  });
+}
+
+function runInNewWorker(job: CelJob, what: string, signal?: AbortSignal): Promise<CelJobResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(workerUrl(), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: CEL_WORKER_HEAP_MB } });
     let settled = false;
